@@ -1,0 +1,78 @@
+"""The one configuration object, read once at the entry point and passed down.
+
+It lives in `index` because every layer may import `index` (ui -> qa -> index) and none may read the
+environment on its own. Environment variables use the `QA_` prefix; an optional `.env` is read too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------------
+    seeds_dir: Path = Path("seeds")
+    data_dir: Path = Path(".qa")  # git-ignored; user-only permissions
+    store_dir: Path | None = None  # default: <data_dir>/store
+
+    # --- Chroma ---------------------------------------------------------------------------------------
+    chroma_host: str | None = None  # when set, use a Chroma server through HttpClient
+    chroma_port: int = 8000
+
+    # --- embedding and chunking ------------------------------------------------------------------------
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_dim: int = 384
+    embed_batch_size: int = 64
+    chunk_size: int = 500  # characters; chosen on bench/retrieval.py
+    chunk_overlap: int = 100
+
+    # --- retrieval ----------------------------------------------------------------------------------------
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    top_k: int = 4
+    rrf_k: int = 60
+    max_query_chars: int = 2000
+
+    # --- answering -------------------------------------------------------------------------------------------
+    llm: Literal["local", "openai", "extractive"] = "local"
+    llm_model_path: Path | None = None  # any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct
+    llm_fallback: Literal["extractive", "none"] = "extractive"
+    llm_threads: int = 2
+    llm_ctx: int = 4096
+    llm_parallel: int = 2
+    max_tokens: int = 160
+    temperature: float = 0.0
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+
+    # --- serving -----------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str | None = None  # "user:password"
+    upload_max_mb: int = 20
+    max_queue: int = 32
+    feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl
+
+    # --- derived paths -------------------------------------------------------------------------------------------
+    @property
+    def store_path(self) -> Path:
+        return self.store_dir if self.store_dir is not None else self.data_dir / "store"
+
+    @property
+    def models_path(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_file if self.feedback_file is not None else self.data_dir / "feedback.jsonl"
+
+    def with_overrides(self, **values) -> "Settings":
+        """A copy with the given fields replaced (None values are ignored), e.g. from CLI flags."""
+        return self.model_copy(update={k: v for k, v in values.items() if v is not None})
+
+
+__all__ = ["Settings"]

@@ -1,0 +1,27 @@
+"""Shared fixtures: every test gets its own seeds and store folders; nothing touches the project's .qa/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from index.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "seeds"
+    d.mkdir()
+    shutil.copy(SEED, d / SEED.name)
+    return d
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
+    """Settings isolated in a temp dir (no .env, no QA_ variables from the caller leak in)."""
+    return Settings(_env_file=None, seeds_dir=seeds_dir, data_dir=tmp_path / "data")
