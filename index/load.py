@@ -1,0 +1,144 @@
+"""Read the seeds folder into cleaned Documents.
+
+Any file that cannot be read as text (binary, invalid UTF-8, encrypted PDF, empty, unreadable) is skipped with
+a warning that names it: one bad file must never stop a build of all the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from index.types import Document
+
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+
+# A title or subtitle is a short line; a long first line is a paragraph, not a heading.
+_MAX_HEADING_CHARS = 250
+
+# The news site's comments footer: from the "COMMENTS (n)" heading to the end is page furniture, not article.
+_FOOTER_START = re.compile(r"^[ \t]*comments[ \t]*\(\d+\)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_FOOTER_LINES = re.compile(
+    r"^[ \t]*(comments are moderated\b.*|for more information,? please see our comments faq\.?)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+class _Skip(Exception):
+    """A file that cannot be indexed; the message says why."""
+
+
+def clean_text(raw: str) -> tuple[str, str, str]:
+    """Return (title, subtitle, cleaned text).
+
+    The comments footer and runs of blank lines go; the title (first line) and subtitle (second line, when it
+    is a short heading) stay in the text so they are searchable, and are returned as metadata too.
+    """
+    text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    footer = _FOOTER_START.search(text)
+    if footer:
+        text = text[: footer.start()]
+    text = _FOOTER_LINES.sub("", text)
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    lines = text.split("\n")
+    title = lines[0].lstrip("#").strip() if lines and len(lines[0]) <= _MAX_HEADING_CHARS else ""
+    subtitle = ""
+    if title and len(lines) > 1 and lines[1].strip() and len(lines[1]) <= _MAX_HEADING_CHARS:
+        subtitle = lines[1].lstrip("#").strip()
+    return title, subtitle, text
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise _Skip("looks like a binary file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _Skip(f"is not valid UTF-8 text (byte {e.start})") from None
+
+
+def _html_text(data: bytes) -> tuple[str, str]:
+    """Visible text of an HTML page and its <title>: scripts, styles and markup never reach the index."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode(data), "html.parser")
+    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
+        tag.decompose()
+    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in soup.get_text("\n").split("\n"))
+    return "\n".join(lines), page_title
+
+
+def _pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _Skip("is an encrypted PDF")
+        return "\n\n".join((page.extract_text() or "") for page in reader.pages)
+    except _Skip:
+        raise
+    except Exception as e:  # pypdf raises many kinds on damaged or encrypted files (e.g. missing crypto deps)
+        raise _Skip(f"is not a readable PDF ({type(e).__name__}: {e})") from None
+
+
+def _read(path: Path) -> tuple[str, str]:
+    """Raw text of one file and a title found in its markup (HTML only)."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        return _pdf_text(path), ""
+    data = path.read_bytes()
+    if suffix in {".html", ".htm"}:
+        return _html_text(data)
+    return _decode(data), ""
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Dot-files and dot-folders (.git, .DS_Store, editor swap files) are not the user's documents."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def load_documents(seeds_dir: Path) -> tuple[list[Document], list[str]]:
+    """All indexable documents under seeds_dir (recursively, in path order) and one warning per skipped file."""
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        return [], [f"seeds folder {seeds_dir} does not exist or is not a folder"]
+    documents: list[Document] = []
+    warnings: list[str] = []
+    for path in sorted(p for p in seeds_dir.rglob("*") if not _hidden(p, seeds_dir)):
+        if path.is_dir():
+            continue
+        source = path.relative_to(seeds_dir).as_posix()
+        if not path.is_file():
+            warnings.append(f"skipped {source}: cannot be read (broken link or not a regular file)")
+            continue
+        if path.suffix.lower() not in SUPPORTED:
+            warnings.append(f"skipped {source}: unsupported file type (use .txt, .md, .html or .pdf)")
+            continue
+        try:
+            raw, markup_title = _read(path)
+            title, subtitle, text = clean_text(raw)
+            if not text:
+                raise _Skip("is empty (no text after cleaning)")
+        except _Skip as e:
+            warnings.append(f"skipped {source}: {e}")
+            continue
+        except OSError as e:
+            warnings.append(f"skipped {source}: cannot be read ({e.strerror or e})")
+            continue
+        documents.append(
+            Document(
+                source=source,
+                title=markup_title or title or path.stem,
+                subtitle=subtitle,
+                text=text,
+                sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            )
+        )
+    return documents, warnings
+
+
+__all__ = ["SUPPORTED", "clean_text", "load_documents"]

@@ -1,0 +1,117 @@
+"""Ingestion: what reaches the index is the article's text, and no bad file stops a load."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from index.load import clean_text, load_documents
+from index.split import split_document
+
+SEED_NAME = "pakistan-china-strategic-dialogue.txt"
+FOOTER_BITS = ["COMMENTS (1)", "Comments are moderated", "Comments FAQ", "on-topic and not abusive"]
+
+
+def _text_pdf(path: Path, line: str) -> None:
+    """A minimal one-page PDF with one line of text (hand-written so the test needs no PDF writer)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_seed_footer_is_cleaned_and_title_kept(seeds_dir: Path):
+    docs, warnings = load_documents(seeds_dir)
+    assert warnings == []
+    [doc] = docs
+    assert doc.source == SEED_NAME
+    assert doc.title == "Pakistan, China press Taliban for verifiable action on terror"
+    assert doc.subtitle.startswith("Joint communique of 7th Strategic Dialogue issued")
+    assert doc.text.startswith(doc.title)  # searchable, not only metadata
+    assert doc.text.endswith("on mutually convenient dates.")
+    assert "\n\n\n" not in doc.text
+    for bit in FOOTER_BITS:
+        assert bit.lower() not in doc.text.lower()
+    for chunk in split_document(doc, 500, 100):
+        for bit in FOOTER_BITS:
+            assert bit.lower() not in chunk.text.lower()
+
+
+def test_clean_text_handles_crlf_and_blank_runs():
+    title, subtitle, text = clean_text("# Title\r\nSub\r\n\r\n\r\n\r\n\r\nBody one.   \r\nBody two.\r\n\r\n\r\n")
+    assert (title, subtitle) == ("Title", "Sub")
+    assert text == "# Title\nSub\n\nBody one.\nBody two."
+
+
+def test_long_first_line_is_not_a_title(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("word " * 100 + "\n\nsecond paragraph")
+    [doc], _ = load_documents(tmp_path)
+    assert doc.title == "notes" and doc.subtitle == ""
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(seeds_dir: Path):
+    (seeds_dir / "empty.txt").write_text("")
+    (seeds_dir / "blank.md").write_text("\n\n   \n")
+    (seeds_dir / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    (seeds_dir / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (seeds_dir / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (seeds_dir / "photo.png").write_bytes(b"\x89PNG")
+    os.symlink(seeds_dir / "does-not-exist.txt", seeds_dir / "dangling.txt")
+    (seeds_dir / ".hidden.txt").write_text("editor junk")
+    docs, warnings = load_documents(seeds_dir)
+    assert [d.source for d in docs] == [SEED_NAME]
+    for name in ["empty.txt", "blank.md", "binary.txt", "latin1.txt", "broken.pdf", "photo.png", "dangling.txt"]:
+        assert any(name in w for w in warnings), (name, warnings)
+    assert len(warnings) == 7
+    assert not any(".hidden" in w for w in warnings)
+
+
+def test_html_gives_visible_text_only_and_recursion_uses_posix_sources(tmp_path: Path):
+    sub = tmp_path / "web" / "pages"
+    sub.mkdir(parents=True)
+    (sub / "page.html").write_text(
+        "<html><head><title>Dam report</title><style>body{color:red}</style>"
+        "<script>var secret='do not index';</script></head>"
+        "<body><h1>Tarbela dam</h1><p>The dam   holds <b>water</b>.</p><noscript>enable js</noscript></body></html>"
+    )
+    [doc], warnings = load_documents(tmp_path)
+    assert warnings == []
+    assert doc.source == "web/pages/page.html"
+    assert doc.title == "Dam report"
+    assert "The dam holds" in doc.text and "water" in doc.text and "Tarbela dam" in doc.text
+    for hidden in ["secret", "color:red", "enable js", "<b>"]:
+        assert hidden not in doc.text
+
+
+def test_pdf_text_is_read_and_encrypted_pdf_skipped(tmp_path: Path):
+    _text_pdf(tmp_path / "memo.pdf", "The memo names Gwadar Port.")
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(tmp_path / "memo.pdf"))
+    writer.encrypt("secret-password")
+    with open(tmp_path / "locked.pdf", "wb") as f:
+        writer.write(f)
+    docs, warnings = load_documents(tmp_path)
+    assert [d.source for d in docs] == ["memo.pdf"]
+    assert "Gwadar Port" in docs[0].text
+    assert len(warnings) == 1 and "locked.pdf" in warnings[0] and "encrypted" in warnings[0]
+
+
+def test_missing_seeds_folder_is_a_warning_not_a_crash(tmp_path: Path):
+    docs, warnings = load_documents(tmp_path / "nope")
+    assert docs == [] and "nope" in warnings[0]
