@@ -1,0 +1,17 @@
+"""Shared set-up for tests that need the real local model: assemble the packaged GGUF once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.settings import Settings
+from qa.model_file import ensure_model_file
+
+
+@pytest.fixture(scope="session")
+def packaged_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model, assembled from its part packages into a session temp dir (never the project's .qa/)."""
+    data_dir = tmp_path_factory.mktemp("llm-data")
+    return ensure_model_file(Settings(_env_file=None, data_dir=data_dir))
