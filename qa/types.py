@@ -44,6 +44,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     rewritten_question: str | None = None
     timings_ms: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.0, "first_token": 0.0, "total": 0.0})
+    abstain_reason: str | None = None  # why code abstained; for eval and logs, not part of the public JSON
 
     def to_json(self) -> dict:
         return {

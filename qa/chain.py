@@ -1,0 +1,158 @@
+"""The answer pipeline as one LCEL expression: rewrite -> retrieve -> generate -> cite/verify.
+
+Input: {"question": str, "history": [{"role", "content"}], "emit": callable | None}. `emit` receives
+StreamEvents (passages before generation, then tokens) so callers can stream; the chain's output is the final
+Answer, whose markers and abstention are decided by code (qa.cite), not by the model.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from qa import cite, prompts
+from qa.text import content_tokens, script_of, sentence_spans, stem
+from qa.types import Answer, Passage, StreamEvent
+
+Retrieve = Callable[[str], list[Passage]]
+Embed = Callable[[list[str]], list[list[float]]]
+
+
+@dataclass
+class ChainParts:
+    retrieve: Retrieve
+    embed: Embed
+    llm: BaseChatModel | None  # None: the extractive backend
+    max_tokens: int = 160
+
+
+def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
+    """Only spend an LLM call when there is history to resolve or the question is not in English."""
+    return bool(history) or script_of(question) != "en"
+
+
+def _clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
+    if 3 <= len(line) <= 300 and script_of(line) == "en":
+        return line
+    last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
+    return f"{last_user} {question}".strip()
+
+
+def _emit(state: dict, event: StreamEvent) -> None:
+    if state.get("emit"):
+        state["emit"](event)
+
+
+def build_chain(parts: ChainParts) -> Runnable:
+    def rewrite(state: dict, config) -> str | None:
+        question, history = state["question"], state.get("history") or []
+        if parts.llm is None or not needs_rewrite(question, history):
+            return None
+        msg = parts.llm.invoke(prompts.rewrite_messages(question, history), config=config, max_tokens=48)
+        return _clean_rewrite(str(msg.content), question, history)
+
+    def retrieve(state: dict) -> list[Passage]:
+        t0 = time.perf_counter()
+        passages = parts.retrieve(state["rewritten"] or state["question"])
+        state["timings"]["retrieve"] = (time.perf_counter() - t0) * 1000
+        _emit(state, StreamEvent("passages", passages=passages))
+        return passages
+
+    def generate(state: dict, config) -> str:
+        question = state["rewritten"] or state["question"]
+        if not state["passages"]:
+            return ""
+        if parts.llm is None:
+            text = extractive_answer(question, state["passages"], parts.embed)
+            state["timings"]["first_token"] = (time.perf_counter() - state["t0"]) * 1000
+            _emit(state, StreamEvent("token", text=text))
+            return text
+        pieces = []
+        for chunk in parts.llm.stream(prompts.answer_messages(question, state["passages"]), config=config,
+                                      max_tokens=parts.max_tokens):
+            piece = str(chunk.content)
+            if not piece:
+                continue
+            if not pieces:
+                state["timings"]["first_token"] = (time.perf_counter() - state["t0"]) * 1000
+            pieces.append(piece)
+            _emit(state, StreamEvent("token", text=piece))
+        return "".join(pieces)
+
+    def cite_and_verify(state: dict) -> Answer:
+        answer = verify(state["question"], state["rewritten"], state["draft"], state["passages"], parts.embed)
+        state["timings"]["total"] = (time.perf_counter() - state["t0"]) * 1000
+        state["timings"].setdefault("first_token", state["timings"]["total"])
+        answer.timings_ms = dict(state["timings"])
+        return answer
+
+    def start(state: dict) -> dict:
+        return {**state, "t0": time.perf_counter(), "timings": {"retrieve": 0.0}}
+
+    return (
+        RunnableLambda(start).with_config(run_name="start")
+        | RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite).with_config(run_name="rewrite"))
+        | RunnablePassthrough.assign(passages=RunnableLambda(retrieve).with_config(run_name="retrieve"))
+        | RunnablePassthrough.assign(draft=RunnableLambda(generate).with_config(run_name="generate"))
+        | RunnableLambda(cite_and_verify).with_config(run_name="cite")
+    ).with_config(run_name="answer")
+
+
+def verify(question: str, rewritten: str | None, draft: str, passages: list[Passage], embed: Embed) -> Answer:
+    """Cite by code, then abstain when the draft says it doesn't know, asserts content no passage has, answers
+    a different kind of question, or has no supported sentence."""
+    lang = script_of(question)
+    check_q = rewritten or question
+
+    def abstain(reason: str) -> Answer:
+        return Answer(question, prompts.abstain_message(lang), True, [], passages, rewritten, abstain_reason=reason)
+
+    if not passages:
+        return abstain("nothing retrieved")
+    if cite.says_not_known(draft):
+        return abstain("model said it does not know")
+    cited = cite.align(draft, passages, embed)
+    supported = [s for s in cited.sentences if s.support is not None]
+    if not supported:
+        return abstain("no answer sentence is supported by a passage")
+    if len(supported) < len(cited.sentences):  # drop unsupported sentences (model padding), then re-cite
+        cited = cite.align(" ".join(s.text for s in supported), passages, embed)
+    claim = cite.strip_markers(cited.text)
+    missing = cite.unsupported_content(claim, check_q, passages)
+    if missing:
+        return abstain(f"not in the passages: {', '.join(missing)}")
+    if not cite.answers_question_type(claim, check_q):
+        return abstain("the answer does not give what the question asks for")
+    return Answer(question, cited.text, False, cited.citations, passages, rewritten)
+
+
+def extractive_answer(question: str, passages: Sequence[Passage], embed: Embed, max_sentences: int = 1) -> str:
+    """The passage sentence(s) closest to the question: the answer of the model-free backend."""
+    cands = [(p, p.text[s:e]) for p in passages for s, e in sentence_spans(p.text)]
+    if not cands:
+        return ""
+    vecs = embed([question] + [c[1] for c in cands])
+    q_vec, c_vecs = vecs[0], vecs[1:]
+    q_terms = {stem(t) for t in content_tokens(question)}
+
+    def score(i: int) -> float:
+        terms = {stem(t) for t in content_tokens(cands[i][1])}
+        overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+        return 0.6 * cite._cosine(q_vec, c_vecs[i]) + 0.4 * overlap
+
+    ranked = sorted(range(len(cands)), key=score, reverse=True)
+    best = ranked[0]
+    if score(best) < 0.35:
+        return "I don't know."
+    chosen = []
+    for i in ranked[:max_sentences]:
+        if cands[i][1] not in chosen:
+            chosen.append(cands[i][1])
+    return " ".join(chosen)

@@ -1,0 +1,212 @@
+"""Citations and the support check, decided by code rather than trusted to a small model.
+
+The model writes the answer; here each answer sentence is aligned to the passage sentence that supports it
+(embedding similarity plus lexical overlap), the `[n]` markers are set from that alignment (the model's own
+markers are discarded), and the answer is checked for key content (numbers, names, quotes) that no passage
+contains. An unsupported answer becomes an abstention upstream.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from qa.text import content_tokens, normalize, sentence_spans, stem, tokens
+from qa.types import Citation, Passage
+
+Embed = Callable[[list[str]], list[list[float]]]
+
+# Markers the model may have written: [1], [1, 2], [1][2], 【1】, (Passage 1), [Passage 2], Passage [3].
+_MODEL_MARKERS = re.compile(
+    r"\s*(?:\[\s*(?:passage\s*)?\d+(?:\s*[,;]\s*\d+)*\s*\]|【\s*\d+\s*】|\(\s*passages?\s*\d+(?:\s*,\s*\d+)*\s*\)"
+    r"|\bpassages?\s*\[\s*\d+\s*\])",
+    re.IGNORECASE,
+)
+
+SUPPORT_THRESHOLD = 0.5  # combined score an answer sentence needs to count as supported (tuned on qa eval)
+_COSINE_WEIGHT = 0.5
+
+
+@dataclass
+class PassageSentence:
+    n: int
+    passage: Passage
+    start: int  # absolute offsets into the document's cleaned text
+    end: int
+    text: str
+
+
+@dataclass
+class AlignedSentence:
+    text: str
+    support: PassageSentence | None
+    score: float
+
+
+@dataclass
+class CitedAnswer:
+    text: str  # the answer with code-set [n] markers
+    citations: list[Citation] = field(default_factory=list)
+    sentences: list[AlignedSentence] = field(default_factory=list)
+
+    @property
+    def supported_fraction(self) -> float:
+        if not self.sentences:
+            return 0.0
+        return sum(s.support is not None for s in self.sentences) / len(self.sentences)
+
+
+def strip_markers(text: str) -> str:
+    """The answer without any citation marker the model wrote, whitespace tidied."""
+    text = _MODEL_MARKERS.sub("", text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def passage_sentences(passages: Sequence[Passage]) -> list[PassageSentence]:
+    out = []
+    for p in passages:
+        for s, e in sentence_spans(p.text):
+            out.append(PassageSentence(p.n, p, p.start + s, p.start + e, p.text[s:e]))
+    return out
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def _containment(answer: str, source: str) -> float:
+    """Share of the answer sentence's content words (stemmed) that the source sentence has."""
+    a = {stem(t) for t in content_tokens(answer)}
+    if not a:
+        return 0.0
+    s = {stem(t) for t in content_tokens(source)}
+    return len(a & s) / len(a)
+
+
+def align(answer: str, passages: Sequence[Passage], embed: Embed) -> CitedAnswer:
+    """Attach a `[n]` marker to every answer sentence that a shown passage supports."""
+    clean = strip_markers(answer)
+    spans = sentence_spans(clean)
+    candidates = passage_sentences(passages)
+    if not spans or not candidates:
+        return CitedAnswer(clean, [], [AlignedSentence(clean[s:e], None, 0.0) for s, e in spans])
+    answer_texts = [clean[s:e] for s, e in spans]
+    vectors = embed(answer_texts + [c.text for c in candidates])
+    a_vecs, c_vecs = vectors[: len(spans)], vectors[len(spans):]
+
+    aligned: list[AlignedSentence] = []
+    for text, a_vec in zip(answer_texts, a_vecs):
+        best, best_score = None, 0.0
+        for cand, c_vec in zip(candidates, c_vecs):
+            score = _COSINE_WEIGHT * _cosine(a_vec, c_vec) + (1 - _COSINE_WEIGHT) * _containment(text, cand.text)
+            if score > best_score + 1e-9:  # ties keep the higher-ranked passage (lower n comes first)
+                best, best_score = cand, score
+        aligned.append(AlignedSentence(text, best if best_score >= SUPPORT_THRESHOLD else None, best_score))
+
+    pieces, citations, seen = [], [], set()
+    cursor = 0
+    for (s, e), al in zip(spans, aligned):
+        sentence = clean[s:e]
+        pieces.append(clean[cursor:s])
+        if al.support is not None:
+            sentence = _insert_marker(sentence, al.support.n)
+            key = (al.support.n, al.support.start)
+            if key not in seen:
+                seen.add(key)
+                p = al.support.passage
+                citations.append(Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=al.support.start,
+                                          end=al.support.end, quote=al.support.text))
+        pieces.append(sentence)
+        cursor = e
+    pieces.append(clean[cursor:])
+    return CitedAnswer("".join(pieces), citations, aligned)
+
+
+def _insert_marker(sentence: str, n: int) -> str:
+    m = re.search(r"[.!?。！？؟۔]+[\"'”’)]*$", sentence)
+    if m:
+        return f"{sentence[: m.start()]} [{n}]{sentence[m.start():]}"
+    return f"{sentence} [{n}]"
+
+
+# --- the support check --------------------------------------------------------------------------------------
+
+_NOT_KNOWN = re.compile(
+    r"\b(i (?:do not|don't|cannot|can't) (?:know|find|answer|determine)|not (?:explicitly )?(?:mentioned|stated|"
+    r"specified|provided|given|available|included|found|disclosed|clear)|(?:does|do|did) not (?:say|mention|specify|"
+    r"provide|state|include|contain|give|indicate)|doesn't (?:say|mention|specify|provide|state|contain)|"
+    r"no (?:information|mention|details?|data)|cannot be (?:determined|found|answered)|unknown|not enough "
+    r"information|insufficient information|no answer)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_NUMBER_WORDS = ("hundred", "thousand", "million", "billion", "trillion", "percent", "dozen")
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{3,80})[\"“”]")
+_QUANTITY_Q = re.compile(r"\b(how (?:many|much|long|far|old|big|large)|population|percent(?:age)?|number of|"
+                         r"amount|cost|value|worth|budget|size|area|rate|salary|price)\b", re.IGNORECASE)
+_TIME_Q = re.compile(r"^\s*(?:when|what (?:year|date|month|day|time))\b|\bwhich (?:year|date|month|day)\b",
+                     re.IGNORECASE)
+_TIME_WORDS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+                         r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|year|years|month|"
+                         r"week|today|tomorrow|yesterday|\d{4}|\d{1,2}(?:st|nd|rd|th)?)\b", re.IGNORECASE)
+
+
+def says_not_known(answer: str) -> bool:
+    return bool(_NOT_KNOWN.search(answer)) or not answer.strip()
+
+
+def _numbers(text: str) -> set[str]:
+    return {re.sub(r"[,.]", "", m) for m in _NUMBER.findall(text)}
+
+
+def _names(sentence_text: str) -> list[str]:
+    """Capitalised words that are not sentence-initial: the names and places the answer asserts."""
+    out = []
+    for s, e in sentence_spans(sentence_text):
+        words = re.findall(r"[A-Z][\w'’-]+", sentence_text[s:e])
+        first = re.match(r"\W*([A-Z][\w'’-]+)", sentence_text[s:e])
+        for w in words:
+            if first and w == first.group(1) and words and w == words[0]:
+                continue
+            out.append(w)
+    return out
+
+
+def unsupported_content(answer: str, question: str, passages: Sequence[Passage]) -> list[str]:
+    """Key content of the answer (numbers, names, quoted phrases) that neither the passages nor the question
+    contain. A non-empty list means the answer asserts something the documents don't say."""
+    source = normalize(" ".join(p.text for p in passages))
+    source_tokens = {stem(t) for t in tokens(source)}
+    question_norm = normalize(question)
+    missing = []
+    source_numbers = _numbers(source)
+    for num in _numbers(answer):
+        if num not in source_numbers:
+            missing.append(num)
+    for word in _NUMBER_WORDS:
+        if re.search(rf"\b{word}\b", answer, re.IGNORECASE) and word not in source:
+            missing.append(word)
+    for name in _names(answer):
+        n = normalize(name)
+        if n not in source and stem(n) not in source_tokens and n not in question_norm:
+            missing.append(name)
+    for quote in _QUOTED.findall(answer):
+        if normalize(quote) not in source:
+            missing.append(f'"{quote}"')
+    return missing
+
+
+def answers_question_type(answer: str, question: str) -> bool:
+    """A quantity question needs a number in the answer and a when-question a time expression; otherwise the
+    model is answering something else (e.g. describing Gwadar Port when asked for its population)."""
+    if _QUANTITY_Q.search(question) and not (_NUMBER.search(answer) or any(w in answer.lower() for w in _NUMBER_WORDS)):
+        return False
+    if _TIME_Q.search(question) and not _TIME_WORDS.search(answer):
+        return False
+    return True

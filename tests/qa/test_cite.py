@@ -1,0 +1,73 @@
+"""Citation alignment, marker repair and the support check (logic, with a bag-of-words embedder)."""
+
+from __future__ import annotations
+
+from qa import cite
+from qa.types import Passage
+from tests.qa.fakes import bow_embed
+
+DOC = (
+    "The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing. "
+    "Dar visited China from January 3 to January 5. "
+    "The two sides agreed to build an upgraded version 2.0 of CPEC, accelerating development of Gwadar Port. "
+    "The next round will be held in Islamabad next year."
+)
+
+
+def _passages() -> list[Passage]:
+    first = DOC.index("The two sides")
+    return [
+        Passage(1, "a", "doc.txt", "Doc", 0, first, 0.9, DOC[:first]),
+        Passage(2, "b", "doc.txt", "Doc", first, len(DOC), 0.8, DOC[first:]),
+    ]
+
+
+def test_markers_point_at_the_supporting_passage_and_offsets_locate_the_sentence():
+    res = cite.align("Ishaq Dar and Wang Yi co-chaired the dialogue.", _passages(), bow_embed)
+    assert res.text == "Ishaq Dar and Wang Yi co-chaired the dialogue [1]."
+    [c] = res.citations
+    assert c.n == 1 and DOC[c.start:c.end] == c.quote
+    assert c.quote.startswith("The dialogue was co-chaired")
+
+
+def test_wrong_and_missing_model_markers_are_replaced():
+    draft = "They agreed on CPEC 2.0 and Gwadar Port [1]. The next round is in Islamabad (Passage 7)."
+    res = cite.align(draft, _passages(), bow_embed)
+    assert "[1]" not in res.text and "Passage 7" not in res.text
+    assert res.text.count("[2]") == 2
+    assert {c.n for c in res.citations} == {2}
+
+
+def test_unsupported_sentence_gets_no_marker():
+    res = cite.align("Bananas are yellow fruit.", _passages(), bow_embed)
+    assert res.citations == [] and "[" not in res.text
+    assert res.supported_fraction == 0.0
+
+
+def test_strip_markers_variants():
+    assert cite.strip_markers("Dar [1][2], Wang Yi [1, 3] and 【4】 passage [5].") == "Dar, Wang Yi and."
+
+
+def test_invented_number_is_unsupported():
+    assert cite.unsupported_content("Gwadar has a population of 1,000,000.", "population of Gwadar?", _passages())
+
+
+def test_invented_name_is_unsupported_but_passage_names_are_fine():
+    ps = _passages()
+    assert cite.unsupported_content("The talks were led by Shehbaz Sharif.", "Who led?", ps) == ["Shehbaz", "Sharif"]
+    assert cite.unsupported_content("The dialogue was co-chaired by Ishaq Dar.", "Who?", ps) == []
+    assert cite.unsupported_content("It ran from January 3 to January 5.", "When?", ps) == []
+
+
+def test_quantity_and_time_questions_need_that_kind_of_answer():
+    assert not cite.answers_question_type("Gwadar Port is being developed.", "What is the population of Gwadar?")
+    assert cite.answers_question_type("About 90,000 people.", "What is the population of Gwadar?")
+    assert not cite.answers_question_type("In Beijing.", "When was the dialogue held?")
+    assert cite.answers_question_type("On January 4.", "When was the dialogue held?")
+    assert cite.answers_question_type("Ishaq Dar.", "Who co-chaired it?")
+
+
+def test_says_not_known():
+    for text in ("I don't know.", "The passages do not mention the population.", "This is not specified.", ""):
+        assert cite.says_not_known(text), text
+    assert not cite.says_not_known("Ishaq Dar and Wang Yi co-chaired it.")
