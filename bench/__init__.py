@@ -1,0 +1,1 @@
+"""Benchmarks: measured numbers behind the defaults (retrieval quality, ingest speed, chunk size)."""
