@@ -1,0 +1,227 @@
+"""The one API the CLI and the web UI call: ask, stream, status, rebuild.
+
+Heavy parts (embedder, index reader, LLM) are created lazily, once per service, and warm_up() loads them
+concurrently so a server is ready sooner. Rebuilds run in-process behind a lock of one; the retriever notices
+the atomic pointer switch and reopens, so chats move to the new index without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+
+from index.settings import Settings
+from index.types import BuildReport, IndexBusy
+from qa.types import Answer, QAError, StreamEvent
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def clean_question(question: str | None, max_chars: int) -> str:
+    """The question with control characters removed; QAError for empty or over-long input."""
+    text = _CONTROL.sub(" ", question or "").strip()
+    if not text:
+        raise QAError("Please type a question.")
+    if len(text) > max_chars:
+        raise QAError(f"The question is too long ({len(text):,} characters; the limit is {max_chars:,}). "
+                      "Please shorten it.")
+    return text
+
+
+def clean_history(history: Sequence | None) -> list[dict]:
+    """Accept messages ([{role, content}]) or pairs ([[user, assistant]]); keep text turns only."""
+    out: list[dict] = []
+    for item in history or []:
+        if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
+            content = item.get("content")
+            if isinstance(content, list):  # Gradio may send content parts
+                content = " ".join(str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content)
+            if isinstance(content, str) and content.strip():
+                out.append({"role": item["role"], "content": content})
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            for role, content in zip(("user", "assistant"), item):
+                if isinstance(content, str) and content.strip():
+                    out.append({"role": role, "content": content})
+    return out
+
+
+class QAService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._init_lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
+        self._embedder = None
+        self._retriever = None
+        self._llm = None
+        self._llm_loaded = False
+        self._chain = None
+        self.llm_note: str | None = None  # why a fallback backend answers, when it does
+
+    # --- lazily created parts -----------------------------------------------------------------------------
+    def embedder(self):
+        with self._init_lock:
+            if self._embedder is None:
+                from index.embed import get_embedder
+
+                self._embedder = get_embedder(self.settings)
+            return self._embedder
+
+    def retriever(self):
+        from qa.retrieve import Retriever
+
+        with self._init_lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self.settings, embedder=self._embedder)
+            return self._retriever
+
+    def llm(self):
+        """The chat model, or None for the extractive backend (also the fallback when the model is missing)."""
+        with self._init_lock:
+            if not self._llm_loaded:
+                self._llm = self._load_llm()
+                self._llm_loaded = True
+            return self._llm
+
+    def _load_llm(self):
+        if self.settings.llm == "extractive":
+            return None
+        from qa.llm import get_chat_model
+
+        try:
+            return get_chat_model(self.settings)
+        except Exception as exc:  # model file missing or corrupt, server unreachable...
+            if self.settings.llm_fallback != "extractive":
+                raise QAError(f"The answering model is not available: {exc}") from exc
+            self.llm_note = f"{exc} — answering with the extractive backend instead."
+            log.warning("LLM unavailable, falling back to extractive: %s", exc)
+            return None
+
+    def chain(self):
+        from qa.chain import ChainParts, build_chain
+
+        llm = self.llm()
+        embedder = self.embedder()
+        retriever = self.retriever()
+        with self._init_lock:
+            if self._chain is None:
+                self._chain = build_chain(ChainParts(
+                    retrieve=lambda q: retriever.retrieve(q, self.settings.top_k),
+                    embed=embedder.embed_documents,
+                    llm=llm,
+                    max_tokens=self.settings.max_tokens,
+                ))
+            return self._chain
+
+    def warm_up(self) -> None:
+        """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
+        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self.llm)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        from index.types import IndexError_
+
+        try:
+            self.chain()
+        except IndexError_ as exc:
+            log.warning("%s", exc)
+
+    # --- answering -------------------------------------------------------------------------------------------
+    def stream(self, question: str, history: Sequence | None = None) -> Iterator[StreamEvent]:
+        """Events as they happen: passages, model tokens, then the final Answer. Closing the iterator early
+        (a Stop button, Ctrl-C) stops the generation."""
+        q = clean_question(question, self.settings.max_query_chars)
+        hist = clean_history(history)
+        chain = self.chain()
+        events: queue.Queue = queue.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        def emit(event: StreamEvent) -> None:
+            if cancelled.is_set():
+                raise _Cancelled()
+            events.put(event)
+
+        def run() -> None:
+            try:
+                answer = chain.invoke({"question": q, "history": hist, "emit": emit})
+                events.put(StreamEvent("answer", answer=answer))
+            except _Cancelled:
+                pass
+            except BaseException as exc:  # re-raised in the caller's thread
+                events.put(exc)
+            finally:
+                events.put(done)
+
+        worker = threading.Thread(target=run, name="qa-answer", daemon=True)
+        worker.start()
+        try:
+            while (item := events.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+
+    def ask(self, question: str, history: Sequence | None = None) -> Answer:
+        answer = None
+        for event in self.stream(question, history):
+            if event.kind == "answer":
+                answer = event.answer
+        assert answer is not None
+        return answer
+
+    # --- index ------------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        from index.reader import index_status
+
+        info = dict(index_status(self.settings))
+        info["embedding_model"] = self.settings.embedding_model
+        info["llm"] = self.llm_name()
+        return info
+
+    def llm_name(self) -> str:
+        s = self.settings
+        if s.llm == "extractive" or (self._llm_loaded and self._llm is None):
+            return "extractive (no generative model)"
+        if s.llm == "openai":
+            return f"{s.openai_model} via {s.openai_base_url or 'OpenAI'}"
+        return s.llm_model_path.name if s.llm_model_path else "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, local)"
+
+    def document_text(self, source: str) -> str:
+        return self.retriever().reader.document_text(source)
+
+    def example_questions(self, n: int = 4) -> list[str]:
+        """Questions about the indexed documents' most frequent named things (multi-word capitalised phrases)."""
+        try:
+            chunks = list(self.retriever().reader.chunks.values())
+        except Exception:
+            return []
+        counts: Counter = Counter()
+        for c in chunks:
+            for m in re.finditer(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)+)\b", c.text):
+                counts[m.group(1)] += 1
+        phrases = [p for p, _ in counts.most_common(n * 3) if not p.split()[0] in ("The", "On", "In", "Both")]
+        return [f"What does the document say about {p}?" for p in phrases[:n]]
+
+    def rebuild(self, on_progress: Callable[[str, int, int], None] | None = None, force: bool = True) -> BuildReport:
+        """Incremental rebuild in this process; a second one while one runs is refused at once."""
+        from index.build import build_index
+
+        if not self._rebuild_lock.acquire(blocking=False):
+            raise IndexBusy("A rebuild is already running; wait for it to finish.")
+        try:
+            return build_index(self.settings, force=force, progress=False, embedder=self.embedder(),
+                               on_progress=on_progress)
+        finally:
+            self._rebuild_lock.release()

@@ -1,0 +1,298 @@
+"""The `qa` command. Human output by default; `--json` prints the public JSON formats (one object per line).
+
+Imports stay light at module level so `qa --help` and `qa index status` never load torch; each command pulls
+in what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from index.settings import Settings
+
+app = typer.Typer(help="Grounded question answering over your documents, offline.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+index_app = typer.Typer(help="Build, rebuild and inspect the index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+SeedsOpt = Annotated[Optional[Path], typer.Option("--seeds", help="Documents folder (default: seeds, or QA_SEEDS_DIR).")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Index folder (default: .qa/store, or QA_STORE_DIR).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
+
+
+def _settings(seeds: Path | None, store: Path | None, **extra) -> Settings:
+    return Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
+
+
+def _fail(message: str, code: int = 1):
+    err.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _user_errors():
+    from index.types import IndexError_
+    from qa.types import QAError
+
+    return (QAError, IndexError_)
+
+
+def _lines(arg: str):
+    """The argument itself, or one item per non-blank stdin line when it is '-'."""
+    if arg != "-":
+        yield arg
+        return
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if line.strip():
+            yield line
+
+
+# --- index ---------------------------------------------------------------------------------------------------
+@index_app.command("build")
+def index_build(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Build the index if there is none or the documents changed."""
+    _build(_settings(seeds, store), force=False, as_json=as_json)
+
+
+@index_app.command("rebuild")
+def index_rebuild(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild into a new collection (unchanged documents reuse their vectors) and switch atomically."""
+    _build(_settings(seeds, store), force=True, as_json=as_json)
+
+
+def _build(settings: Settings, force: bool, as_json: bool) -> None:
+    from index.build import build_index
+
+    try:
+        report = build_index(settings, force=force, progress=not as_json)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    for warning in report.skipped:
+        err.print(f"[yellow]Skipped:[/] {warning}", markup=True)
+    if as_json:
+        print(json.dumps(report.__dict__))
+    elif report.up_to_date:
+        out.print(f"Index is up to date: {report.documents} documents, {report.chunks} chunks.")
+    else:
+        out.print(f"Indexed {report.documents} documents into {report.chunks} chunks in {report.seconds:.1f} s "
+                  f"({report.embedded} embedded, {report.reused} reused, {report.removed_documents} documents removed).")
+
+
+@index_app.command("status")
+def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Documents, chunks, model, dimension, when built, where stored."""
+    from index.reader import index_status
+
+    info = index_status(_settings(seeds, store))
+    if as_json:
+        print(json.dumps(info, default=str))
+        return
+    if not info.get("exists"):
+        out.print(f"No index yet at {info.get('store')}. Run `qa index build`.")
+        raise typer.Exit(1)
+    for key, value in info.items():
+        out.print(f"{key:>14}: {value}")
+
+
+# --- search --------------------------------------------------------------------------------------------------
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The query, or - to read one query per line from stdin.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many passages.")] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | bm25")] = "hybrid",
+    seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Rank passages for a query (hybrid dense + BM25 by default)."""
+    if mode not in ("hybrid", "dense", "bm25"):
+        _fail("--mode must be hybrid, dense or bm25.", 2)
+    settings = _settings(seeds, store)
+    from qa.retrieve import Retriever
+
+    errors = _user_errors()
+    try:
+        retriever = Retriever(settings)
+    except errors as exc:
+        _fail(str(exc))
+    failed = False
+    for q in _lines(query):
+        try:
+            passages = retriever.retrieve(q, k, mode)
+        except errors as exc:
+            failed = True
+            if as_json:
+                print(json.dumps({"query": q, "error": str(exc)}), flush=True)
+                continue
+            _fail(str(exc))
+        if as_json:
+            results = [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
+                        "score": round(float(p.score), 6), "text": p.text} for p in passages]
+            print(json.dumps({"query": q, "results": results}), flush=True)
+        else:
+            for p in passages:
+                out.print(f"[bold]{p.n}.[/] {p.source}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
+                out.print(f"   {' '.join(p.text.split())}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- ask / chat ----------------------------------------------------------------------------------------------
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="local | openai | extractive (default: QA_LLM or local)")]
+
+
+def _service(seeds, store, llm):
+    from qa.service import QAService
+
+    if llm is not None and llm not in ("local", "openai", "extractive"):
+        _fail("--llm must be local, openai or extractive.", 2)
+    return QAService(_settings(seeds, store, llm=llm))
+
+
+def _print_sources(answer) -> None:
+    if answer.abstained:
+        out.print("\n[dim]Related passages:[/]", markup=True)
+        for p in answer.passages[:3]:
+            out.print(f"  [{p.n}] {p.source}:{p.start}-{p.end}  {' '.join(p.text.split())[:160]}…", markup=False)
+        return
+    if answer.citations:
+        out.print("\n[dim]Sources:[/]", markup=True)
+    for c in answer.citations:
+        out.print(f"  [{c.n}] {c.source}:{c.start}-{c.end}  “{c.quote}”", markup=False)
+
+
+def _stream_to_terminal(service, question: str, history: list[dict]):
+    """Stream the model's tokens, then replace them with the checked, cited answer."""
+    answer = None
+    shown = False
+    for event in service.stream(question, history):
+        if event.kind == "token":
+            out.print(event.text, end="", markup=False)
+            shown = True
+        elif event.kind == "answer":
+            answer = event.answer
+    if shown:
+        out.print()
+        out.print("[dim]— checked and cited:[/]", markup=True)
+    out.print(answer.answer, markup=False)
+    _print_sources(answer)
+    return answer
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, or - to read one question per line from stdin.")],
+    conversation: Annotated[bool, typer.Option("--conversation", help="With -: the lines are turns of one conversation.")] = False,
+    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the documents, with cited passages (or say the documents don't say)."""
+    service = _service(seeds, store, llm)
+    errors = _user_errors()
+    history: list[dict] = []
+    failed = False
+    for q in _lines(question):
+        try:
+            if as_json:
+                answer = service.ask(q, history if conversation else None)
+                print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+            else:
+                answer = _stream_to_terminal(service, q, history if conversation else [])
+        except errors as exc:
+            failed = True
+            if as_json:
+                print(json.dumps({"question": q, "error": str(exc)}, ensure_ascii=False), flush=True)
+                continue
+            _fail(str(exc))
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None) -> None:
+    """Interactive chat in the terminal; keeps history. Ctrl-C stops an answer, Ctrl-D (or /quit) leaves."""
+    service = _service(seeds, store, llm)
+    errors = _user_errors()
+    history: list[dict] = []
+    out.print("Ask about your documents. [dim]/new clears the history, /quit leaves.[/]", markup=True)
+    while True:
+        try:
+            q = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if q.strip() in ("/quit", "/exit"):
+            return
+        if q.strip() == "/new":
+            history.clear()
+            out.print("[dim]History cleared.[/]", markup=True)
+            continue
+        try:
+            answer = _stream_to_terminal(service, q, history)
+        except KeyboardInterrupt:
+            out.print("\n[dim](stopped)[/]", markup=True)
+            continue
+        except errors as exc:
+            err.print(f"[red]{exc}[/]", markup=True)
+            continue
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
+
+
+# --- serve / eval ----------------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port")] = None,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
+    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
+) -> None:
+    """Serve the chat UI (default http://127.0.0.1:7860)."""
+    try:
+        from ui.web import serve as serve_web
+    except ImportError:
+        _fail("The chat UI is not available in this build.")
+    settings = _settings(seeds, store, llm=llm)
+    try:
+        serve_web(settings, host=host, port=port, allow_remote=allow_remote)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command("eval")
+def eval_cmd(
+    llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
+    data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
+    seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Accuracy, abstention, citation validity/support, multi-turn accuracy and latency, per backend."""
+    from qa.evaluate import print_report, run_eval
+
+    backends = [b.strip() for b in llm.split(",") if b.strip()]
+    try:
+        reports = [run_eval(_settings(seeds, store, llm=b), data_path=data, limit=limit, progress=not as_json)
+                   for b in backends]
+    except _user_errors() as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"backends": reports}))
+    else:
+        for r in reports:
+            print_report(r, out)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
