@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from index.types import Document
@@ -101,16 +102,22 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def load_documents(seeds_dir: Path) -> tuple[list[Document], list[str]]:
-    """All indexable documents under seeds_dir (recursively, in path order) and one warning per skipped file."""
+def load_documents(
+    seeds_dir: Path, on_file: Callable[[int, int], None] | None = None
+) -> tuple[list[Document], list[str]]:
+    """All indexable documents under seeds_dir (recursively, in path order) and one warning per skipped file.
+
+    on_file(done, total) is called after each file, for progress bars.
+    """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         return [], [f"seeds folder {seeds_dir} does not exist or is not a folder"]
     documents: list[Document] = []
     warnings: list[str] = []
-    for path in sorted(p for p in seeds_dir.rglob("*") if not _hidden(p, seeds_dir)):
-        if path.is_dir():
-            continue
+    paths = sorted(p for p in seeds_dir.rglob("*") if not _hidden(p, seeds_dir) and not p.is_dir())
+    for done, path in enumerate(paths, 1):
+        if on_file is not None:
+            on_file(done, len(paths))
         source = path.relative_to(seeds_dir).as_posix()
         if not path.is_file():
             warnings.append(f"skipped {source}: cannot be read (broken link or not a regular file)")

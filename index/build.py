@@ -1,0 +1,289 @@
+"""Build or rebuild the index so that a crash at any moment leaves the previous index whole and queryable.
+
+Order of a build: take the lock -> remove leftovers of killed builds -> load and split the seeds -> reuse the
+vectors of unchanged documents, embed the rest -> write a NEW collection, its documents and BM25 -> validate ->
+switch the pointer atomically -> only then delete the old collection. Until the pointer flips, readers never
+look at the new files; after it flips, they never need the old ones.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from index import store
+from index.bm25 import Bm25Index
+from index.load import load_documents
+from index.settings import Settings
+from index.split import split_document
+from index.types import BuildReport, Chunk, Document, IndexBusy, IndexCorrupt, IndexError_
+
+Progress = Callable[[str, int, int], None]
+
+# Stages reported to on_progress(stage, done, total), in order.
+STAGES = ("read", "reuse", "embed", "write", "validate", "switch")
+
+
+@contextmanager
+def build_lock(store_path: Path) -> Iterator[None]:
+    """Exclusive, non-blocking. The kernel drops a flock when its holder dies, even by SIGKILL."""
+    store_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(store_path / store.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise IndexBusy(
+            f"another index build (pid {holder}) is running on {store_path}; wait for it to finish, then try again"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class _Reporter:
+    """Fans progress out to the caller's callback and, when asked, to rich progress bars on stderr."""
+
+    def __init__(self, show: bool, callback: Progress | None):
+        self._callback = callback
+        self._bars = None
+        self._tasks: dict[str, int] = {}
+        if show:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+
+    def __enter__(self) -> "_Reporter":
+        if self._bars is not None:
+            self._bars.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self._bars is not None and stage in {"read", "embed", "write"}:
+            label = {"read": "documents read", "embed": "chunks embedded", "write": "chunks written"}[stage]
+            if stage not in self._tasks:
+                self._tasks[stage] = self._bars.add_task(label, total=total)
+            self._bars.update(self._tasks[stage], completed=done, total=total)
+        if self._callback is not None:
+            self._callback(stage, done, total)
+
+
+def _active_state(settings: Settings) -> tuple[str | None, dict | None]:
+    """(collection, manifest) of the live index; a damaged one counts as absent (a build replaces it)."""
+    try:
+        pointer = store.read_pointer(settings.store_path)
+        if pointer is None:
+            return None, None
+        return pointer["collection"], store.read_manifest(settings.store_path, pointer["collection"])
+    except IndexCorrupt:
+        return None, None
+
+
+def _delete_collection(client, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception:  # already gone (killed before it was created) or the server forgot it
+        pass
+
+
+def _holds(client, name: str, count: object) -> bool:
+    """The live collection is still in Chroma with all its chunks (a wiped Chroma means: build again)."""
+    try:
+        return client.get_collection(name, embedding_function=None).count() == count
+    except Exception:
+        return False
+
+
+def _remove_leftovers(settings: Settings, client, keep: str | None) -> None:
+    """Collections of builds that never switched in (killed) or were switched out (killed before deleting)."""
+    folder = store.builds_dir(settings.store_path)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name != keep:
+            _delete_collection(client, path.name)
+            shutil.rmtree(path, ignore_errors=True)
+    store.remove_orphan_segments(settings)
+
+
+def _reused_vectors(client, active: str, ids: list[str], batch: int) -> dict[str, list[float]]:
+    """Vectors of unchanged chunks copied from the live collection; anything unreadable is just re-embedded."""
+    found: dict[str, list[float]] = {}
+    try:
+        collection = client.get_collection(active, embedding_function=None)
+        for i in range(0, len(ids), batch):
+            got = collection.get(ids=ids[i : i + batch], include=["embeddings"])
+            for cid, vec in zip(got["ids"], got["embeddings"]):
+                found[cid] = [float(x) for x in vec]
+    except Exception:
+        return {}
+    return found
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    for path in [*[p for p in folder.rglob("*") if p.is_dir()], folder]:
+        store.fsync_dir(path)
+
+
+def _validate(collection, chunks: list[Chunk], vectors: list[list[float]], dim: int, bm25_dir: Path) -> None:
+    """Count, dimension and a smoke query on the new collection, and the BM25 files read back."""
+    count = collection.count()
+    if count != len(chunks):
+        raise IndexError_(f"validation failed: the new collection holds {count} chunks, expected {len(chunks)}")
+    probe = collection.get(ids=[chunks[0].id], include=["embeddings"])
+    if len(probe["ids"]) != 1 or len(probe["embeddings"][0]) != dim:
+        raise IndexError_(f"validation failed: stored vectors do not have dimension {dim}")
+    hit = collection.query(query_embeddings=[vectors[0]], n_results=1, include=["distances"])
+    if not hit["ids"][0] or hit["distances"][0][0] > 1e-3:
+        raise IndexError_("validation failed: a smoke query did not find the chunk it was made from")
+    if len(Bm25Index.load(bm25_dir).ids) != len(chunks):
+        raise IndexError_("validation failed: the BM25 index does not cover every chunk")
+
+
+def build_index(
+    settings: Settings,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    embedder=None,
+    on_progress: Progress | None = None,
+) -> BuildReport:
+    """Bring the index in line with the seeds folder. force=False: only when something changed (or there is no
+    index); force=True: always write a fresh collection (`qa index rebuild`). Raises IndexBusy at once when
+    another build holds the lock, and IndexError_ with a clear message when there is nothing to index."""
+    started = time.perf_counter()
+    store_path = Path(settings.store_path)
+    with build_lock(store_path), _Reporter(progress, on_progress) as report_progress:
+        notes: list[str] = []
+        try:
+            client = store.chroma_client(settings)
+        except IndexCorrupt:
+            if not force or settings.chroma_host:
+                raise
+            notes.append(f"moved the damaged Chroma database aside to {store.move_aside_damaged_chroma(settings)}")
+            client = store.chroma_client(settings)
+        active, manifest = _active_state(settings)
+        _remove_leftovers(settings, client, keep=active)
+
+        docs, warnings = load_documents(settings.seeds_dir, on_file=lambda done, total: report_progress("read", done, total))
+        if not docs:
+            raise IndexError_(
+                f"no documents to index in {settings.seeds_dir} (put .txt, .md, .html or .pdf files there)"
+                + "".join(f"\n  {w}" for w in warnings)
+            )
+        compatible = manifest is not None and store.config_mismatch(manifest, settings) is None
+        old_hashes = {src: d.get("sha256") for src, d in (manifest or {}).get("documents", {}).items()}
+        new_hashes = {d.source: d.sha256 for d in docs}
+        removed = len(set(old_hashes) - set(new_hashes))
+        if not force and compatible and old_hashes == new_hashes and _holds(client, active, manifest.get("chunks")):
+            return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
+                               embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
+                               seconds=time.perf_counter() - started, up_to_date=True)
+
+        chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
+        chunks = [c for d in docs for c in chunks_by_doc[d.source]]
+        unchanged = [c.id for d in docs if compatible and old_hashes.get(d.source) == d.sha256
+                     for c in chunks_by_doc[d.source]]
+        report_progress("reuse", 0, len(unchanged))
+        vectors = _reused_vectors(client, active, unchanged, client.get_max_batch_size()) if unchanged else {}
+        report_progress("reuse", len(vectors), len(unchanged))
+
+        todo = [c for c in chunks if c.id not in vectors]
+        report_progress("embed", 0, len(todo))
+        if todo:
+            if embedder is None:
+                from index.embed import get_embedder
+
+                embedder = get_embedder(settings)
+            step = settings.embed_batch_size
+            for i in range(0, len(todo), step):
+                batch = todo[i : i + step]
+                for chunk, vec in zip(batch, embedder.embed_documents([c.text for c in batch])):
+                    if len(vec) != settings.embedding_dim:
+                        raise IndexError_(
+                            f"the model {settings.embedding_model!r} gives {len(vec)}-dimensional vectors, but "
+                            f"the settings say {settings.embedding_dim}; set QA_EMBEDDING_DIM={len(vec)}")
+                    vectors[chunk.id] = [float(x) for x in vec]
+                report_progress("embed", min(i + step, len(todo)), len(todo))
+
+        name = store.new_collection_name()
+        folder = store.build_dir(store_path, name)
+        folder.mkdir(parents=True)  # before the collection exists: the marker that lets a later build clean up
+        config = store.index_config(settings)
+        collection = client.create_collection(
+            name,
+            metadata={**config, "built_at": store.now_iso()},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,  # vectors are always given explicitly; Chroma's default would go online
+        )
+        ordered = [vectors[c.id] for c in chunks]
+        step = client.get_max_batch_size()
+        report_progress("write", 0, len(chunks))
+        for i in range(0, len(chunks), step):
+            batch = chunks[i : i + step]
+            collection.add(
+                ids=[c.id for c in batch],
+                embeddings=ordered[i : i + step],
+                documents=[c.text for c in batch],
+                metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end} for c in batch],
+            )
+            report_progress("write", min(i + step, len(chunks)), len(chunks))
+        _write_files(folder, name, config, docs, chunks_by_doc, chunks)
+
+        report_progress("validate", 0, 1)
+        _validate(collection, chunks, ordered, settings.embedding_dim, folder / store.BM25_DIR)
+        _fsync_tree(folder)
+        report_progress("validate", 1, 1)
+
+        report_progress("switch", 0, 1)
+        store.write_pointer(store_path, name)
+        report_progress("switch", 1, 1)
+        _remove_leftovers(settings, client, keep=name)
+        embedded = len(todo)
+        return BuildReport(collection=name, documents=len(docs), chunks=len(chunks), embedded=embedded,
+                           reused=len(chunks) - embedded, removed_documents=removed, skipped=notes + warnings,
+                           seconds=time.perf_counter() - started)
+
+
+def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
+                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk]) -> None:
+    """documents.json (texts + chunk spans), BM25, then the manifest last: the manifest is the 'complete' mark."""
+    store.write_json_atomic(folder / store.DOCUMENTS, {
+        d.source: {"title": d.title, "subtitle": d.subtitle, "sha256": d.sha256, "text": d.text,
+                   "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]]}
+        for d in docs
+    })
+    Bm25Index.build([c.id for c in chunks], [c.text for c in chunks]).save(folder / store.BM25_DIR)
+    store.write_json_atomic(folder / store.MANIFEST, {
+        "format": store.FORMAT,
+        "collection": name,
+        **config,
+        "built_at": store.now_iso(),
+        "document_count": len(docs),
+        "chunks": len(chunks),
+        "documents": {d.source: {"sha256": d.sha256, "title": d.title, "chunks": len(chunks_by_doc[d.source])}
+                      for d in docs},
+    })
+
+
+__all__ = ["STAGES", "build_index", "build_lock"]

@@ -1,0 +1,122 @@
+"""Open the live index for searching: dense (Chroma) and BM25 over the same chunks.
+
+Opening checks everything a search relies on (pointer, manifest, files, the collection and its size, the
+model and chunking it was built with), so a broken or foreign index fails here with a message that says what
+to run, not later with a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index import store
+from index.bm25 import Bm25Index
+from index.settings import Settings
+from index.status import index_status
+from index.types import Chunk, IndexCorrupt, IndexMismatch, IndexMissing
+
+
+class IndexReader:
+    """One opened build of the index. Cheap to query from many threads; reopen when `is_current()` is False."""
+
+    def __init__(self, settings: Settings, collection: str, manifest: dict, documents: dict,
+                 chunks: dict[str, Chunk], bm25: Bm25Index, chroma_collection, embedder=None):
+        self.settings = settings
+        self.collection = collection
+        self.manifest = manifest
+        self.chunks = chunks
+        self._documents = documents
+        self._bm25 = bm25
+        self._chroma = chroma_collection
+        self._embedder = embedder
+
+    @property
+    def embedder(self):
+        """Loaded on first dense search: BM25-only use never imports torch."""
+        if self._embedder is None:
+            from index.embed import get_embedder
+
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    def document_text(self, source: str) -> str:
+        return self._documents[source]["text"]
+
+    def document_title(self, source: str) -> str:
+        return self._documents[source]["title"]
+
+    def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity (higher is better)."""
+        k = min(k, len(self.chunks))
+        if k <= 0:
+            return []
+        vector = self.embedder.embed_query(query)
+        try:
+            hits = self._chroma.query(query_embeddings=[vector], n_results=k, include=["distances"])
+        except Exception as e:  # the collection vanished under us (rebuilt elsewhere) or the server went away
+            raise IndexCorrupt(f"the index collection {self.collection} cannot be searched ({type(e).__name__}: {e}); "
+                               "if a rebuild just finished, search again, else run `qa index rebuild`") from None
+        return [(self.chunks[cid], 1.0 - float(dist)) for cid, dist in zip(hits["ids"][0], hits["distances"][0])]
+
+    def bm25(self, query: str, k: int) -> list[tuple[Chunk, float]]:
+        """Best chunks by BM25 score (higher is better); only chunks sharing a word with the query."""
+        return [(self.chunks[cid], score) for cid, score in self._bm25.search(query, k)]
+
+    def is_current(self) -> bool:
+        """Does the pointer still name this collection? One small file read; False after a rebuild switched."""
+        try:
+            pointer = store.read_pointer(self.settings.store_path)
+        except IndexCorrupt:
+            return False
+        return pointer is not None and pointer["collection"] == self.collection
+
+
+def _chunks(documents: dict, path: Path) -> dict[str, Chunk]:
+    try:
+        return {
+            cid: Chunk(cid, source, doc["title"], start, end, doc["text"][start:end])
+            for source, doc in documents.items()
+            for cid, start, end in doc["chunks"]
+        }
+    except (KeyError, TypeError, ValueError) as e:
+        raise IndexCorrupt(f"the index document file {path} is damaged ({e!r}); run `qa index rebuild`") from None
+
+
+def open_index(settings: Settings, embedder=None) -> IndexReader:
+    """The live index, checked. Raises IndexMissing, IndexMismatch or IndexCorrupt with the command to run."""
+    store_path = Path(settings.store_path)
+    pointer = store.read_pointer(store_path)
+    if pointer is None:
+        raise IndexMissing(f"there is no index in {store_path} yet; run `qa index build`")
+    name = pointer["collection"]
+    manifest = store.read_manifest(store_path, name)
+    mismatch = store.config_mismatch(manifest, settings)
+    if mismatch:
+        raise IndexMismatch(f"the index in {store_path} was built with other settings: {mismatch}; "
+                            "run `qa index rebuild`")
+    documents = store.read_documents(store_path, name)
+    folder = store.build_dir(store_path, name)
+    chunks = _chunks(documents, folder / store.DOCUMENTS)
+    try:
+        bm25 = Bm25Index.load(folder / store.BM25_DIR)
+    except Exception as e:  # missing or damaged numpy/json files
+        raise IndexCorrupt(f"the BM25 index in {folder} is damaged ({type(e).__name__}: {e}); "
+                           "run `qa index rebuild`") from None
+    client = store.chroma_client(settings)
+    try:
+        collection = client.get_collection(name, embedding_function=None)
+        count = collection.count()
+        meta = collection.metadata or {}
+    except Exception as e:
+        raise IndexCorrupt(f"the index collection {name} is missing from Chroma ({store.chroma_location(settings)}): "
+                           f"{type(e).__name__}: {e}; run `qa index rebuild`") from None
+    if meta.get("embedding_model") != settings.embedding_model or meta.get("dimension") != settings.embedding_dim:
+        raise IndexMismatch(f"the collection {name} was built with {meta.get('embedding_model')!r} "
+                            f"({meta.get('dimension')} dimensions); run `qa index rebuild`")
+    if count != len(chunks) or set(bm25.ids) != set(chunks):
+        raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
+                           f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`")
+    return IndexReader(settings, name, manifest, documents, chunks, bm25, collection, embedder)
+
+
+__all__ = ["IndexReader", "index_status", "open_index"]

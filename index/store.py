@@ -1,0 +1,211 @@
+"""Where an index lives on disk, and the Chroma client that holds its vectors.
+
+Layout of the store folder (one writer at a time, guarded by `build.lock`):
+
+    ACTIVE.json                 the pointer: names the live collection; replaced atomically, last
+    build.lock                  flock'ed by the process that builds
+    chroma/                     the embedded Chroma database (unused when a Chroma server is configured)
+    builds/<collection>/        one folder per collection:
+        manifest.json           models, chunking, counts, documents and their sha256 (small: what status reads)
+        documents.json          cleaned texts and each document's chunk spans
+        bm25/                   the persisted BM25 index over the same chunks, and its row -> chunk id list
+
+Every collection gets its build folder *before* it is created in Chroma, so a build killed at any moment
+leaves only things the next build can recognise and remove. This module imports nothing heavy at load time:
+`qa index status` reads JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from index.settings import Settings
+from index.types import IndexCorrupt, IndexError_
+
+FORMAT = 1
+POINTER = "ACTIVE.json"
+LOCK = "build.lock"
+BUILDS = "builds"
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.json"
+BM25_DIR = "bm25"
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def chroma_location(settings: Settings) -> str:
+    """A label for where vectors live; an index is only valid in the Chroma it was built in."""
+    if settings.chroma_host:
+        return f"http://{settings.chroma_host}:{settings.chroma_port}"
+    return "embedded"
+
+
+def chroma_client(settings: Settings):
+    """One Chroma client per process per location: HttpClient when a server is configured, else embedded."""
+    key = ("http", settings.chroma_host, settings.chroma_port) if settings.chroma_host else (
+        "local", str(Path(settings.store_path).resolve() / "chroma"))
+    with _clients_lock:
+        if key not in _clients:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            chroma_settings = ChromaSettings(anonymized_telemetry=False)
+            try:
+                if settings.chroma_host:
+                    _clients[key] = chromadb.HttpClient(
+                        host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+                else:
+                    Path(key[1]).mkdir(parents=True, exist_ok=True)
+                    _clients[key] = chromadb.PersistentClient(path=key[1], settings=chroma_settings)
+            except Exception as e:
+                if settings.chroma_host:
+                    raise IndexError_(f"cannot reach the Chroma server at {chroma_location(settings)} "
+                                      f"({type(e).__name__}: {e}); is it running?") from None
+                # Chroma caches the half-started system per path; drop it so a fresh folder can be opened later.
+                from chromadb.api.shared_system_client import SharedSystemClient
+
+                SharedSystemClient._identifier_to_system.pop(key[1], None)
+                raise IndexCorrupt(f"the Chroma database in {key[1]} cannot be opened ({type(e).__name__}: {e}); "
+                                   "run `qa index rebuild` (it moves the damaged database aside)") from None
+        return _clients[key]
+
+
+def move_aside_damaged_chroma(settings: Settings) -> Path:
+    """Rename an embedded Chroma folder that cannot be opened, so a rebuild can start a fresh one beside it."""
+    folder = Path(settings.store_path) / "chroma"
+    aside = folder.with_name(f"chroma.damaged-{datetime.now(timezone.utc).strftime('%Y%m%dt%H%M%S')}")
+    os.replace(folder, aside)
+    return aside
+
+
+def remove_orphan_segments(settings: Settings) -> None:
+    """Delete segment folders of collections Chroma already deleted.
+
+    Chroma 1.5 leaves a deleted collection's vector files on disk (chroma-core/chroma#5520), so without this
+    every rebuild would leave a copy behind. Only folders the database no longer names are touched, and only
+    in the embedded store; if Chroma's schema ever changes, nothing is deleted.
+    """
+    if settings.chroma_host:
+        return
+    folder = Path(settings.store_path) / "chroma"
+    try:
+        db = sqlite3.connect(f"file:{folder / 'chroma.sqlite3'}?mode=ro", uri=True)
+        try:
+            live = {row[0] for row in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return
+    for path in folder.iterdir():
+        if path.is_dir() and _UUID.fullmatch(path.name) and path.name not in live:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def new_collection_name() -> str:
+    """Unique and sortable by time; Chroma allows [a-zA-Z0-9._-], 3-512 characters."""
+    return f"qa-{datetime.now(timezone.utc).strftime('%Y%m%dt%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def builds_dir(store: Path) -> Path:
+    return Path(store) / BUILDS
+
+
+def build_dir(store: Path, collection: str) -> Path:
+    return builds_dir(store) / collection
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Readers see the old file or the new one, never a half-written one, even across a power cut."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, what: str) -> dict:
+    """Parse a store file; any damage is IndexCorrupt with the way out in the message."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise IndexCorrupt(f"the index {what} {path} is missing; run `qa index rebuild`") from None
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(f"the index {what} {path} is damaged ({e}); run `qa index rebuild`") from None
+    if not isinstance(data, dict):
+        raise IndexCorrupt(f"the index {what} {path} is damaged (not a JSON object); run `qa index rebuild`")
+    return data
+
+
+def read_pointer(store: Path) -> dict | None:
+    """The active pointer, or None when no index was ever switched in."""
+    path = Path(store) / POINTER
+    if not path.exists():
+        return None
+    pointer = read_json(path, "pointer")
+    if not isinstance(pointer.get("collection"), str):
+        raise IndexCorrupt(f"the index pointer {path} names no collection; run `qa index rebuild`")
+    return pointer
+
+
+def write_pointer(store: Path, collection: str) -> None:
+    write_json_atomic(Path(store) / POINTER, {"format": FORMAT, "collection": collection, "switched_at": now_iso()})
+
+
+def read_manifest(store: Path, collection: str) -> dict:
+    return read_json(build_dir(store, collection) / MANIFEST, "manifest")
+
+
+def read_documents(store: Path, collection: str) -> dict:
+    return read_json(build_dir(store, collection) / DOCUMENTS, "document file")
+
+
+def index_config(settings: Settings) -> dict:
+    """What must match between an index and the settings that read it."""
+    return {
+        "embedding_model": settings.embedding_model,
+        "dimension": settings.embedding_dim,
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "chroma": chroma_location(settings),
+    }
+
+
+def config_mismatch(manifest: dict, settings: Settings) -> str | None:
+    """A sentence naming what differs between the index and the settings, or None when they agree."""
+    wanted = index_config(settings)
+    diffs = [f"{k} {manifest.get(k)!r} (settings say {v!r})" for k, v in wanted.items() if manifest.get(k) != v]
+    return "; ".join(diffs) or None
+
+
+__all__ = [
+    "BM25_DIR", "DOCUMENTS", "FORMAT", "LOCK", "MANIFEST", "POINTER",
+    "build_dir", "builds_dir", "chroma_client", "chroma_location", "config_mismatch", "fsync_dir",
+    "index_config", "move_aside_damaged_chroma", "new_collection_name", "now_iso", "read_documents", "read_json", "read_manifest",
+    "read_pointer", "remove_orphan_segments", "write_json_atomic", "write_pointer",
+]

@@ -1,0 +1,114 @@
+"""Find the passages that can answer a question: dense + BM25, fused by reciprocal rank fusion.
+
+Dense search catches paraphrases ("led the talks" ~ "co-chaired"); BM25 catches exact names and numbers.
+RRF needs no score calibration between the two: each list contributes 1 / (rrf_k + rank).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from index.reader import IndexReader, open_index
+from index.settings import Settings
+from index.types import Chunk
+from qa.types import Passage, QAError
+
+MODES = ("hybrid", "dense", "bm25")
+# Each list contributes this many candidates to the fusion (at least k): deep enough that a passage ranked
+# low by one method but high by the other still surfaces.
+FUSION_DEPTH = 20
+
+
+def rrf_fuse(rankings: list[list[Chunk]], rrf_k: int) -> list[tuple[Chunk, float]]:
+    """Reciprocal rank fusion; ties go to the chunk ranked best in any list, then to the earlier list."""
+    scores: dict[str, float] = {}
+    best: dict[str, tuple[int, int]] = {}
+    chunks: dict[str, Chunk] = {}
+    for li, ranking in enumerate(rankings):
+        for rank, chunk in enumerate(ranking, 1):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (rrf_k + rank)
+            best[chunk.id] = min(best.get(chunk.id, (rank, li)), (rank, li))
+            chunks[chunk.id] = chunk
+    order = sorted(scores, key=lambda cid: (-scores[cid], best[cid]))
+    return [(chunks[cid], scores[cid]) for cid in order]
+
+
+class Retriever:
+    """Searches the live index; after a rebuild switches the pointer, the next call reopens the new index."""
+
+    def __init__(self, settings: Settings, reader: IndexReader | None = None, *, embedder=None):
+        self.settings = settings
+        self._reader = reader
+        self._embedder = embedder
+        self._lock = threading.Lock()
+
+    @property
+    def reader(self) -> IndexReader:
+        """The open index, reopened when stale. Raises index.types.IndexError_ subclasses (missing, mismatch...)."""
+        with self._lock:
+            if self._reader is None or not self._reader.is_current():
+                self._reader = open_index(self.settings, embedder=self._embedder)
+            return self._reader
+
+    def validate(self, query: str) -> str:
+        """The query, stripped; QAError when it is empty or too long (bad input changes nothing)."""
+        if not isinstance(query, str) or not query.strip():
+            raise QAError("the question is empty; type a question about your documents")
+        if len(query) > self.settings.max_query_chars:
+            raise QAError(f"the question is {len(query):,} characters long; the limit is "
+                          f"{self.settings.max_query_chars:,} (QA_MAX_QUERY_CHARS)")
+        return query.strip()
+
+    def retrieve(self, query: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
+        """The k best passages, numbered 1..k. Score: fused RRF score (hybrid) or the method's own score."""
+        query = self.validate(query)
+        k = self.settings.top_k if k is None else k
+        mode = self.settings.retrieval_mode if mode is None else mode
+        if mode not in MODES:
+            raise QAError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        if not isinstance(k, int) or k < 1:
+            raise QAError(f"k must be a whole number of passages, at least 1 (got {k!r})")
+        reader = self.reader
+        if mode == "dense":
+            hits = reader.dense(query, k)
+        elif mode == "bm25":
+            hits = reader.bm25(query, k)
+        else:
+            depth = max(k, FUSION_DEPTH)
+            dense = [c for c, _ in reader.dense(query, depth)]
+            lexical = [c for c, _ in reader.bm25(query, depth)]
+            hits = rrf_fuse([dense, lexical], self.settings.rrf_k)[:k]
+        return [
+            Passage(n=n, chunk_id=c.id, source=c.source, title=c.title, start=c.start, end=c.end,
+                    score=float(score), text=c.text)
+            for n, (c, score) in enumerate(hits, 1)
+        ]
+
+    def as_langchain(self, k: int | None = None, mode: str | None = None) -> "PassageRetriever":
+        """The same search as a LangChain retriever, for LCEL chains."""
+        return PassageRetriever(retriever=self, k=k, mode=mode)
+
+
+class PassageRetriever(BaseRetriever):
+    """LangChain view of a Retriever: Documents whose metadata carries the Passage fields (n, offsets, score)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    retriever: Retriever
+    k: int | None = None
+    mode: str | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
+        return [
+            LCDocument(page_content=p.text, id=p.chunk_id,
+                       metadata={"n": p.n, "chunk_id": p.chunk_id, "source": p.source, "title": p.title,
+                                 "start": p.start, "end": p.end, "score": p.score})
+            for p in self.retriever.retrieve(query, k=self.k, mode=self.mode)
+        ]
+
+
+__all__ = ["MODES", "PassageRetriever", "Retriever", "rrf_fuse"]
