@@ -1,0 +1,351 @@
+"""The Gradio chat: streamed answers beside their cited passages, document upload and index rebuild.
+
+build_app(service) lays out the page and wires events to a ChatApp, which holds the logic and is testable
+without a browser. serve(settings) starts the server on loopback unless told otherwise. Text from people and
+documents reaches the page only through ui.web_render, which escapes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import gradio as gr
+
+from index.settings import Settings
+from index.types import IndexError_
+from qa.feedback import record_feedback
+from qa.service import QAService
+from qa.types import Answer, QAError
+from qa.uploads import ALLOWED_SUFFIXES, save_uploads
+from ui import web_render as render
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = "Something went wrong while answering. The details are in the server log; please try again."
+
+CSS = """
+#qa-sources-box { max-height: 70vh; overflow-y: auto; }
+.qa-sources h3 { margin: 0 0 6px; font-size: 1.05em; }
+.qa-passage { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px;
+  margin: 8px 0; scroll-margin: 16px; }
+.qa-passage.qa-cited { border-left: 4px solid var(--color-accent); }
+.qa-passage header { display: flex; flex-wrap: wrap; gap: .4em; align-items: baseline; font-size: .86em; }
+.qa-n, .qa-title { font-weight: 600; }
+.qa-where { color: var(--body-text-color-subdued); margin-left: auto; }
+.qa-text { white-space: pre-wrap; margin: 6px 0 0; font-size: .92em; line-height: 1.45; }
+mark.qa-quote { background: #fde68a; color: #111; padding: 0 1px; border-radius: 2px; }
+.qa-source-list { margin: 0 0 6px 1.1em; padding: 0; font-size: .9em; }
+.qa-source-list q { color: var(--body-text-color-subdued); }
+.qa-flash { animation: qa-flash 1.8s ease-out; }
+@keyframes qa-flash { from { box-shadow: 0 0 0 3px var(--color-accent); } to { box-shadow: 0 0 0 0 transparent; } }
+a.qa-cite { font-weight: 600; text-decoration: none; cursor: pointer; padding: 0 1px; }
+.qa-note, .qa-empty, .qa-status { color: var(--body-text-color-subdued); font-size: .9em; }
+.qa-cursor { opacity: .6; }
+.qa-progress progress { vertical-align: middle; width: 12em; }
+.qa-progress.qa-error { color: var(--error-text-color, #b91c1c); }
+#qa-chat .message-content .md { white-space: pre-wrap; }
+"""
+
+# Marker and source links scroll their passage into view (opening "Other passages" if it is folded) and flash
+# it. One delegated listener: chat messages are re-rendered all the time, so per-element handlers would be lost.
+HEAD = """
+<script>
+(() => {
+  document.addEventListener('click', (ev) => {
+    const link = ev.target.closest && ev.target.closest('a.qa-cite, a.qa-source-link');
+    if (!link) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    const el = document.getElementById((link.getAttribute('href') || '').slice(1));
+    if (!el) { link.title = 'The sources panel shows the latest answer'; return; }
+    const folded = el.closest('details');
+    if (folded) folded.open = true;
+    el.scrollIntoView({behavior: 'smooth', block: 'nearest'});
+    el.classList.remove('qa-flash'); void el.offsetWidth; el.classList.add('qa-flash');
+  }, true);
+})();
+</script>
+"""
+
+FOCUS_QUESTION = "() => { document.querySelector('#qa-question textarea')?.focus(); }"
+
+
+def _message(exc: Exception) -> str:
+    """What a person sees for a failure: the message of our own errors, never a traceback or a path."""
+    if isinstance(exc, (QAError, IndexError_)):
+        return str(exc) or UNEXPECTED
+    log.exception("unexpected error", exc_info=exc)
+    return UNEXPECTED
+
+
+class ChatApp:
+    """Event handlers of the page, over one QAService. Per-session data lives in Gradio state:
+    `records` maps the chat index of each assistant message to what was asked and answered (raw text)."""
+
+    def __init__(self, service: QAService):
+        self.service = service
+        self.settings: Settings = service.settings
+
+    # --- chat ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def history(records: dict) -> list[dict]:
+        """The conversation so far for the chain's rewriting: completed turns only, in order, raw text."""
+        out: list[dict] = []
+        for _, rec in sorted(records.items()):
+            if rec.get("complete") and not rec.get("error"):
+                out += [{"role": "user", "content": rec["question"]},
+                        {"role": "assistant", "content": rec["answer"]}]
+        return out
+
+    def respond(self, question: str, chat: list | None, records: dict | None) -> Iterator[tuple]:
+        """Stream one answer: the bubble fills token by token, the sources panel shows the retrieved passages,
+        then the checked answer replaces the raw text and the panel shows what it cites."""
+        chat, records = list(chat or []), dict(records or {})
+        question = question or ""
+        history = self.history(records)
+        if question.strip():
+            chat.append({"role": "user", "content": render.question_html(question)})
+        chat.append({"role": "assistant", "content": render.streaming_html("")})
+        turn = len(chat) - 1
+        record = {"question": question, "answer": "", "citations": [], "abstained": None, "complete": False}
+        sources = render.sources_message("Searching the documents…")
+        yield [*chat], sources, records
+        raw = ""
+        try:
+            with closing(self.service.stream(question, history)) as events:
+                for event in events:
+                    if event.kind == "passages":
+                        sources = render.retrieved_html(event.passages or [], turn)
+                    elif event.kind == "token":
+                        raw += event.text
+                        chat[turn] = {"role": "assistant", "content": render.streaming_html(raw)}
+                        records = {**records, turn: {**record, "answer": raw}}
+                    elif event.kind == "answer" and event.answer is not None:
+                        chat[turn], sources, records = self._final(event.answer, turn, records)
+                        yield [*chat], sources, records
+                        return
+                    yield [*chat], sources, records
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a chat message
+            message = _message(exc)
+            chat[turn] = {"role": "assistant", "content": render.text_html(message)}
+            records = {**records, turn: {**record, "answer": message, "error": True}}
+            yield chat, render.sources_message(message) if not raw else sources, records
+
+    def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
+        numbers = {p.n for p in answer.passages}
+        message = {"role": "assistant", "content": render.answer_html(answer.answer, turn, numbers)}
+        record = {"question": answer.question, "answer": answer.answer, "abstained": answer.abstained,
+                  "citations": [c.to_json() for c in answer.citations], "complete": True}
+        return message, render.sources_html(answer, turn), {**records, turn: record}
+
+    @staticmethod
+    def take_question(question: str) -> tuple[str, str]:
+        """Move the typed question out of the input box, which clears at once."""
+        return "", question
+
+    @staticmethod
+    def pick_example(evt: gr.SelectData) -> tuple[str, str]:
+        value = evt.value
+        return "", value.get("text", "") if isinstance(value, dict) else str(value)
+
+    @staticmethod
+    def new_chat() -> tuple[list, dict, str]:
+        return [], {}, render.sources_placeholder()
+
+    def like(self, records: dict | None, data: gr.LikeData) -> None:
+        """Append a thumbs up/down for an answer, with its question and citations, to the feedback log."""
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (records or {}).get(index)
+        if record is None or data.liked not in (True, False):
+            return
+        record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
+                        citations=record.get("citations"), abstained=record.get("abstained"))
+        gr.Info("Thanks, your feedback was saved.")
+
+    # --- page state ----------------------------------------------------------------------------------------
+    def status(self) -> str:
+        try:
+            return render.status_html(self.service.status())
+        except Exception as exc:  # noqa: BLE001 - a broken index must not break the page
+            return f'<div class="qa-status" id="qa-status">{render.text_html(_message(exc))}</div>'
+
+    def examples(self) -> list[dict]:
+        try:
+            return [{"text": q} for q in self.service.example_questions(4)]
+        except Exception:  # noqa: BLE001 - examples are a convenience
+            log.warning("no example questions", exc_info=True)
+            return []
+
+    def on_load(self) -> tuple[str, dict]:
+        return self.status(), gr.update(examples=self.examples() or None)
+
+    # --- index management ----------------------------------------------------------------------------------
+    def rebuild(self, notes: list[str] | None = None) -> Iterator[tuple[str, str]]:
+        """Run the incremental rebuild in a worker thread and show its progress as it goes."""
+        progress: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                outcome["report"] = self.service.rebuild(on_progress=lambda *step: progress.put(step))
+            except Exception as exc:  # noqa: BLE001 - reported to the page below
+                outcome["error"] = exc
+            finally:
+                progress.put(None)
+
+        threading.Thread(target=work, name="qa-web-rebuild", daemon=True).start()
+        yield render.progress_html("Starting the rebuild", 0, 0), self.status()
+        while (step := progress.get()) is not None:
+            yield render.progress_html(*step), gr.skip()
+        if "error" in outcome:
+            yield render.notice_html(_message(outcome["error"]), notes), self.status()
+        else:
+            yield render.report_html(outcome["report"], notes), self.status()
+
+    def add_documents(self, files: list | None) -> Iterator[tuple[str, str]]:
+        """Save uploaded files into the seeds folder (refusing unsafe ones), then rebuild if any were added."""
+        paths = [str(f) for f in files or []]
+        result = save_uploads([(p, Path(p).name) for p in paths], self.settings)
+        notes = [f"Added {name}." for name in result.saved]
+        notes += [f"{name} is already in the library." for name in result.duplicates]
+        notes += result.rejected
+        if not result.saved:
+            yield render.notice_html("No documents were added.", notes), self.status()
+            return
+        yield from self.rebuild(notes)
+
+    # --- API for programs --------------------------------------------------------------------------------
+    def ask(self, question: str, history: list | str | None = None) -> dict:
+        """Answer one question (optionally with earlier turns, as [user, assistant] pairs or messages JSON) and
+        return the same JSON object as `qa ask --json`."""
+        if isinstance(history, str):
+            try:
+                history = json.loads(history) if history.strip() else None
+            except json.JSONDecodeError:
+                raise gr.Error("history must be JSON: a list of messages or of [user, assistant] pairs.") from None
+        try:
+            return self.service.ask(question, history).to_json()
+        except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
+            raise gr.Error(_message(exc)) from None
+
+
+def build_app(service: QAService) -> gr.Blocks:
+    """The chat page over one service. Call .queue() yourself or use serve(), which sizes it."""
+    app = ChatApp(service)
+    s = service.settings
+    answer_limit = {"concurrency_id": "answer", "concurrency_limit": max(1, s.llm_parallel)}
+    rebuild_limit = {"concurrency_id": "rebuild", "concurrency_limit": 1}
+    private = {"queue": False, "api_visibility": "private"}
+
+    with gr.Blocks(title="Grounded QA", analytics_enabled=False) as demo:
+        gr.HTML('<h2 style="margin:0">Ask your documents</h2>', js_on_load=None)
+        status = gr.HTML(app.status(), elem_id="qa-status-box", js_on_load=None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(
+                    elem_id="qa-chat", height=520, show_label=False, layout="bubble",
+                    render_markdown=False, sanitize_html=True, allow_tags=False,
+                    feedback_options=("Like", "Dislike"), buttons=["copy"],
+                    placeholder="Answers cite the passages they come from, shown on the right.",
+                )
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(
+                        elem_id="qa-question", show_label=False, scale=8, lines=1, max_lines=6, autofocus=True,
+                        placeholder="Ask a question about the documents and press Enter",
+                    )
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="qa-send")
+                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="qa-stop")
+                new_chat = gr.Button("New chat", size="sm", elem_id="qa-new-chat")
+            with gr.Column(scale=2):
+                sources = gr.HTML(render.sources_placeholder(), elem_id="qa-sources-box", js_on_load=None)
+        with gr.Row(equal_height=True):
+            upload = gr.UploadButton("Add documents", file_count="multiple", size="sm", scale=0, min_width=160,
+                                     elem_id="qa-upload", file_types=list(ALLOWED_SUFFIXES))
+            rebuild = gr.Button("Rebuild index", size="sm", scale=0, min_width=160, elem_id="qa-rebuild")
+            gr.HTML(f'<span class="qa-note">.txt, .md, .html or .pdf, up to {s.upload_max_mb} MB each</span>',
+                    js_on_load=None)
+        progress = gr.HTML("", elem_id="qa-progress-box", js_on_load=None)
+        pending = gr.Textbox(visible=False)
+        records = gr.State({})
+
+        answering = []
+        for trigger in (question.submit, send.click):
+            step = trigger(app.take_question, [question], [question, pending], **private)
+            step.then(None, js=FOCUS_QUESTION, **private)
+            api = {"api_name": "chat"} if not answering else {"api_visibility": "private"}
+            answering.append(step.then(app.respond, [pending, chat, records], [chat, sources, records],
+                                       **api, **answer_limit))
+        picked = chat.example_select(app.pick_example, None, [question, pending], **private)
+        answering.append(picked.then(app.respond, [pending, chat, records], [chat, sources, records],
+                                     api_visibility="private", **answer_limit))
+        stop.click(None, None, None, cancels=answering, **private)
+        new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
+        chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
+        chat.like(app.like, [records], None, **private)
+
+        rebuild.click(app.rebuild, None, [progress, status], api_name="rebuild", **rebuild_limit)
+        upload.upload(app.add_documents, [upload], [progress, status], api_name="add_documents", **rebuild_limit)
+        demo.load(app.on_load, None, [status, chat], **private)
+        gr.api(app.ask, api_name="ask", **answer_limit)
+    return demo
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse to listen beyond this computer unless asked to explicitly (ValueError with what to do)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_remote:
+        raise ValueError(f"Refusing to listen on {host}: by default only this computer (127.0.0.1) may connect. "
+                         "Pass --allow-remote (and set QA_AUTH=user:password) to serve other machines.")
+
+
+def _auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise ValueError("QA_AUTH must look like user:password.")
+    return user, password
+
+
+def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, block: bool = True):
+    """Start the page for `service` on host:port; returns (app, url) when block is False (tests)."""
+    check_host(host, allow_remote)
+    s = service.settings
+    demo = build_app(service).queue(max_size=s.max_queue, default_concurrency_limit=4)
+    theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    fast_app, url, _ = demo.launch(
+        server_name=host, server_port=port, auth=_auth(s.auth), max_file_size=f"{s.upload_max_mb}mb",
+        prevent_thread_lock=not block, show_error=False, quiet=not block, ssr_mode=False,
+        footer_links=["api"], css=CSS, head=HEAD, theme=theme,
+    )
+    return demo, url
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False) -> None:
+    """Serve the chat until interrupted. The models load in the background while the page starts."""
+    host, port = host or settings.host, port or settings.port
+    check_host(host, allow_remote)
+    _auth(settings.auth)
+    service = QAService(settings)
+
+    def warm_up() -> None:
+        try:
+            service.warm_up()
+        except Exception:  # noqa: BLE001 - the first question reports the problem to the person
+            log.warning("warm-up failed", exc_info=True)
+
+    threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
+    launch(service, host, port, allow_remote=allow_remote)
+
+
+__all__ = ["ChatApp", "build_app", "check_host", "launch", "serve"]
