@@ -13,7 +13,7 @@ import pytest
 from qa import model_file
 from qa.model_file import QWEN_05B, QWEN_15B, ModelFileError, ModelSpec, ensure_model_file, part_paths
 
-from llm_testing import packaged_model_path  # noqa: F401  (session fixture)
+from tests.qa.llm_testing import packaged_model_path  # noqa: F401  (session fixture)
 
 
 def _sha256(path: Path) -> str:

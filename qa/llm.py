@@ -1,0 +1,309 @@
+"""The chat models behind one LangChain interface: the in-process local GGUF model, or an OpenAI-compatible server.
+
+`local` runs llama.cpp in this process through xllamacpp. One server is loaded per process and shared by every
+caller: it batches concurrent requests itself (continuous batching over `n_parallel` slots) and keeps each
+slot's processed prompt, so a fixed system prompt is not prefilled again on the next question. Tokens are
+streamed from a worker thread as llama.cpp produces them; a consumer that stops iterating cancels the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from index.settings import Settings
+from qa.types import QAError
+
+
+class LLMError(QAError):
+    """The language model could not be loaded or could not answer (clear message for the user)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that shapes a loaded llama.cpp server; one server exists per distinct config."""
+
+    model_path: str
+    n_ctx: int = 4096  # shared by the slots: each gets n_ctx / n_parallel unless kv_unified
+    n_parallel: int = 2
+    n_threads: int = 2
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attn: Literal["auto", "on", "off"] = "auto"
+    kv_unified: bool = False
+    warm_up: bool = True  # one 1-token request at load, so the first question does not pay for page faults
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A loaded xllamacpp.Server. llama.cpp also serves an OpenAI-compatible HTTP API on `url` (127.0.0.1, a
+    free port); it is locked with a random `api_key` so no other local user can drive it or read /slots."""
+
+    server: Any
+    url: str
+    api_key: str
+
+
+_servers: dict[ServerConfig, LocalServer] = {}
+_servers_lock = threading.Lock()
+
+
+def local_server(config: ServerConfig) -> LocalServer:
+    """The process-wide server for `config`, loaded on first use (thread-safe)."""
+    with _servers_lock:
+        server = _servers.get(config)
+        if server is None:
+            server = _servers[config] = _load_server(config)
+        return server
+
+
+def _load_server(config: ServerConfig) -> LocalServer:
+    import xllamacpp  # deferred: loading the native library is not free, and `qa --help` never needs it
+
+    if not Path(config.model_path).is_file():
+        raise LLMError(f"The model file {config.model_path} does not exist.")
+    p = xllamacpp.CommonParams()
+    p.model.path = str(config.model_path)
+    p.n_ctx = config.n_ctx
+    p.n_parallel = config.n_parallel
+    p.n_batch = config.n_batch
+    p.n_ubatch = config.n_ubatch
+    p.kv_unified = config.kv_unified
+    p.cpuparams.n_threads = config.n_threads
+    p.cpuparams_batch.n_threads = config.n_threads
+    p.flash_attn_type = {"auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
+                         "on": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                         "off": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED}[config.flash_attn]
+    p.verbosity = -1  # llama.cpp logs every request to stderr otherwise; the CLI output must stay clean
+    p.sampling.temp = 0.0
+    p.ui = False  # no llama.cpp web UI on the side port
+    api_key = secrets.token_urlsafe(24)
+    p.api_keys = [api_key]
+    try:
+        server = xllamacpp.Server(p)
+    except Exception as exc:  # the native side only says "failed to init server"
+        raise LLMError(f"The local model {Path(config.model_path).name} could not be loaded: {exc}") from exc
+    if config.warm_up:
+        server.handle_chat_completions({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1})
+    return LocalServer(server=server, url=server.listening_address, api_key=api_key)
+
+
+_END = object()
+
+
+class LocalChatModel(BaseChatModel):
+    """A GGUF model run in-process by llama.cpp (xllamacpp), with real token streaming.
+
+    Response metadata carries llama.cpp's `timings` of the call (prompt_n: prompt tokens processed,
+    cache_n: prompt tokens reused from the cache, prompt_per_second, predicted_per_second, ...) and
+    `usage_metadata` the token counts, with cached prompt tokens as `input_token_details.cache_read`.
+    """
+
+    model_path: Path
+    n_ctx: int = 4096
+    n_parallel: int = 2
+    n_threads: int = 2
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    flash_attn: Literal["auto", "on", "off"] = "auto"
+    kv_unified: bool = False
+    temperature: float = 0.0
+    max_tokens: int | None = 160
+    stop: list[str] | None = None
+    n_cache_reuse: int = 0  # >0: reuse cached chunks of at least this many tokens even when shifted
+    timeout_s: float = 300.0  # longest wait for the next token before the call fails
+
+    @property
+    def _llm_type(self) -> str:
+        return "xllamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.model_path), "temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(model_path=str(self.model_path), n_ctx=self.n_ctx, n_parallel=self.n_parallel,
+                            n_threads=self.n_threads, n_batch=self.n_batch, n_ubatch=self.n_ubatch,
+                            flash_attn=self.flash_attn, kv_unified=self.kv_unified)
+
+    def load(self) -> None:
+        """Load the model now (e.g. at start-up, alongside the embedder) instead of on the first question."""
+        local_server(self.server_config())
+
+    # --- requests -----------------------------------------------------------------------------------------
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, stream: bool, **kwargs: Any) -> dict:
+        request: dict[str, Any] = {
+            "messages": convert_to_openai_messages(messages),
+            "temperature": kwargs.get("temperature", self.temperature),
+            "cache_prompt": True,
+            "stream": stream,
+        }
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        stops = [*(self.stop or []), *(stop or [])]
+        if stops:
+            request["stop"] = stops
+        if self.n_cache_reuse:
+            request["n_cache_reuse"] = self.n_cache_reuse
+        return request
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        server = local_server(self.server_config()).server
+        response = server.handle_chat_completions(self._request(messages, stop, stream=False, **kwargs))
+        _raise_for_error(response)
+        choice = response["choices"][0]
+        metadata = _metadata(response, choice.get("finish_reason"), self.model_path)
+        message = AIMessage(content=choice["message"].get("content") or "", response_metadata=metadata,
+                            usage_metadata=_usage(response.get("timings")))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        items: queue.SimpleQueue = queue.SimpleQueue()
+        cancelled = self._start(self._request(messages, stop, stream=True, **kwargs), items.put)
+        try:
+            while True:
+                try:
+                    item = items.get(timeout=self.timeout_s)
+                except queue.Empty:
+                    raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.") from None
+                if item is _END:
+                    return
+                chunk = self._chunk(item)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            cancelled.set()  # stops generation at the next token if the consumer left early
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue = asyncio.Queue()
+        # If the loop is gone, call_soon_threadsafe raises inside the callback, which also ends the request.
+        cancelled = self._start(self._request(messages, stop, stream=True, **kwargs),
+                                lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(items.get(), timeout=self.timeout_s)
+                except asyncio.TimeoutError:
+                    raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.") from None
+                if item is _END:
+                    return
+                chunk = self._chunk(item)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            cancelled.set()
+
+    def _start(self, request: dict, put: Callable[[Any], None]) -> threading.Event:
+        """Run one streamed request in a worker thread; `put` receives each chunk dict, then any error, then _END.
+
+        Returns the event that cancels it: llama.cpp stops the request when the chunk callback returns True.
+        """
+        cancelled = threading.Event()
+        config = self.server_config()
+
+        def on_chunk(chunk: dict) -> bool:
+            if cancelled.is_set():
+                return True
+            put(chunk)
+            return False
+
+        def work() -> None:
+            outcome: list[Any] = []
+            try:
+                local_server(config).server.handle_chat_completions(request, on_chunk)
+            except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+                outcome.append(exc)
+            outcome.append(_END)
+            try:
+                for item in outcome:
+                    put(item)
+            except RuntimeError:  # the consumer's event loop is closed: nobody is listening any more
+                pass
+
+        threading.Thread(target=work, name="llm-stream", daemon=True).start()
+        return cancelled
+
+    def _chunk(self, item: Any) -> ChatGenerationChunk | None:
+        """One llama.cpp stream event as a LangChain chunk; the last one carries timings and usage."""
+        if isinstance(item, BaseException):
+            raise item
+        _raise_for_error(item)
+        choice = (item.get("choices") or [{}])[0]
+        text = (choice.get("delta") or {}).get("content") or ""
+        finish = choice.get("finish_reason")
+        if finish is None and "timings" not in item:
+            return ChatGenerationChunk(message=AIMessageChunk(content=text)) if text else None
+        return ChatGenerationChunk(message=AIMessageChunk(
+            content=text, response_metadata=_metadata(item, finish, self.model_path),
+            usage_metadata=_usage(item.get("timings")), chunk_position="last"))
+
+
+def _raise_for_error(response: dict) -> None:
+    error = response.get("error")
+    if error is None and {"code", "message"} <= response.keys():  # bare error objects from the wrapper
+        error = response
+    if error is not None:
+        message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+        raise LLMError(f"The local model refused the request: {message}")
+
+
+def _metadata(response: dict, finish_reason: str | None, model_path: Path) -> dict[str, Any]:
+    return {"model_name": Path(model_path).name, "finish_reason": finish_reason,
+            "timings": response.get("timings", {})}
+
+
+def _usage(timings: dict | None) -> UsageMetadata | None:
+    if not timings:
+        return None
+    cached = int(timings.get("cache_n", 0))
+    prompt = int(timings.get("prompt_n", 0)) + cached
+    completion = int(timings.get("predicted_n", 0))
+    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion,
+                         input_token_details={"cache_read": cached})
+
+
+def get_chat_model(settings: Settings, openai_api_key: str | None = None) -> BaseChatModel:
+    """The chat model for `settings.llm`: the packaged local model, or an OpenAI-compatible server.
+
+    `openai_api_key` comes from the entry point (OPENAI_API_KEY); when None, langchain-openai looks it up.
+    """
+    if settings.llm == "local":
+        from qa.model_file import ensure_model_file
+
+        return LocalChatModel(model_path=ensure_model_file(settings), n_ctx=settings.llm_ctx,
+                              n_parallel=settings.llm_parallel, n_threads=settings.llm_threads,
+                              temperature=settings.temperature, max_tokens=settings.max_tokens)
+    if settings.llm == "openai":
+        from langchain_openai import ChatOpenAI
+        from openai import OpenAIError
+
+        try:
+            return ChatOpenAI(model=settings.openai_model, base_url=settings.openai_base_url,
+                              api_key=openai_api_key, temperature=settings.temperature,
+                              max_tokens=settings.max_tokens, stream_usage=True, timeout=120, max_retries=1)
+        except OpenAIError as exc:
+            raise LLMError(f"QA_LLM=openai needs an API key in OPENAI_API_KEY (any non-empty value for a local "
+                           f"server without keys): {exc}") from exc
+    raise LLMError(f"QA_LLM={settings.llm!r} has no generative chat model; the answer chain handles it without one.")
+
+
+__all__ = ["LLMError", "LocalChatModel", "LocalServer", "ServerConfig", "get_chat_model", "local_server"]
