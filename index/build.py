@@ -1,7 +1,7 @@
 """Build or rebuild the index so that a crash at any moment leaves the previous index whole and queryable.
 
-Order of a build: take the lock -> remove leftovers of killed builds -> load and split the seeds -> reuse the
-vectors of unchanged documents, embed the rest -> write a NEW collection, its documents and BM25 -> validate ->
+Order of a build: take the lock -> remove leftovers of killed builds -> load and split the seeds -> copy the
+vectors of chunks the live index already holds (unchanged documents), embed the rest -> write a NEW collection, its documents and BM25 -> validate ->
 switch the pointer atomically -> only then delete the old collection. Until the pointer flips, readers never
 look at the new files; after it flips, they never need the old ones.
 """
@@ -102,6 +102,14 @@ def _delete_collection(client, name: str) -> None:
         pass
 
 
+def _chunk_ids(settings: Settings, collection: str) -> set[str]:
+    try:
+        documents = store.read_documents(settings.store_path, collection)
+        return {c[0] for doc in documents.values() for c in doc["chunks"]}
+    except (IndexCorrupt, KeyError, TypeError, IndexError):
+        return set()
+
+
 def _holds(client, name: str, count: object) -> bool:
     """The live collection is still in Chroma with all its chunks (a wiped Chroma means: build again)."""
     try:
@@ -191,19 +199,25 @@ def build_index(
                 f"no documents to index in {settings.seeds_dir} (put .txt, .md, .html or .pdf files there)"
                 + "".join(f"\n  {w}" for w in warnings)
             )
-        compatible = manifest is not None and store.config_mismatch(manifest, settings) is None
+        same_config = manifest is not None and store.config_mismatch(manifest, settings) is None
         old_hashes = {src: d.get("sha256") for src, d in (manifest or {}).get("documents", {}).items()}
         new_hashes = {d.source: d.sha256 for d in docs}
         removed = len(set(old_hashes) - set(new_hashes))
-        if not force and compatible and old_hashes == new_hashes and _holds(client, active, manifest.get("chunks")):
+        if not force and same_config and old_hashes == new_hashes and _holds(client, active, manifest.get("chunks")):
             return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
                                embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
                                seconds=time.perf_counter() - started, up_to_date=True)
 
         chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
         chunks = [c for d in docs for c in chunks_by_doc[d.source]]
-        unchanged = [c.id for d in docs if compatible and old_hashes.get(d.source) == d.sha256
-                     for c in chunks_by_doc[d.source]]
+        # A chunk id hashes source, offsets and text, so an id the live index already holds names the same text:
+        # its vector can be copied whenever the model is the same (whole unchanged documents, and the untouched
+        # chunks of edited ones, e.g. a title above an edited paragraph).
+        same_model = manifest is not None and all(
+            manifest.get(k) == v for k, v in store.index_config(settings).items()
+            if k in ("embedding_model", "dimension", "chroma"))
+        old_ids = _chunk_ids(settings, active) if same_model else set()
+        unchanged = [c.id for c in chunks if c.id in old_ids]
         report_progress("reuse", 0, len(unchanged))
         vectors = _reused_vectors(client, active, unchanged, client.get_max_batch_size()) if unchanged else {}
         report_progress("reuse", len(vectors), len(unchanged))
