@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -19,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from index.settings import Settings
-from index.types import IndexError_
+from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
 from qa.types import Answer, QAError
@@ -77,11 +78,17 @@ HEAD = """
 FOCUS_QUESTION = "() => { document.querySelector('#qa-question textarea')?.focus(); }"
 
 
+NO_INDEX = "Nothing is indexed yet: press Rebuild index (or Add documents) and ask again."
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
 def _message(exc: Exception) -> str:
-    """What a person sees for a failure: the message of our own errors, never a traceback or a path."""
+    """What a person sees for a failure: the message of our own errors, never a traceback or a file path."""
+    if isinstance(exc, IndexMissing):
+        return NO_INDEX
     if isinstance(exc, (QAError, IndexError_)):
-        return str(exc) or UNEXPECTED
-    log.exception("unexpected error", exc_info=exc)
+        return _PATH.sub("(path hidden)", str(exc)) or UNEXPECTED
+    log.error("unexpected error", exc_info=exc)
     return UNEXPECTED
 
 
@@ -288,7 +295,7 @@ def build_app(service: QAService) -> gr.Blocks:
         stop.click(None, None, None, cancels=answering, **private)
         new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
-        chat.like(app.like, [records], None, **private)
+        chat.like(app.like, [records], None, api_visibility="private")  # queued: gr.Info needs the queue
 
         rebuild.click(app.rebuild, None, [progress, status], api_name="rebuild", **rebuild_limit)
         upload.upload(app.add_documents, [upload], [progress, status], api_name="add_documents", **rebuild_limit)

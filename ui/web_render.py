@@ -188,11 +188,11 @@ def progress_html(stage: str, done: int, total: int) -> str:
 
 def report_html(report: BuildReport, notes: list[str] | None = None) -> str:
     """The outcome of a rebuild (and of an upload before it), warnings included."""
+    size = f"{report.documents} document{'s' * (report.documents != 1)}, {report.chunks} passages"
     if report.up_to_date:
-        head = f"Index is up to date: {report.documents} documents, {report.chunks} passages."
+        head = f"Index is up to date: {size}."
     else:
-        head = (f"Index rebuilt in {report.seconds:.1f} s: {report.documents} documents, {report.chunks} passages "
-                f"({report.embedded} embedded, {report.reused} reused).")
+        head = f"Index rebuilt in {report.seconds:.1f} s: {size} ({report.embedded} embedded, {report.reused} reused)."
     items = [*(notes or []), *report.skipped]
     listing = "".join(f"<li>{escape(x)}</li>" for x in items)
     return (f'<div class="qa-progress" id="qa-progress" data-state="done">{escape(head)}'

@@ -7,7 +7,7 @@ import json
 import gradio as gr
 import pytest
 
-from index.types import IndexBusy, IndexMissing
+from index.types import IndexBusy, IndexCorrupt, IndexMissing
 from qa.feedback import read_feedback
 from qa.types import QAError
 from tests.ui.fake_service import FakeService
@@ -58,14 +58,16 @@ def test_stopped_and_failed_turns_are_left_out_of_history(settings):
 
 @pytest.mark.parametrize("error, shown", [
     (QAError("The question is too long (200,000 characters; the limit is 2,000)."), "The question is too long"),
-    (IndexMissing("No index yet: run `qa index build` or press Rebuild index."), "No index yet"),
+    (IndexMissing("there is no index in /srv/data/store yet; run `qa index build`"), "Nothing is indexed yet"),
+    (IndexCorrupt("the index at /srv/data/store is damaged; run `qa index rebuild`"),
+     "the index at (path hidden) is damaged"),
     (RuntimeError("boom in /srv/secret/path.py"), UNEXPECTED),
 ])
 def test_errors_become_a_friendly_chat_message(settings, error, shown):
     app = ChatApp(FakeService(settings, fail=error))
     chat, sources, records = run(app, "Who co-chaired the dialogue?")[-1]
-    assert chat[-1]["role"] == "assistant" and chat[-1]["content"].startswith(shown.replace("`", "`"))
-    assert "Traceback" not in chat[-1]["content"] and "/srv/secret" not in chat[-1]["content"] + sources
+    assert chat[-1]["role"] == "assistant" and chat[-1]["content"].startswith(shown)
+    assert "Traceback" not in chat[-1]["content"] and "/srv/" not in chat[-1]["content"] + sources
     assert records[1]["error"]
 
 

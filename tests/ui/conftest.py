@@ -1,0 +1,111 @@
+"""A real chat server for the UI tests: `ui.web.serve` in its own process on a free 127.0.0.1 port, over a temp
+seeds folder and data folder, answering with the real local model. Built once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
+ARTIFACTS = ROOT / "test-artifacts"
+STARTUP_SECONDS = 240
+ANSWER_SECONDS = 300  # one answer from the local model on a busy 2-core machine, with margin
+
+SERVE = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.INFO)\n"
+    "from index.settings import Settings\n"
+    "from ui.web import serve\n"
+    "serve(Settings(_env_file=None), port=int(sys.argv[1]))\n"
+)
+
+
+@dataclass
+class Server:
+    url: str
+    seeds_dir: Path
+    data_dir: Path
+    log: Path
+    auth: tuple[str, str] | None = None
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, auth=self.auth, verbose=False, download_files=False, analytics_enabled=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "gradio_api/info", timeout=5):
+                return
+        except OSError as exc:
+            if getattr(exc, "code", None) == 401:  # up, behind a login
+                return
+            time.sleep(0.5)
+    raise RuntimeError(f"server not ready after {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def start_server(root: Path, name: str, **env_overrides: str):
+    """Start `serve` in a subprocess with QA_* settings from env_overrides; returns (Server, process)."""
+    seeds, data = root / "seeds", root / "data"
+    seeds.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, seeds / SEED.name)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
+    env.update(QA_SEEDS_DIR=str(seeds), QA_DATA_DIR=str(data), GRADIO_TEMP_DIR=str(root / "gradio-tmp"),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env_overrides)
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_ready(url, proc, log)
+    except BaseException:
+        stop_server(proc)
+        raise
+    user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
+    return Server(url, seeds, data, log, (user, password) if user else None), proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """One server with the real local LLM; its index is built through the page's own rebuild endpoint."""
+    server, proc = start_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local")
+    try:
+        client = server.client()
+        progress, _status = client.submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
+        assert 'data-state="done"' in progress, progress
+        yield server
+    finally:
+        stop_server(proc)

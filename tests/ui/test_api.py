@@ -1,0 +1,94 @@
+"""gradio_client against the real server and the real local model: streaming, citations, abstention, the JSON
+API, upload + rebuild, login and friendly errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.ui.conftest import ANSWER_SECONDS, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+ANSWER_KEYS = {"question", "answer", "abstained", "citations", "passages", "rewritten_question", "timings_ms"}
+NEW_DOC = (
+    "Gilgit Apricot Festival\n\n"
+    "The Gilgit Apricot Festival is organised every July by the botanist Mahnoor Baig.\n"
+    "Its opening parade starts at the old polo ground and ends at the riverside market.\n"
+)
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(part.get("text", "") for part in content)
+
+
+def test_chat_streams_an_answer_with_citations(live_server):
+    client = live_server.client()
+    job = client.submit("Who co-chaired the dialogue?", [], api_name="/chat")
+    chat, sources = job.result(timeout=ANSWER_SECONDS)
+    partials = [text_of(out[0][-1]) for out in job.outputs() if out[0]]
+    assert len(set(partials)) >= 4, "the answer should arrive in several partial outputs"
+    final = text_of(chat[-1])
+    assert "Dar" in final and "Wang Yi" in final
+    marker = re.search(r'<a class="qa-cite" href="#(qa-src-1-\d+)"[^>]*>\[\d+\]</a>', final)
+    assert marker, final
+    # The marker's passage is in the sources panel with the co-chair sentence highlighted.
+    assert f'id="{marker.group(1)}"' in sources
+    quote = re.search(r'<mark class="qa-quote">(.*?)</mark>', sources, re.S)
+    assert quote and "co-chaired by" in quote.group(1)
+
+
+def test_ask_endpoint_returns_the_answer_json_and_abstains_when_unanswerable(live_server):
+    out = live_server.client().predict("What is the population of Gwadar?", None, api_name="/ask")
+    assert set(out) == ANSWER_KEYS
+    assert out["question"] == "What is the population of Gwadar?"
+    assert out["abstained"] is True and out["citations"] == []
+    assert out["passages"] and {"n", "source", "start", "end", "score", "text"} <= set(out["passages"][0])
+
+
+@pytest.mark.parametrize("question, message", [
+    ("   ", "Please type a question."),
+    ("x" * 200_000, "The question is too long"),
+])
+def test_ask_endpoint_refuses_bad_questions_with_a_clear_message(live_server, question, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as err:
+        live_server.client().predict(question, None, api_name="/ask")
+    assert message in str(err.value) and "Traceback" not in str(err.value)
+
+
+def test_uploaded_document_becomes_answerable_after_the_rebuild(live_server, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "Gilgit festival.txt"
+    path.write_text(NEW_DOC, encoding="utf-8")
+    client = live_server.client()
+    progress, status = client.predict([handle_file(str(path))], api_name="/add_documents")
+    assert 'data-state="done"' in progress and "Added Gilgit_festival.txt." in progress
+    assert "Indexed: 2 documents" in status
+    assert (live_server.seeds_dir / "Gilgit_festival.txt").read_text(encoding="utf-8") == NEW_DOC
+
+    out = client.predict("Who organises the Gilgit Apricot Festival?", None, api_name="/ask")
+    assert not out["abstained"] and "Mahnoor Baig" in out["answer"]
+    assert "Gilgit_festival.txt" in {c["source"] for c in out["citations"]}
+
+
+def test_login_is_required_when_auth_is_set(tmp_path):
+    """A second, light server (extractive backend, no index): login enforced, errors stay friendly."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    server, proc = start_server(tmp_path, "auth-server", QA_LLM="extractive", QA_AUTH="ana:s3cret-pass")
+    try:
+        with pytest.raises(Exception, match="(?i)login|auth|401|credentials"):
+            Client(server.url, verbose=False, download_files=False, analytics_enabled=False)
+        with pytest.raises(Exception, match="(?i)login|auth|401|credentials"):
+            Client(server.url, auth=("ana", "wrong"), verbose=False, download_files=False, analytics_enabled=False)
+        with pytest.raises(AppError) as err:  # logged in, but nothing is indexed yet
+            server.client().predict("Who co-chaired the dialogue?", None, api_name="/ask")
+        assert "index" in str(err.value).lower() and str(server.data_dir) not in str(err.value)
+    finally:
+        stop_server(proc)
