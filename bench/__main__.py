@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _ints(text: str) -> list[int]:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2,
                         help="timings at the configured chunk size are the best of this many runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/retrieval.json)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                            squad_questions=args.squad_questions, seed=args.seed, repeat=max(1, args.repeat),
                            log=lambda msg: Console(stderr=True).print(f"[dim]{msg}[/dim]"))
     result["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    path = retrieval.save(result)
+    path = retrieval.save(result, args.out) if args.out else retrieval.save(result)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

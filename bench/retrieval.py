@@ -277,9 +277,8 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
     }
 
 
-def save(result: dict, folder: Path = RESULTS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "retrieval.json"
+def save(result: dict, path: Path = RESULTS / "retrieval.json") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     return path
 
