@@ -160,3 +160,13 @@ def test_only_loopback_without_an_explicit_flag(host, allowed):
         with pytest.raises(ValueError, match="--allow-remote"):
             check_host(host, allow_remote=False)
         check_host(host, allow_remote=True)
+
+
+def test_serve_refuses_a_public_interface_before_loading_anything(settings, monkeypatch):
+    import ui.web
+
+    monkeypatch.setattr(ui.web, "QAService", lambda s: pytest.fail("nothing may load before the host check"))
+    with pytest.raises(ValueError, match="Refusing to listen on 0.0.0.0"):
+        ui.web.serve(settings, host="0.0.0.0")
+    with pytest.raises(ValueError, match="QA_AUTH must look like user:password"):
+        ui.web.serve(settings.with_overrides(auth="no-colon"))
