@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     llm_ctx: int = 4096
     llm_parallel: int = 2
     max_tokens: int = 160
+    context_chars: int = 900  # how much passage text the model reads (its best sentences); prefill is slow
     temperature: float = 0.0
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

@@ -29,6 +29,7 @@ class ChainParts:
     embed: Embed
     llm: BaseChatModel | None  # None: the extractive backend
     max_tokens: int = 160
+    context_chars: int = 900  # what the model reads: the best sentences of the passages, not whole chunks
 
 
 def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
@@ -74,8 +75,9 @@ def build_chain(parts: ChainParts) -> Runnable:
             state["timings"]["first_token"] = (time.perf_counter() - state["t0"]) * 1000
             _emit(state, StreamEvent("token", text=text))
             return text
+        context = select_context(question, state["passages"], parts.embed, parts.context_chars)
         pieces = []
-        for chunk in parts.llm.stream(prompts.answer_messages(question, state["passages"]), config=config,
+        for chunk in parts.llm.stream(prompts.answer_messages(question, context), config=config,
                                       max_tokens=parts.max_tokens):
             piece = str(chunk.content)
             if not piece:
@@ -133,26 +135,51 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     return Answer(question, cited.text, False, cited.citations, passages, rewritten)
 
 
+def _rank_sentences(question: str, passages: Sequence[Passage], embed: Embed) -> list[tuple[float, Passage, int, int]]:
+    """Every passage sentence scored against the question (cosine + share of question words it has), best first."""
+    cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text)]
+    if not cands:
+        return []
+    vecs = embed([question] + [p.text[s:e] for p, s, e in cands])
+    q_terms = {stem(t) for t in content_tokens(question)}
+    scored = []
+    for (p, s, e), vec in zip(cands, vecs[1:]):
+        terms = {stem(t) for t in content_tokens(p.text[s:e])}
+        overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+        scored.append((0.6 * cite._cosine(vecs[0], vec) + 0.4 * overlap, p, s, e))
+    scored.sort(key=lambda x: (-x[0], x[1].n, x[2]))
+    return scored
+
+
+def select_context(question: str, passages: Sequence[Passage], embed: Embed, budget_chars: int) -> list[Passage]:
+    """The passages cut down to their sentences closest to the question, within a character budget.
+
+    Prefill is the slow half of a small CPU model's answer (tokens in cost about a third of tokens out), so
+    the model reads the few sentences that matter, still numbered by their passage; the full passages are
+    still shown to the user and used for citation alignment.
+    """
+    chosen: dict[int, list[tuple[int, int]]] = {}
+    used = 0
+    for _score, p, s, e in _rank_sentences(question, passages, embed):
+        if used and used + (e - s) > budget_chars:
+            continue
+        chosen.setdefault(p.n, []).append((s, e))
+        used += e - s
+    out = []
+    for p in passages:
+        if p.n in chosen:
+            text = " ".join(p.text[s:e] for s, e in sorted(chosen[p.n]))
+            out.append(Passage(p.n, p.chunk_id, p.source, p.title, p.start, p.end, p.score, text))
+    return out
+
+
 def extractive_answer(question: str, passages: Sequence[Passage], embed: Embed, max_sentences: int = 1) -> str:
     """The passage sentence(s) closest to the question: the answer of the model-free backend."""
-    cands = [(p, p.text[s:e]) for p in passages for s, e in sentence_spans(p.text)]
-    if not cands:
-        return ""
-    vecs = embed([question] + [c[1] for c in cands])
-    q_vec, c_vecs = vecs[0], vecs[1:]
-    q_terms = {stem(t) for t in content_tokens(question)}
-
-    def score(i: int) -> float:
-        terms = {stem(t) for t in content_tokens(cands[i][1])}
-        overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
-        return 0.6 * cite._cosine(q_vec, c_vecs[i]) + 0.4 * overlap
-
-    ranked = sorted(range(len(cands)), key=score, reverse=True)
-    best = ranked[0]
-    if score(best) < 0.35:
+    ranked = _rank_sentences(question, passages, embed)
+    if not ranked or ranked[0][0] < 0.35:
         return "I don't know."
-    chosen = []
-    for i in ranked[:max_sentences]:
-        if cands[i][1] not in chosen:
-            chosen.append(cands[i][1])
+    chosen: list[str] = []
+    for _score, p, s, e in ranked[:max_sentences]:
+        if p.text[s:e] not in chosen:
+            chosen.append(p.text[s:e])
     return " ".join(chosen)

@@ -150,8 +150,7 @@ _NUMBER_WORDS = ("hundred", "thousand", "million", "billion", "trillion", "perce
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,80})[\"“”]")
 _QUANTITY_Q = re.compile(r"\b(how (?:many|much|long|far|old|big|large)|population|percent(?:age)?|number of|"
                          r"amount|cost|value|worth|budget|size|area|rate|salary|price)\b", re.IGNORECASE)
-_TIME_Q = re.compile(r"^\s*(?:when|what (?:year|date|month|day|time))\b|\bwhich (?:year|date|month|day)\b",
-                     re.IGNORECASE)
+_TIME_Q = re.compile(r"^\s*when\b|\b(?:what|which) (?:\w+ )?(?:year|date|month|day|time)\b", re.IGNORECASE)
 _TIME_WORDS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
                          r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|year|years|month|"
                          r"week|today|tomorrow|yesterday|\d{4}|\d{1,2}(?:st|nd|rd|th)?)\b", re.IGNORECASE)

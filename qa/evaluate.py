@@ -130,7 +130,7 @@ def _turns(conv) -> list[dict]:
 
 
 def _row(kind: str, item: dict, a: Answer, svc) -> dict:
-    aliases = item["answers"]
+    aliases = item["answers"] + item.get("answers_native", [])
     support = item.get("support", "")
     doc = ""
     if a.citations:

@@ -55,6 +55,28 @@ def clean_history(history: Sequence | None) -> list[dict]:
     return out
 
 
+class CachedEmbed:
+    """embed_documents with a bounded memo: passage sentences recur across questions (selection, citing)."""
+
+    def __init__(self, embedder, max_items: int = 50_000):
+        self._embedder = embedder
+        self._memo: dict[str, list[float]] = {}
+        self._max = max_items
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            found = {t: self._memo[t] for t in texts if t in self._memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            found.update(zip(missing, self._embedder.embed_documents(missing)))
+            with self._lock:
+                if len(self._memo) + len(missing) > self._max:
+                    self._memo.clear()
+                self._memo.update((t, found[t]) for t in missing)
+        return [found[t] for t in texts]
+
+
 class QAService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -116,9 +138,10 @@ class QAService:
             if self._chain is None:
                 self._chain = build_chain(ChainParts(
                     retrieve=lambda q: retriever.retrieve(q, self.settings.top_k),
-                    embed=embedder.embed_documents,
+                    embed=CachedEmbed(embedder),
                     llm=llm,
                     max_tokens=self.settings.max_tokens,
+                    context_chars=self.settings.context_chars,
                 ))
             return self._chain
 
@@ -209,7 +232,7 @@ class QAService:
             return []
         counts: Counter = Counter()
         for c in chunks:
-            for m in re.finditer(r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)+)\b", c.text):
+            for m in re.finditer(r"(?<![-\w])([A-Z][a-z]+(?: [A-Z][a-z]+)+)\b(?!-)", c.text):
                 counts[m.group(1)] += 1
         phrases = [p for p, _ in counts.most_common(n * 3) if not p.split()[0] in ("The", "On", "In", "Both")]
         return [f"What does the document say about {p}?" for p in phrases[:n]]
