@@ -118,6 +118,9 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
 
     if not passages:
         return abstain("nothing retrieved")
+    absent = cite.missing_question_terms(check_q, passages)
+    if absent:
+        return abstain(f"the passages never mention {', '.join(absent)}")
     if cite.says_not_known(draft):
         return abstain("model said it does not know")
     cited = cite.align(draft, passages, embed)
@@ -130,6 +133,9 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     missing = cite.unsupported_content(claim, check_q, passages)
     if missing:
         return abstain(f"not in the passages: {', '.join(missing)}")
+    inflated = cite.unqualified_titles(claim, passages)
+    if inflated:
+        return abstain(f"the passages only give a qualified title: {', '.join(inflated)}")
     if not cite.answers_question_type(claim, check_q):
         return abstain("the answer does not give what the question asks for")
     return Answer(question, cited.text, False, cited.citations, passages, rewritten)

@@ -196,7 +196,7 @@ def unsupported_content(answer: str, question: str, passages: Sequence[Passage])
         if n not in source and stem(n) not in source_tokens and n not in question_norm:
             missing.append(name)
     for quote in _QUOTED.findall(answer):
-        if normalize(quote) not in source:
+        if normalize(quote).strip(" .,;:!?'") not in source:
             missing.append(f'"{quote}"')
     return missing
 
@@ -209,3 +209,46 @@ def answers_question_type(answer: str, question: str) -> bool:
     if _TIME_Q.search(question) and not _TIME_WORDS.search(answer):
         return False
     return True
+
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+             "eleventh", "twelfth")
+_QUALIFIERS = ("deputy", "vice", "former", "acting", "assistant", "junior", "ex", "co", "interim", "late")
+
+
+def missing_question_terms(question: str, passages: Sequence[Passage]) -> list[str]:
+    """Specific things the question names (numbers, ordinals, names) that no passage mentions: asked about
+    the eighth round when the documents only have the seventh, the answer cannot be in them."""
+    source = normalize(" ".join(p.text for p in passages))
+    source_words = set(tokens(source))
+    missing = []
+    for num in _numbers(question):
+        if num not in _numbers(source):
+            missing.append(num)
+    for w in tokens(question):
+        if w in _ORDINALS and w not in source_words:
+            missing.append(w)
+    for name in _names(question):
+        n = normalize(name)
+        prefix = n[:4]  # lenient: "Chinese" matches "China", "Pakistani" "Pakistan"
+        if len(n) > 2 and n not in source and not any(t.startswith(prefix) for t in source_words):
+            missing.append(name)
+    return missing
+
+
+def unqualified_titles(answer: str, passages: Sequence[Passage]) -> list[str]:
+    """Titles the answer gives without the qualifier every passage puts before them: "Prime Minister" where
+    the documents only ever say "Deputy Prime Minister"."""
+    source = normalize(" ".join(p.text for p in passages))
+    out = []
+    for m in re.finditer(r"(?:[A-Z][a-z]+ ){1,3}[A-Z][a-z]+", answer):
+        phrase = normalize(m.group())
+        before = normalize(answer[: m.start()]).split()[-1:] if m.start() else []
+        hits = [h.start() for h in re.finditer(re.escape(phrase), source)]
+        if not hits or (before and before[0].strip("-") in _QUALIFIERS):
+            continue
+        qualified = [re.search(rf"\b({'|'.join(_QUALIFIERS)})[- ]$", source[max(0, h - 12):h]) for h in hits]
+        first_word = phrase.split()[0]
+        if all(qualified) and first_word not in _QUALIFIERS:
+            out.append(m.group())
+    return out

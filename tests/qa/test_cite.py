@@ -71,3 +71,24 @@ def test_says_not_known():
     for text in ("I don't know.", "The passages do not mention the population.", "This is not specified.", ""):
         assert cite.says_not_known(text), text
     assert not cite.says_not_known("Ishaq Dar and Wang Yi co-chaired it.")
+
+
+def test_quoted_phrase_must_stand_in_a_passage_punctuation_aside():
+    ps = _passages()
+    assert cite.unsupported_content('They called it "co-chaired by Ishaq Dar."', "What?", ps) == []
+    assert cite.unsupported_content('They called it "a brotherly bond".', "What?", ps) == ['"a brotherly bond"']
+
+
+def test_question_naming_what_no_passage_has():
+    ps = _passages()
+    assert cite.missing_question_terms("When will the eighth round be held?", ps) == ["eighth"]
+    assert cite.missing_question_terms("What did Huawei announce?", ps) == ["Huawei"]
+    assert cite.missing_question_terms("Who visited China from January 3?", ps) == []
+    assert cite.missing_question_terms("What did the Chinese side say about Gwadar Port?", ps) == []
+
+
+def test_title_without_the_qualifier_the_documents_give():
+    ps = [Passage(1, "a", "d", "D", 0, 60, 1.0, "Deputy Prime Minister and Foreign Minister Ishaq Dar spoke.")]
+    assert cite.unqualified_titles("Pakistan's Prime Minister is Ishaq Dar.", ps) == ["Prime Minister"]
+    assert cite.unqualified_titles("Ishaq Dar is the Deputy Prime Minister.", ps) == []
+    assert cite.unqualified_titles("Ishaq Dar is the Foreign Minister.", ps) == []
