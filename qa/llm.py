@@ -43,6 +43,7 @@ class ServerConfig:
     n_ubatch: int = 512
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_unified: bool = False
+    cache_ram_mib: int = 256  # host-RAM store of evicted slot prompts; the 8 GiB default lets RSS grow
     warm_up: bool = True  # one 1-token request at load, so the first question does not pay for page faults
 
 
@@ -81,6 +82,7 @@ def _load_server(config: ServerConfig) -> LocalServer:
     p.n_batch = config.n_batch
     p.n_ubatch = config.n_ubatch
     p.kv_unified = config.kv_unified
+    p.cache_ram_mib = config.cache_ram_mib
     p.cpuparams.n_threads = config.n_threads
     p.cpuparams_batch.n_threads = config.n_threads
     p.flash_attn_type = {"auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -119,6 +121,7 @@ class LocalChatModel(BaseChatModel):
     n_ubatch: int = 512
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_unified: bool = False
+    cache_ram_mib: int = 256
     temperature: float = 0.0
     max_tokens: int | None = 160
     stop: list[str] | None = None
@@ -136,7 +139,8 @@ class LocalChatModel(BaseChatModel):
     def server_config(self) -> ServerConfig:
         return ServerConfig(model_path=str(self.model_path), n_ctx=self.n_ctx, n_parallel=self.n_parallel,
                             n_threads=self.n_threads, n_batch=self.n_batch, n_ubatch=self.n_ubatch,
-                            flash_attn=self.flash_attn, kv_unified=self.kv_unified)
+                            flash_attn=self.flash_attn, kv_unified=self.kv_unified,
+                            cache_ram_mib=self.cache_ram_mib)
 
     def load(self) -> None:
         """Load the model now (e.g. at start-up, alongside the embedder) instead of on the first question."""
