@@ -46,14 +46,12 @@ def _user_errors():
 
 
 def _lines(arg: str):
-    """The argument itself, or one item per non-blank stdin line when it is '-'."""
+    """The argument itself, or one item per stdin line when it is '-' (a blank line is an empty query)."""
     if arg != "-":
         yield arg
         return
     for line in sys.stdin:
-        line = line.rstrip("\n")
-        if line.strip():
-            yield line
+        yield line.rstrip("\r\n")
 
 
 # --- index ---------------------------------------------------------------------------------------------------
@@ -71,8 +69,10 @@ def index_rebuild(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonO
 
 def _build(settings: Settings, force: bool, as_json: bool) -> None:
     from index.build import build_index
+    from index.owner import claim_store
 
     try:
+        claim_store(settings, "build")  # refuses while `qa serve` or another build holds this store
         report = build_index(settings, force=force, progress=not as_json)
     except _user_errors() as exc:
         _fail(str(exc))
