@@ -116,6 +116,15 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
     if count != len(chunks) or set(bm25.ids) != set(chunks):
         raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
                            f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`")
+    # The count comes from Chroma's metadata; reading the first-written vector proves the vector files are there
+    # too (a deleted segment folder otherwise leaves dense search silently returning almost nothing).
+    try:
+        probe = collection.get(ids=[next(iter(chunks))], include=["embeddings"])
+        if len(probe["ids"]) != 1:
+            raise LookupError("the first chunk has no vector")
+    except Exception as e:
+        raise IndexCorrupt(f"the vectors of the index {name} cannot be read ({type(e).__name__}: {e}); "
+                           "run `qa index rebuild`") from None
     return IndexReader(settings, name, manifest, documents, chunks, bm25, collection, embedder)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from index.owner import claim_store
 from index.settings import Settings
 from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
@@ -343,6 +344,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     host, port = host or settings.host, port or settings.port
     check_host(host, allow_remote)
     _auth(settings.auth)
+    claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
     service = QAService(settings)
 
     def warm_up() -> None:

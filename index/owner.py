@@ -1,0 +1,99 @@
+"""One process at a time owns an embedded store: a running `qa serve`, or a `qa index build/rebuild`.
+
+Chroma's embedded database is not safe for two processes writing one folder: a rebuild from a second process
+while the server runs would change files under the server's open Chroma and could corrupt or silently
+desynchronise the store. So each entry point that writes the store claims it first, with an exclusive flock on
+`<store>/owner.lock` held until the process exits. The kernel drops the lock when its holder dies, even by
+SIGKILL, so a crashed server never blocks the next start. A store in a Chroma server (QA_CHROMA_HOST) is safe
+to share and is not claimed. Rebuilds inside the serving process (the page's button) go through its own
+rebuild lock instead.
+
+The claiming process also makes the data folder private: the folders become user-only (0700) and the process
+umask 077, so everything it writes there (Chroma's files, the index, the feedback log) is user-only (0600).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Literal
+
+from index.settings import Settings
+from index.types import IndexBusy
+
+OWNER_LOCK = "owner.lock"
+Role = Literal["serve", "build"]
+
+_held: dict[Path, tuple[int, str]] = {}  # store folder -> (fd of the held lock, role), for this process
+_held_lock = threading.Lock()
+
+
+def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
+    if holder_role == "serve" and role == "build":
+        return (f"the index in {store} is in use by a running `qa serve` (pid {pid}): rebuild it with the page's "
+                "\"Rebuild index\" button, or stop the server and run this command again")
+    if holder_role == "serve":
+        return (f"another `qa serve` (pid {pid}) is already serving the index in {store}; stop it first, or "
+                "serve another data folder (QA_DATA_DIR)")
+    if role == "serve":
+        return (f"a `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then "
+                "start the server again")
+    return f"another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then try again"
+
+
+def make_private(settings: Settings) -> None:
+    """Create the data and store folders user-only (tightening them when they are ours), and set umask 077."""
+    os.umask(0o077)
+    for folder in (Path(settings.data_dir), Path(settings.store_path)):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(folder, 0o700)
+
+
+def claim_store(settings: Settings, role: Role) -> None:
+    """Own the embedded store until this process exits, or raise IndexBusy saying who holds it and what to do.
+
+    Claiming again from the process that holds the store is a no-op. Also makes the data folder private.
+    """
+    make_private(settings)
+    if settings.chroma_host:
+        return
+    store = Path(settings.store_path).resolve()
+    with _held_lock:
+        if store in _held:
+            return
+        fd = os.open(store / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").split() + ["unknown", "unknown"]
+            os.close(fd)
+            raise IndexBusy(_refusal(role, holder[0], holder[1], store)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{role} {os.getpid()}\n".encode(), 0)
+        _held[store] = (fd, role)
+
+
+def store_owner(settings: Settings) -> tuple[str, int] | None:
+    """(role, pid) of the process that owns the store now, or None when no live process does."""
+    path = Path(settings.store_path) / OWNER_LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        role, _, pid = os.pread(fd, 64, 0).decode("ascii", "replace").strip().partition(" ")
+        return role, int(pid) if pid.isdigit() else -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+__all__ = ["OWNER_LOCK", "claim_store", "make_private", "store_owner"]
