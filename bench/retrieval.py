@@ -74,13 +74,15 @@ class QueryCache:
         return 1000 * self.encode_seconds / max(1, len(self._vectors))
 
 
-def metrics(ranks: list[int | None]) -> dict:
-    """hit@1, hit@5 and MRR@DEPTH from the 1-based rank of the first hit per question (None: no hit)."""
+def metrics(ranks: list[int | None], budget_k: int = 5) -> dict:
+    """hit@1, hit@5, MRR@DEPTH and hit@budget (a hit among the first budget_k passages) from the 1-based rank of
+    the first hit per question (None: no hit)."""
     n = len(ranks) or 1
     return {
         "hit@1": sum(r == 1 for r in ranks if r) / n,
         "hit@5": sum(r <= 5 for r in ranks if r) / n,
         "mrr": sum(1.0 / r for r in ranks if r) / n,
+        "hit@budget": sum(r <= budget_k for r in ranks if r) / n,
     }
 
 
@@ -111,14 +113,15 @@ def squad_targets(articles: list[dict], folder: Path, limit: int, seed: int) -> 
     return targets
 
 
-def evaluate(retriever, targets: list[Target]) -> dict:
-    """Metrics and search time per query for each mode (query vectors come from the QueryCache)."""
+def evaluate(retriever, targets: list[Target], budget_k: int) -> dict:
+    """Metrics, search time per query (query vectors come from the QueryCache) and the ranks, for each mode."""
     out = {}
     for mode in MODES:
         ranks, started = [], time.perf_counter()
         for t in targets:
-            ranks.append(first_hit(retriever.retrieve(t.question, DEPTH, mode=mode), t))
-        out[mode] = {**metrics(ranks), "search_ms": 1000 * (time.perf_counter() - started) / max(1, len(targets))}
+            ranks.append(first_hit(retriever.retrieve(t.question, max(DEPTH, budget_k), mode=mode), t))
+        out[mode] = {**metrics(ranks, budget_k), "search_ms": 1000 * (time.perf_counter() - started) / max(1, len(targets)),
+                     "ranks": ranks}
     return out
 
 
@@ -190,25 +193,31 @@ def _ingest(settings: Settings, embedder, repeat: int) -> dict:
 
 
 def recommend(sweep: list[dict]) -> dict:
-    """Smallest chunk size whose hybrid quality (mean of article hit@1 and SQuAD MRR) is within MARGIN of the best."""
+    """The chunk size that best finds the evidence within the same prompt budget.
+
+    Larger chunks trivially hold more answers each, so sizes are compared at equal context: hybrid hit@budget (a hit
+    within the first context_chars // chunk_size passages), averaged over the article and SQuAD. Sizes within MARGIN
+    of the best tie; the smallest wins (finer citations, more passages for the same prompt length).
+    """
     def quality(row: dict) -> float:
-        return (row["article"]["hybrid"]["hit@1"] + row["squad"]["hybrid"]["mrr"]) / 2
+        return (row["article"]["hybrid"]["hit@budget"] + row["squad"]["hybrid"]["hit@budget"]) / 2
 
     best = max(quality(r) for r in sweep)
     pick = min((r for r in sweep if quality(r) >= best - MARGIN), key=lambda r: (r["chunk_size"], r["chunk_overlap"]))
-    return {"chunk_size": pick["chunk_size"], "chunk_overlap": pick["chunk_overlap"], "quality": quality(pick),
-            "best_quality": best, "rule": f"smallest chunk size within {MARGIN} of the best "
-                                          "mean(article hybrid hit@1, SQuAD hybrid MRR)"}
+    return {"chunk_size": pick["chunk_size"], "chunk_overlap": pick["chunk_overlap"], "top_k": pick["budget_k"],
+            "quality": quality(pick), "best_quality": best,
+            "rule": f"smallest chunk size within {MARGIN} of the best mean(article, SQuAD) hybrid hit@budget"}
 
 
 def _measure(base: Settings, work: Path, size: int, overlap: int, seeds: tuple[Path, Path], squad_set: list[Target],
-             embedder, queries: QueryCache, repeat: int, log) -> dict:
+             embedder, queries: QueryCache, repeat: int, context_chars: int, log) -> dict:
     """One point of the sweep: article quality, SQuAD ingest timings, SQuAD quality."""
     from index.build import build_index
     from index.reader import open_index
     from qa.retrieve import Retriever
 
     article_seeds, squad_seeds = seeds
+    budget_k = max(1, context_chars // size)
     log(f"chunk_size={size} chunk_overlap={overlap}: article index and questions")
     art = _settings(base, work / f"article-{size}-{overlap}", article_seeds, size, overlap)
     build_index(art, force=True, progress=False, embedder=embedder)
@@ -216,7 +225,7 @@ def _measure(base: Settings, work: Path, size: int, overlap: int, seeds: tuple[P
     source = next(iter(reader.chunks.values())).source
     targets = article_targets(reader.document_text(source), source)
     queries.prime([t.question for t in targets])
-    article = {**evaluate(Retriever(art, reader), targets), "reachable": reachable(reader, targets),
+    article = {**evaluate(Retriever(art, reader), targets, budget_k), "reachable": reachable(reader, targets),
                "chunks": len(reader.chunks), "questions": len(targets)}
 
     log(f"chunk_size={size} chunk_overlap={overlap}: SQuAD builds and encoder timing (x{repeat}), "
@@ -225,14 +234,18 @@ def _measure(base: Settings, work: Path, size: int, overlap: int, seeds: tuple[P
     squad_settings = ingest.pop("settings")
     reader = open_index(squad_settings, embedder=queries)
     queries.prime([t.question for t in squad_set])
-    squad = {**evaluate(Retriever(squad_settings, reader), squad_set), "reachable": reachable(reader, squad_set),
+    squad = {**evaluate(Retriever(squad_settings, reader), squad_set, budget_k), "reachable": reachable(reader, squad_set),
              "chunks": len(reader.chunks), "questions": len(squad_set)}
-    return {"chunk_size": size, "chunk_overlap": overlap, "article": article, "squad": squad, "ingest": ingest}
+    return {"chunk_size": size, "chunk_overlap": overlap, "budget_k": budget_k, "article": article, "squad": squad,
+            "ingest": ingest}
 
 
 def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squad_articles: int = 20,
-        squad_questions: int = 1000, seed: int = 0, repeat: int = 2, cache_dir: Path | None = None, log=print) -> dict:
+        squad_questions: int = 1000, seed: int = 0, repeat: int = 2, context_chars: int | None = None,
+        cache_dir: Path | None = None, log=print) -> dict:
     """The whole benchmark in one process; returns one JSON-able dict (see `save`).
+
+    context_chars (default top_k x chunk_size of the settings) is the prompt budget that sizes are compared at.
 
     Sweeps every size x overlap ratio, plus the configured (chunk_size, chunk_overlap), whose timings are the best
     of `repeat` runs; other points are timed once.
@@ -244,6 +257,7 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
     queries = QueryCache(embedder)
     articles = load_squad_train(squad_articles, seed=seed, cache_dir=cache_dir or Path(base.data_dir) / "cache")
     configured = (base.chunk_size, base.chunk_overlap)
+    context_chars = context_chars or base.top_k * base.chunk_size
     points = {(size, int(round(size * ratio))) for size in chunk_sizes for ratio in overlap_ratios} | {configured}
     work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
     try:
@@ -254,7 +268,7 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
         squad_set = squad_targets(articles, seeds[1], squad_questions, seed)
         sweep = [
             {**_measure(base, work, size, overlap, seeds, squad_set, embedder, queries,
-                        repeat if (size, overlap) == configured else 1, log), "configured": (size, overlap) == configured}
+                        repeat if (size, overlap) == configured else 1, context_chars, log), "configured": (size, overlap) == configured}
             for size, overlap in sorted(points)
         ]
     finally:
@@ -262,11 +276,13 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
     return {
         "benchmark": "retrieval",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": code_version(),
         "embedding_model": base.embedding_model,
         "embed_batch_size": base.embed_batch_size,
         "configured": {"chunk_size": configured[0], "chunk_overlap": configured[1]},
         "rrf_k": base.rrf_k,
         "depth": DEPTH,
+        "context_chars": context_chars,
         "query_encode_ms": queries.encode_ms_per_query,
         "article": {"questions": sweep[0]["article"]["questions"], "source": ARTICLE.name,
                     "file": ARTICLE_QUESTIONS.relative_to(ROOT).as_posix()},
@@ -275,6 +291,20 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
         "sweep": sweep,
         "recommended": recommend(sweep),
     }
+
+
+def code_version() -> str:
+    """The commit measured, marked dirty when index/ or qa/ have uncommitted changes (numbers depend on them)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "index", "qa"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("-dirty" if dirty else "")
 
 
 def save(result: dict, path: Path = RESULTS / "retrieval.json") -> Path:
@@ -287,38 +317,39 @@ def render(result: dict, console) -> None:
     """Rich tables: quality per set, size and mode; ingest and rebuild cost per size; the recommendation."""
     from rich.table import Table
 
-    quality = Table(title="Retrieval quality", caption="MRR over the top 10; reach: share of targets that some "
-                    "chunk holds whole (the ceiling at that size); ms: search per query, query vector cached")
-    for col in ("set", "size", "overlap", "mode", "hit@1", "hit@5", "MRR", "ms", "reach"):
+    quality = Table(title="Retrieval quality (hybrid = dense + BM25, reciprocal rank fusion)", caption=(
+        f"MRR over the top {result['depth']}; @budget: a hit within the first k passages that fit "
+        f"{result['context_chars']} characters of prompt; reach: share of targets some chunk holds whole; ms: search "
+        f"per query with the query vector cached (encoding a query adds {result['query_encode_ms']:.1f} ms)"))
+    for col in ("set", "size/overlap", "mode", "hit@1", "hit@5", "MRR", "k", "hit@budget", "ms", "reach"):
         quality.add_column(col, justify="left" if col in ("set", "mode") else "right")
     for row in result["sweep"]:
         for name in ("article", "squad"):
             for mode in MODES:
                 m = row[name][mode]
-                quality.add_row(name, str(row["chunk_size"]), str(row["chunk_overlap"]), mode, f"{m['hit@1']:.3f}",
-                                f"{m['hit@5']:.3f}", f"{m['mrr']:.3f}", f"{m['search_ms']:.1f}",
-                                f"{row[name]['reachable']:.3f}")
+                quality.add_row(name, f"{row['chunk_size']}/{row['chunk_overlap']}", mode, f"{m['hit@1']:.3f}",
+                                f"{m['hit@5']:.3f}", f"{m['mrr']:.3f}", str(row["budget_k"]), f"{m['hit@budget']:.3f}",
+                                f"{m['search_ms']:.1f}", f"{row[name]['reachable']:.3f}")
     console.print(quality)
-    console.print(f"search ms: per query with cached query vectors; encoding a query takes "
-                  f"{result['query_encode_ms']:.1f} ms more in dense and hybrid modes")
-    ingest = Table(title="Ingest of the SQuAD seeds", caption="build/enc: full-build chunks/s over raw "
-                   "SentenceTransformer.encode chunks/s (same chunks, same batch size); rebuild/full: no-change "
-                   "`qa index rebuild` time over a full build; noop: `qa index build` finding nothing to do")
-    for col in ("size", "runs", "chunks", "build s", "build c/s", "enc c/s", "build/enc", "rebuild s",
+    ingest = Table(title="Ingest of the SQuAD seeds (best of `runs`)", caption=(
+        "build/enc: full-build chunks/s over raw SentenceTransformer.encode chunks/s (same chunks, same batch size); "
+        "rebuild/full: no-change `qa index rebuild` time over a full build; noop: `qa index build` with nothing to do"))
+    for col in ("size/overlap", "runs", "chunks", "build s", "build c/s", "enc c/s", "build/enc", "rebuild s",
                 "rebuild/full", "noop s"):
         ingest.add_column(col, justify="right")
     for row in result["sweep"]:
         i = row["ingest"]
-        ingest.add_row(f"{row['chunk_size']}/{row['chunk_overlap']}", str(i["repeat"]), str(i["chunks"]), f"{i['full_build_s']:.1f}",
-                       f"{i['build_chunks_per_s']:.1f}", f"{i['encoder_chunks_per_s']:.1f}",
+        ingest.add_row(f"{row['chunk_size']}/{row['chunk_overlap']}", str(i["repeat"]), str(i["chunks"]),
+                       f"{i['full_build_s']:.1f}", f"{i['build_chunks_per_s']:.1f}", f"{i['encoder_chunks_per_s']:.1f}",
                        f"{i['build_vs_encoder']:.2f}", f"{i['nochange_rebuild_s']:.2f}", f"{i['rebuild_vs_full']:.3f}",
                        f"{i['up_to_date_check_s']:.2f}")
     console.print(ingest)
     rec = result["recommended"]
-    console.print(f"Recommended: chunk_size={rec['chunk_size']} chunk_overlap={rec['chunk_overlap']} ({rec['rule']}; "
-                  f"quality {rec['quality']:.3f}, best {rec['best_quality']:.3f})")
-    console.print(f"Article: {result['article']['questions']} questions. SQuAD: {result['squad']['questions']} questions "
-                  f"from {len(result['squad']['articles'])} articles. Data: {result['squad']['credit']}.")
+    console.print(f"Recommended: chunk_size={rec['chunk_size']} chunk_overlap={rec['chunk_overlap']} top_k={rec['top_k']} "
+                  f"({rec['rule']}: {rec['quality']:.3f}, best {rec['best_quality']:.3f})")
+    console.print(f"Code: {result['code']}. Article: {result['article']['questions']} questions ({result['article']['file']}). SQuAD: "
+                  f"{result['squad']['questions']} questions from {len(result['squad']['articles'])} articles. "
+                  f"Data: {result['squad']['credit']}.")
 
 
 __all__ = ["Target", "first_hit", "metrics", "recommend", "render", "run", "save"]

@@ -19,11 +19,12 @@ def _passage(source: str, start: int, end: int) -> Passage:
 
 
 def test_metrics_from_ranks():
-    m = metrics([1, 2, None, 5, 11])
+    m = metrics([1, 2, None, 5, 11], budget_k=2)
+    assert m["hit@budget"] == pytest.approx(2 / 5)
     assert m["hit@1"] == pytest.approx(1 / 5)
     assert m["hit@5"] == pytest.approx(3 / 5)
     assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 11) / 5)
-    assert metrics([]) == {"hit@1": 0.0, "hit@5": 0.0, "mrr": 0.0}
+    assert metrics([]) == {"hit@1": 0.0, "hit@5": 0.0, "mrr": 0.0, "hit@budget": 0.0}
 
 
 def test_a_hit_needs_the_right_document_and_the_whole_span():
@@ -51,16 +52,17 @@ def test_article_targets_locate_every_support_in_real_chunks():
     assert all(first_hit(passages, t) is not None for t in targets)
 
 
-def test_recommendation_prefers_the_smallest_size_that_ties_the_best():
-    def point(size, article_hit1, squad_mrr):
-        return {"chunk_size": size, "chunk_overlap": size // 5,
-                "article": {"hybrid": {"hit@1": article_hit1}}, "squad": {"hybrid": {"mrr": squad_mrr}}}
+def test_recommendation_compares_sizes_at_equal_context_and_prefers_the_smaller_on_ties():
+    def point(size, article, squad):
+        return {"chunk_size": size, "chunk_overlap": size // 5, "budget_k": 2000 // size,
+                "article": {"hybrid": {"hit@budget": article}}, "squad": {"hybrid": {"hit@budget": squad}}}
 
     sweep = [point(300, 0.80, 0.70), point(500, 0.90, 0.80), point(800, 0.905, 0.81)]
-    assert recommend(sweep)["chunk_size"] == 500  # 0.85 vs best 0.8575: within the margin, and shorter
+    rec = recommend(sweep)
+    assert (rec["chunk_size"], rec["top_k"]) == (500, 4)  # 0.85 vs best 0.8575: within the margin, and smaller
     sweep[1] = point(500, 0.85, 0.80)
     rec = recommend(sweep)
-    assert (rec["chunk_size"], rec["chunk_overlap"]) == (800, 160)
+    assert (rec["chunk_size"], rec["chunk_overlap"], rec["top_k"]) == (800, 160, 2)
     assert rec["best_quality"] == pytest.approx(0.8575)
 
 
@@ -107,11 +109,13 @@ def test_benchmark_end_to_end_on_real_parts(tmp_path):
     for name in ("article", "squad"):
         for mode in ("dense", "bm25", "hybrid"):
             m = point[name][mode]
-            assert 0 <= m["hit@1"] <= m["hit@5"] <= 1 and 0 <= m["mrr"] <= 1
+            assert 0 <= m["hit@1"] <= m["hit@5"] <= 1 and 0 <= m["mrr"] <= 1 and len(m["ranks"]) == point[name]["questions"]
+            assert m["hit@budget"] == sum(r is not None and r <= point["budget_k"] for r in m["ranks"]) / len(m["ranks"])
         assert point[name]["reachable"] == 1.0
     # The article questions are findable at all: far better than chance (1 / number of chunks).
     assert point["article"]["hybrid"]["hit@5"] > 0.8
     ingest = point["ingest"]
     assert ingest["chunks"] > 0 and ingest["build_chunks_per_s"] > 0 and ingest["encoder_chunks_per_s"] > 0
     assert ingest["up_to_date"] and 0 < ingest["rebuild_vs_full"] < 1
+    assert point["budget_k"] == result["context_chars"] // 500
     assert result["recommended"]["chunk_size"] == 500
