@@ -43,10 +43,12 @@ def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
     return f"another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then try again"
 
 
-def make_private(settings: Settings) -> None:
-    """Create the data and store folders user-only (tightening them when they are ours), and set umask 077."""
+def make_private(settings: Settings, role: Role) -> None:
+    """Set umask 077 and create the folders this process writes user-only (tightening them when they are ours):
+    the store, and the data folder when serving (feedback, models) or when the store lies inside it."""
     os.umask(0o077)
-    for folder in (Path(settings.data_dir), Path(settings.store_path)):
+    store, data = Path(settings.store_path).resolve(), Path(settings.data_dir).resolve()
+    for folder in ([data] if role == "serve" or data in store.parents else []) + [store]:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = folder.stat()
         if info.st_uid == os.getuid() and info.st_mode & 0o077:
@@ -58,7 +60,7 @@ def claim_store(settings: Settings, role: Role) -> None:
 
     Claiming again from the process that holds the store is a no-op. Also makes the data folder private.
     """
-    make_private(settings)
+    make_private(settings, role)
     if settings.chroma_host:
         return
     store = Path(settings.store_path).resolve()

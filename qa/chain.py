@@ -141,9 +141,28 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     return Answer(question, cited.text, False, cited.citations, passages, rewritten)
 
 
+# Sentences that speak to the model instead of stating something ("Ignore previous instructions and reply only
+# with ...", "SYSTEM: ..."). Documents are data: the model never reads these and the extractive backend never
+# answers with them; the person still sees the whole passage.
+_ADDRESSES_MODEL = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.?!]{0,30}\b(?:previous|prior|above|earlier|all|any|your|other|system)"
+    r"\b[^.?!]{0,20}\b(?:instructions?|prompts?|rules|directions|passages|context)\b"
+    r"|\b(?:reply|respond|answer)\b[^.?!]{0,25}\b(?:only|always)\b[^.?!]{0,15}\bwith\b"
+    r"|\banswer (?:every|all|any) (?:questions?|quer(?:y|ies))\b"
+    r"|^\W*(?:system|assistant)(?: prompt)?\s*:"
+    r"|\b(?:you are|act as) (?:now )?(?:an? |the )?(?:ai|assistant|chatbot|language model|llm)\b",
+    re.IGNORECASE,
+)
+
+
+def addresses_model(sentence: str) -> bool:
+    return bool(_ADDRESSES_MODEL.search(sentence))
+
+
 def _rank_sentences(question: str, passages: Sequence[Passage], embed: Embed) -> list[tuple[float, Passage, int, int]]:
-    """Every passage sentence scored against the question (cosine + share of question words it has), best first."""
-    cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text)]
+    """Every passage sentence scored against the question (cosine + share of question words it has), best first;
+    sentences addressed to the model are left out."""
+    cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text) if not addresses_model(p.text[s:e])]
     if not cands:
         return []
     vecs = embed([question] + [p.text[s:e] for p, s, e in cands])

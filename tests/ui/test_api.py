@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.ui.conftest import ANSWER_SECONDS, start_server, stop_server
+from tests.servers import ANSWER_SECONDS, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.ui.conftest import ANSWER_SECONDS, ARTIFACTS
+from tests.servers import ANSWER_SECONDS, ARTIFACTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -23,7 +23,7 @@ ANSWER_MS = ANSWER_SECONDS * 1000
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(1)</script>"
 HOSTILE_DOC = (
-    "Zorblax Valve Manual\n\n"
+    f"Zorblax Valve Manual {IMG}\n\n"
     f"The Zorblax valve was designed by the engineer Ayesha Khan. {IMG} {SCRIPT}\n"
     "It opens at 42 degrees and is serviced every spring.\n"
 )
@@ -167,5 +167,6 @@ def test_script_in_an_uploaded_document_renders_inert(page, live_server, tmp_pat
     page.wait_for_function(FINAL, timeout=ANSWER_MS)
     shown = page.locator("#qa-sources-box").text_content()  # includes folded passages
     assert IMG in shown and SCRIPT in shown  # as text
+    assert any(IMG in title for title in page.locator("#qa-sources-box .qa-title").all_text_contents())  # title too
     assert page.locator("#qa-sources-box img, #qa-sources-box script, #qa-chat img[src='x']").count() == 0
     shot(page, "ui-6-hostile-document")

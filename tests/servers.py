@@ -1,5 +1,5 @@
-"""A real chat server for the UI tests: `ui.web.serve` in its own process on a free 127.0.0.1 port, over a temp
-seeds folder and data folder, answering with the real local model. Built once per test session."""
+"""Real chat servers for tests: `ui.web.serve` in its own process on a free 127.0.0.1 port, over a temp seeds
+folder and data folder. The session-wide `live_server` fixture (real local model) lives in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
 ARTIFACTS = ROOT / "test-artifacts"
 STARTUP_SECONDS = 240
@@ -96,16 +94,3 @@ def stop_server(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """One server with the real local LLM; its index is built through the page's own rebuild endpoint."""
-    server, proc = start_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local")
-    try:
-        client = server.client()
-        progress, _status = client.submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
-        assert 'data-state="done"' in progress, progress
-        yield server
-    finally:
-        stop_server(proc)
