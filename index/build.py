@@ -32,7 +32,7 @@ STAGES = ("read", "reuse", "embed", "write", "validate", "switch")
 @contextmanager
 def build_lock(store_path: Path) -> Iterator[None]:
     """Exclusive, non-blocking. The kernel drops a flock when its holder dies, even by SIGKILL."""
-    store_path.mkdir(parents=True, exist_ok=True)
+    store_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(store_path / store.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -289,7 +289,6 @@ def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
     })
     Bm25Index.build([c.id for c in chunks], [c.text for c in chunks]).save(folder / store.BM25_DIR)
     store.write_json_atomic(folder / store.MANIFEST, {
-        "format": store.FORMAT,
         "collection": name,
         **config,
         "built_at": store.now_iso(),

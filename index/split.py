@@ -12,9 +12,13 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from index.types import Chunk, Document
 
-# Coarsest first: paragraphs, lines, sentence ends, clauses, words, characters.
+# Coarsest first: paragraph breaks, sentence ends, other line breaks, clauses, words, characters.
+# A paragraph break is a blank line or a line that ends a sentence; both are one level, so a short headline
+# block merges with the paragraph under it instead of standing alone, and hard-wrapped lines (no sentence end)
+# are never a place to cut while a sentence end is available.
 _SENTENCE_END = r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+"
-_SEPARATORS = [r"\n\n", r"\n", _SENTENCE_END, r";\s", r",\s", r"\s", ""]
+_PARAGRAPH_END = r"\n[ \t]*\n\s*|(?<=[.!?])\n\s*|(?<=[.!?][\"'\u201d\u2019)\]])\n\s*"
+_SEPARATORS = [_PARAGRAPH_END, _SENTENCE_END, r"\n", r";\s", r",\s", r"\s", ""]
 
 
 def chunk_id(source: str, start: int, end: int, text: str) -> str:

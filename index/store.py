@@ -30,7 +30,7 @@ from pathlib import Path
 from index.settings import Settings
 from index.types import IndexCorrupt, IndexError_
 
-FORMAT = 1
+FORMAT = 2  # bump when chunking or BM25 tokenizing changes: older indexes then rebuild instead of misleading
 POINTER = "ACTIVE.json"
 LOCK = "build.lock"
 BUILDS = "builds"
@@ -188,6 +188,7 @@ def read_documents(store: Path, collection: str) -> dict:
 def index_config(settings: Settings) -> dict:
     """What must match between an index and the settings that read it."""
     return {
+        "format": FORMAT,
         "embedding_model": settings.embedding_model,
         "dimension": settings.embedding_dim,
         "chunk_size": settings.chunk_size,
@@ -199,7 +200,9 @@ def index_config(settings: Settings) -> dict:
 def config_mismatch(manifest: dict, settings: Settings) -> str | None:
     """A sentence naming what differs between the index and the settings, or None when they agree."""
     wanted = index_config(settings)
-    diffs = [f"{k} {manifest.get(k)!r} (settings say {v!r})" for k, v in wanted.items() if manifest.get(k) != v]
+    diffs = [f"index format {manifest.get(k)!r} (this version reads {v!r})" if k == "format"
+             else f"{k} {manifest.get(k)!r} (settings say {v!r})"
+             for k, v in wanted.items() if manifest.get(k) != v]
     return "; ".join(diffs) or None
 
 

@@ -15,7 +15,7 @@ from pydantic import ConfigDict
 
 from index.reader import IndexReader, open_index
 from index.settings import Settings
-from index.types import Chunk
+from index.types import Chunk, IndexCorrupt
 from qa.types import Passage, QAError
 
 MODES = ("hybrid", "dense", "bm25")
@@ -74,20 +74,27 @@ class Retriever:
         if not isinstance(k, int) or k < 1:
             raise QAError(f"k must be a whole number of passages, at least 1 (got {k!r})")
         reader = self.reader
-        if mode == "dense":
-            hits = reader.dense(query, k)
-        elif mode == "bm25":
-            hits = reader.bm25(query, k)
-        else:
-            depth = max(k, FUSION_DEPTH)
-            dense = [c for c, _ in reader.dense(query, depth)]
-            lexical = [c for c, _ in reader.bm25(query, depth)]
-            hits = rrf_fuse([dense, lexical], self.settings.rrf_k)[:k]
+        try:
+            hits = self._search(reader, query, k, mode)
+        except IndexCorrupt:
+            if reader.is_current():
+                raise
+            hits = self._search(self.reader, query, k, mode)  # a rebuild switched and deleted it mid-search
         return [
             Passage(n=n, chunk_id=c.id, source=c.source, title=c.title, start=c.start, end=c.end,
                     score=float(score), text=c.text)
             for n, (c, score) in enumerate(hits, 1)
         ]
+
+    def _search(self, reader: IndexReader, query: str, k: int, mode: str) -> list[tuple[Chunk, float]]:
+        if mode == "dense":
+            return reader.dense(query, k)
+        if mode == "bm25":
+            return reader.bm25(query, k)
+        depth = max(k, FUSION_DEPTH)
+        dense = [c for c, _ in reader.dense(query, depth)]
+        lexical = [c for c, _ in reader.bm25(query, depth)]
+        return rrf_fuse([dense, lexical], self.settings.rrf_k)[:k]
 
     def as_langchain(self, k: int | None = None, mode: str | None = None) -> "PassageRetriever":
         """The same search as a LangChain retriever, for LCEL chains."""

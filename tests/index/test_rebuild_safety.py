@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -39,34 +40,40 @@ def _spawn(code: str) -> subprocess.Popen:
 
 def _wait_for_line(proc: subprocess.Popen, wanted: str, timeout: float = 180) -> list[str]:
     """Read the child's stdout until a line equals `wanted`; fail with its output if it exits or times out."""
-    lines: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.strip())
-            if line.strip() == wanted:
-                return lines
-        elif proc.poll() is not None:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
+        if line is None:
+            break
+        seen.append(line)
+        if line == wanted:
+            return seen
     proc.kill()
-    pytest.fail(f"child never printed {wanted!r}; stdout={lines} stderr={proc.stderr.read()[-2000:]}")
+    pytest.fail(f"child never printed {wanted!r}; stdout={seen} stderr={proc.stderr.read()[-2000:]}")
 
 
 def _kill(proc: subprocess.Popen) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    proc.stdout.close()
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
 
 
 def _settings_code(settings: Settings) -> str:
     return (f"Settings(_env_file=None, seeds_dir=Path({str(settings.seeds_dir)!r}), "
-            f"data_dir=Path({str(settings.data_dir)!r}), embed_batch_size=8)")
+            f"data_dir=Path({str(settings.data_dir)!r}), embed_batch_size=4)")
 
 
 def _assert_queryable(settings: Settings, collection: str) -> None:
@@ -115,7 +122,7 @@ def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(
     _extra_docs(settings.seeds_dir, "old", 2)
     old = build_index(settings, progress=False)
     if stage == "embed":
-        _extra_docs(settings.seeds_dir, "new", 3)  # something to embed, in several batches of 8
+        _extra_docs(settings.seeds_dir, "new", 3)  # something to embed, in several batches of 4
     child = _spawn(f"""
         import time
         from pathlib import Path

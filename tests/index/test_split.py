@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,21 @@ def test_offsets_are_exact_and_chunks_cover_the_document(seed_doc: Document, siz
 
 def test_sentences_are_not_cut_when_they_fit(seed_doc: Document):
     chunks = split_document(seed_doc, 500, 100)
-    assert chunks[0].text == seed_doc.title + "\n" + seed_doc.subtitle  # the headline block stands alone
-    for c in chunks[1:]:
+    # the short headline block is not a chunk of its own: it opens the chunk of the paragraph under it
+    assert chunks[0].text.startswith(seed_doc.title + "\n" + seed_doc.subtitle + "\n\nPakistan and China on Monday")
+    for c in chunks:
         assert c.text[0].isupper() and c.text.rstrip('"\u201d')[-1] in ".!?", c.text
+        # whole paragraphs: each chunk starts where a paragraph starts
+        assert c.start == 0 or seed_doc.text[c.start - 1] == "\n"
+
+
+def test_hard_wrapped_lines_are_cut_at_sentence_ends():
+    sentence = "The committee reviewed the water plan for the northern valley in detail."
+    wrapped = textwrap.fill(" ".join([sentence] * 3), width=60)
+    chunks = split_document(_doc(wrapped), 100, 0)
+    assert len(chunks) == 3
+    for c in chunks:
+        assert c.text.replace("\n", " ") == sentence, c.text
 
 
 def test_long_paragraphs_overlap(seed_doc: Document):

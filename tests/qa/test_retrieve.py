@@ -11,7 +11,7 @@ from index.build import build_index
 from index.reader import open_index
 from index.settings import Settings
 from index.split import chunk_id
-from index.types import Chunk, IndexMissing
+from index.types import Chunk, IndexCorrupt, IndexMissing
 from qa.retrieve import Retriever, rrf_fuse
 from qa.types import QAError
 
@@ -50,8 +50,13 @@ def test_each_mode_finds_the_answering_passage(retriever: Retriever, mode: str, 
     passages = retriever.retrieve(question, k=3, mode=mode)
     assert [p.n for p in passages] == list(range(1, len(passages) + 1))
     assert any(QUESTIONS[question] in p.text for p in passages), [p.text[:80] for p in passages]
-    if mode != "dense" or question != "On what date was the dialogue held?":
-        assert QUESTIONS[question] in passages[0].text  # hit@1 (dense alone ranks the date sentence 2nd)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_answer_ranks_first_for_most_questions(retriever: Retriever, mode: str):
+    """hit@1 on these questions (bench/ measures it on the full set): at most one miss per mode."""
+    misses = [q for q, support in QUESTIONS.items() if support not in retriever.retrieve(q, k=1, mode=mode)[0].text]
+    assert len(misses) <= 1, misses
 
 
 def test_passages_point_at_the_document_text(retriever: Retriever):
@@ -99,10 +104,12 @@ def test_bad_mode_and_k_are_refused(retriever: Retriever):
 
 def test_retriever_follows_a_rebuild_without_restart(indexed: Settings):
     retriever = Retriever(indexed)
-    before = retriever.reader.collection
+    old_reader = retriever.reader
     assert retriever.retrieve("Khunjerab Pass", k=1, mode="bm25")
     report = build_index(indexed, force=True, progress=False)
-    assert report.collection != before
+    assert report.collection != old_reader.collection and not old_reader.is_current()
+    with pytest.raises(IndexCorrupt, match="search again"):  # its collection is gone: a clear error, not a crash
+        old_reader.dense("Khunjerab Pass", 1)
     assert "Khunjerab" in retriever.retrieve("Khunjerab Pass", k=1)[0].text
     assert retriever.reader.collection == report.collection
 
