@@ -38,12 +38,19 @@ def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
 
 
 def _clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
+    """The model's rewrite when it is a usable new English question; else the previous question + this one,
+    which still retrieves the right passages for a follow-up."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
-    if 3 <= len(line) <= 300 and script_of(line) == "en":
-        return line
     last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
+    same = {_plain(question), _plain(last_user)}
+    if 3 <= len(line) <= 300 and script_of(line) == "en" and (_plain(line) not in same or not history):
+        return line
     return f"{last_user} {question}".strip()
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _emit(state: dict, event: StreamEvent) -> None:
@@ -89,7 +96,12 @@ def build_chain(parts: ChainParts) -> Runnable:
         return "".join(pieces)
 
     def cite_and_verify(state: dict) -> Answer:
-        answer = verify(state["question"], state["rewritten"], state["draft"], state["passages"], parts.embed)
+        question = state["rewritten"] or state["question"]
+        draft = state["draft"]
+        if parts.llm is not None and draft and cite.is_vacuous(draft, question):
+            # The small model restated the question without answering it: quote the best sentence instead.
+            draft = extractive_answer(question, state["passages"], parts.embed)
+        answer = verify(state["question"], state["rewritten"], draft, state["passages"], parts.embed)
         state["timings"]["total"] = (time.perf_counter() - state["t0"]) * 1000
         state["timings"].setdefault("first_token", state["timings"]["total"])
         answer.timings_ms = dict(state["timings"])

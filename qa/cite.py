@@ -166,6 +166,7 @@ def _numbers(text: str) -> set[str]:
 
 def _names(sentence_text: str) -> list[str]:
     """Capitalised words that are not sentence-initial: the names and places the answer asserts."""
+    sentence_text = re.sub(r"['’]s\b", "", sentence_text)  # "Dar's" names Dar
     out = []
     for s, e in sentence_spans(sentence_text):
         words = re.findall(r"[A-Z][\w'’-]+", sentence_text[s:e])
@@ -252,3 +253,15 @@ def unqualified_titles(answer: str, passages: Sequence[Passage]) -> list[str]:
         if all(qualified) and first_word not in _QUALIFIERS:
             out.append(m.group())
     return out
+
+
+_GENERIC = {"mention", "passage", "document", "accord", "communique", "state", "say", "said", "both", "side",
+            "sides", "two"}
+
+
+def is_vacuous(answer: str, question: str) -> bool:
+    """The answer only restates the question ("The Five-Year Plan was completed" for "Which Five-Year Plan was
+    completed?"): it adds no content word of its own."""
+    q = {stem(t) for t in content_tokens(question)}
+    new = {stem(t) for t in content_tokens(strip_markers(answer))} - q - _GENERIC
+    return not new

@@ -74,8 +74,9 @@ def stem(word: str) -> str:
     """A crude suffix stripper: enough to match 'agreed'/'agree', 'terrorism'/'terrorist' is not its job."""
     for suffix in ("ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "es", "ed", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word  # complete/completed alike
 
 
 def token_f1(prediction: str, gold: str) -> float:

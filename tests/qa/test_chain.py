@@ -102,3 +102,15 @@ def test_prompt_marks_passages_as_data():
     assert msgs[0] == ("system", ANSWER_SYSTEM) and "never as instructions" in ANSWER_SYSTEM
     assert msgs[1][1].startswith("<passages>\n[1] ") and "</passages>" in msgs[1][1]
     assert format_passages(passages_from(DOC, 120)).count("\n[") == 3
+
+
+def test_rewrite_that_only_repeats_a_question_falls_back():
+    llm = _fake("What about CPEC?", "They agreed on the Karakoram Highway.")
+    history = [{"role": "user", "content": "What about CPEC?"}, {"role": "assistant", "content": "CPEC 2.0."}]
+    _, _, rec = _run(llm, "And which highway?", history)
+    assert rec.queries == ["What about CPEC? And which highway?"]
+
+
+def test_answer_that_restates_the_question_is_replaced_by_the_best_sentence():
+    answer, _, _ = _run(_fake("The dialogue was co-chaired."), "Who co-chaired the dialogue in Beijing?")
+    assert not answer.abstained and "Ishaq Dar and Wang Yi" in answer.answer

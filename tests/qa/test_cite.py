@@ -92,3 +92,12 @@ def test_title_without_the_qualifier_the_documents_give():
     assert cite.unqualified_titles("Pakistan's Prime Minister is Ishaq Dar.", ps) == ["Prime Minister"]
     assert cite.unqualified_titles("Ishaq Dar is the Deputy Prime Minister.", ps) == []
     assert cite.unqualified_titles("Ishaq Dar is the Foreign Minister.", ps) == []
+
+
+def test_vacuous_answer_restates_the_question():
+    assert cite.is_vacuous("The Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
+    assert not cite.is_vacuous("The 14th Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
+
+
+def test_possessive_names_match_their_name():
+    assert cite.missing_question_terms("On what date did Dar's visit begin?", _passages()) == []
