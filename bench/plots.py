@@ -1,0 +1,120 @@
+"""Plots of the saved results (bench/results/*.json) as PNGs in docs/bench/.
+
+    python -m bench plots
+
+scale.png: retrieval latency p50/p95 against corpus size, hybrid and dense (the 100k estimate dashed, if any);
+ingest.png: chunks/s of our build, the raw encoder and the tutorial pipeline;
+answer.png: TTFT and total p50/p95 with and without the prompt cache.
+A plot whose results file is missing is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.common import RESULTS, ROOT
+
+OUT = ROOT / "docs" / "bench"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=(7, 4.2), dpi=110)
+
+
+def scale_series(result: dict) -> dict[str, list[tuple[int, float, float]]]:
+    """mode -> [(chunks, p50_ms, p95_ms)] sorted by corpus size."""
+    series = {}
+    for mode in result["modes"]:
+        series[mode] = sorted((r["chunks"], r["latency"][mode]["p50_ms"], r["latency"][mode]["p95_ms"])
+                              for r in result["rows"])
+    return series
+
+
+def plot_scale(result: dict, out: Path) -> Path:
+    plt, fig, ax = _figure()
+    for mode, points in scale_series(result).items():
+        xs = [p[0] for p in points]
+        line, = ax.plot(xs, [p[1] for p in points], marker="o", label=f"{mode} p50")
+        ax.plot(xs, [p[2] for p in points], marker="x", linestyle=":", color=line.get_color(), label=f"{mode} p95")
+        est = result.get("extrapolated_100k") or {}
+        if est.get(f"{mode}_p50_ms") is not None:
+            ax.plot([xs[-1], est["chunks"]], [points[-1][1], est[f"{mode}_p50_ms"]], linestyle="--",
+                    color=line.get_color(), alpha=0.5, label=f"{mode} p50, linear estimate (not measured)")
+    ax.axhline(50, color="grey", linewidth=0.8)
+    ax.text(0.01, 50, " target at 100k: 50 ms", color="grey", fontsize=8, transform=ax.get_yaxis_transform())
+    ax.set_xscale("log")
+    ax.set_xlabel("chunks in the index (log)")
+    ax.set_ylabel("ms per query (query encoding included)")
+    ax.set_title(f"Retrieval latency vs corpus size ({result['machine']['cpus']} cores, shared)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_ingest(result: dict, out: Path) -> Path:
+    plt, fig, ax = _figure()
+    o, t = result["ours"], result["tutorial"]
+    names = ["raw encode()", "build_index", "tutorial\n(1000/200 + Chroma)"]
+    rates = [o["encoder_chunks_per_s"], o["build_chunks_per_s"], t["chunks"] / t["seconds"]]
+    chars = [result["corpus_chars"] / (o["chunks"] / o["encoder_chunks_per_s"]),
+             result["corpus_chars"] / o["full_build_s"], result["corpus_chars"] / t["seconds"]]
+    bars = ax.bar(names, rates, color=["#999", "#2a7", "#c63"])
+    for bar, c in zip(bars, chars):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{c / 1000:.1f}k corpus chars/s",
+                ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("chunks/s (best of interleaved rounds)")
+    ax.set_title(f"Ingest of {result['articles']} SQuAD train articles ({result['machine']['cpus']} cores, shared)")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_answer(result: dict, out: Path) -> Path:
+    plt, fig, ax = _figure()
+    variants = list(result["summary"])
+    width = 0.2
+    for j, (metric, q) in enumerate((("ttft", "p50_ms"), ("ttft", "p95_ms"), ("total", "p50_ms"), ("total", "p95_ms"))):
+        vals = [result["summary"][v][metric][q] / 1000 for v in variants]
+        ax.bar([i + (j - 1.5) * width for i in range(len(variants))], vals, width, label=f"{metric} {q[:3]}")
+    ax.set_xticks(range(len(variants)), [f"prompt cache: {'on' if v == 'cached' else 'off'}" for v in variants])
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.axhline(3.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_ylabel("seconds (targets: TTFT p50 1 s, total p50 3 s)")
+    ax.set_title(f"Answers through QAService, {result['model']} ({result['machine']['cpus']} cores, shared)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+PLOTS = {"scale": plot_scale, "ingest": plot_ingest, "answer": plot_answer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, plot in PLOTS.items():
+        result = _load(name)
+        if result is None:
+            print(f"skipped {name}.png: no bench/results/{name}.json (run `python -m bench {name}`)", file=sys.stderr)
+            continue
+        print(plot(result, OUT / f"{name}.png").relative_to(ROOT))
+    return 0
+
+
+__all__ = ["main", "plot_answer", "plot_ingest", "plot_scale", "scale_series"]
