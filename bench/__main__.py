@@ -22,8 +22,20 @@ def _ratios(text: str) -> list[float]:
     return values
 
 
+# Performance benchmarks (issue 5): each module has its own main(argv) and options.
+PERF = {"ingest": "bench.ingest", "scale": "bench.scale", "answer": "bench.answer", "coldstart": "bench.coldstart",
+        "memory": "bench.coldstart:memory_main", "plots": "bench.plots"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in PERF:
+        import importlib
+
+        module, _, func = PERF[args[0]].partition(":")
+        return getattr(importlib.import_module(module), func or "main")(args[1:])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     epilog="Also: " + ", ".join(PERF) + " (python -m bench NAME --help).")
     parser.add_argument("benchmark", choices=["retrieval", "all"], help="'all' is what `make bench` runs: for now the retrieval benchmark")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--squad-articles", type=int, default=20, help="SQuAD v1.1 train articles to index")
