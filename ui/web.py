@@ -7,6 +7,7 @@ documents reaches the page only through ui.web_render, which escapes it.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -83,12 +84,17 @@ NO_INDEX = "Nothing is indexed yet: press Rebuild index (or Add documents) and a
 _PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
 
 
+def hide_paths(text: str) -> str:
+    """The text with every absolute file-system path replaced: the page never shows where files live."""
+    return _PATH.sub("(path hidden)", text)
+
+
 def _message(exc: Exception) -> str:
     """What a person sees for a failure: the message of our own errors, never a traceback or a file path."""
     if isinstance(exc, IndexMissing):
         return NO_INDEX
     if isinstance(exc, (QAError, IndexError_)):
-        return _PATH.sub("(path hidden)", str(exc)) or UNEXPECTED
+        return hide_paths(str(exc)) or UNEXPECTED
     log.error("unexpected error", exc_info=exc)
     return UNEXPECTED
 
@@ -180,7 +186,8 @@ class ChatApp:
     # --- page state ----------------------------------------------------------------------------------------
     def status(self) -> str:
         try:
-            return render.status_html(self.service.status())
+            note = getattr(self.service, "llm_note", None)  # why the extractive backend answers, if it does
+            return render.status_html({**self.service.status(), "llm_note": note and hide_paths(note)})
         except Exception as exc:  # noqa: BLE001 - a broken index must not break the page
             return f'<div class="qa-status" id="qa-status">{render.text_html(_message(exc))}</div>'
 
@@ -215,7 +222,9 @@ class ChatApp:
         if "error" in outcome:
             yield render.notice_html(_message(outcome["error"]), notes), self.status()
         else:
-            yield render.report_html(outcome["report"], notes), self.status()
+            report = outcome["report"]  # its notes may name files (a damaged database moved aside)
+            report = dataclasses.replace(report, skipped=[hide_paths(note) for note in report.skipped])
+            yield render.report_html(report, notes), self.status()
 
     def add_documents(self, files: list | None) -> Iterator[tuple[str, str]]:
         """Save uploaded files into the seeds folder (refusing unsafe ones), then rebuild if any were added."""

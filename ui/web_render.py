@@ -168,8 +168,10 @@ def _when(value) -> str:
 
 
 def status_html(status: dict) -> str:
-    """One line: what is indexed and which model answers."""
+    """One line: what is indexed and which model answers (and why not the configured one, when it fell back)."""
     llm = escape(str(status.get("llm") or "unknown model"))
+    if status.get("llm_note"):
+        llm += f' <span class="qa-note">({escape(str(status["llm_note"]))})</span>'
     if not status.get("exists"):
         return (f'<div class="qa-status" id="qa-status">No index yet: add documents or press '
                 f'<b>Rebuild index</b>. Answering model: {llm}.</div>')

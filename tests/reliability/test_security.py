@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -109,3 +110,26 @@ def test_errors_on_the_page_and_the_api_show_no_paths_or_tracebacks(page_server)
         assert str(page_server.data_dir) not in shown and "/tmp/" not in shown and "manifest.json" not in shown
         assert_no_traceback(shown)
     assert "Dar" in client.predict("Who co-chaired the dialogue?", None, api_name="/ask")["answer"]
+
+
+def test_page_notes_hide_paths_of_a_database_moved_aside_and_of_a_missing_model(tmp_path, article_settings):
+    """Messages that name files reach the page without the paths: a rebuild's note about a damaged database it
+    moved aside, and the status line's reason for answering without the model."""
+    from qa.service import QAService
+    from tests.reliability.test_faults import _garble_db
+    from ui.web import ChatApp
+
+    data = tmp_path / "data"
+    shutil.copytree(article_settings.data_dir, data)  # never opened by this process
+    settings = article_settings.with_overrides(data_dir=data, llm="local", llm_model_path=tmp_path / "gone.gguf")
+    _garble_db(settings.store_path)
+    app = ChatApp(QAService(settings))
+
+    progress, status = list(app.rebuild())[-1]
+    assert 'data-state="done"' in progress and "moved the damaged Chroma database aside to (path hidden)" in progress
+    app.service.llm()  # the model is missing: the service falls back to the extractive backend
+    status = app.status()
+    assert "Answering model: extractive (no generative model)" in status
+    assert "which is not a file" in status and "(path hidden)" in status
+    for shown in (progress, status):
+        assert str(tmp_path) not in shown and "/tmp/" not in shown
