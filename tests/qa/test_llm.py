@@ -184,6 +184,11 @@ def test_openai_backend_against_a_local_openai_compatible_server(local_chat_mode
     chunks = list(remote.stream(SHORT))
     assert len([c for c in chunks if c.content]) >= 3
     assert "".join(c.content for c in chunks) == expected
+    counting = [("human", "Count from 1 to 20, separated by commas, and nothing else.")]
+    limited = remote.invoke(counting, max_tokens=4)  # sent as max_completion_tokens: the server must honour it
+    assert limited.usage_metadata["output_tokens"] == 4
+    assert "".join(c.content for c in remote.stream(counting, stop=["7"])) == local_chat_model.invoke(
+        counting, stop=["7"]).content
 
 
 @pytest.mark.slow
