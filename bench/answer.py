@@ -90,7 +90,10 @@ def summarize(runs: list[dict]) -> dict:
             "prompt_tokens_p50": latency([t.get("prompt_n", 0) for t in llama])["p50_ms"],
             "cached_tokens_p50": latency([t.get("cache_n", 0) for t in llama])["p50_ms"],
             "generated_tokens_p50": latency([t.get("predicted_n", 0) for t in llama])["p50_ms"],
-            "gen_tok_s_p50": latency(decode)["p50_ms"] if decode else None}
+            "gen_tok_s_p50": latency(decode)["p50_ms"] if decode else None,
+            "prefill_ms_p50": latency([t.get("prompt_ms", 0) for t in llama])["p50_ms"],
+            "prefill_tok_s_p50": latency([t["prompt_per_second"] for t in llama if t.get("prompt_n", 0) >= 8
+                                          and t.get("prompt_per_second")])["p50_ms"]}
 
 
 def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:

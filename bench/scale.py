@@ -1,6 +1,6 @@
 """Retrieval as the corpus grows: the seed article, ~1k and ~10k chunks of SQuAD v1.1 train paragraphs.
 
-    python -m bench scale [--json] [--sizes 1000,10000] [--queries 60]
+    python -m bench scale [--json] [--sizes 1000,10000] [--queries 20] [--full-builds]
 
 Per size: a real `build_index` (time, store size on disk), then, in a fresh process (so RSS and open time belong
 to that size alone): `open_index` time, BM25 load time next to the time to rebuild BM25 from the same texts (the
@@ -93,19 +93,20 @@ def _probe_in_new_process(settings: Settings, questions: list[str], k: int) -> d
         return pool.apply(probe, (settings, questions, k))
 
 
-def _measure(name: str, settings: Settings, questions: list[str], embedder) -> dict:
+def _measure(name: str, settings: Settings, questions: list[str], embedder, force: bool = True) -> dict:
     from index.build import build_index
 
     log(f"scale {name}: build")
-    report = build_index(settings, force=True, progress=False, embedder=embedder)
+    report = build_index(settings, force=force, progress=False, embedder=embedder)
     log(f"scale {name}: {report.chunks} chunks in {report.seconds:.1f} s; {len(questions)} queries in a new process")
-    out = {"name": name, "chunks": report.chunks, "documents": report.documents,
+    out = {"name": name, "chunks": report.chunks, "documents": report.documents, "embedded": report.embedded,
+           "reused": report.reused,
            "build_s": round(report.seconds, 2), "store_mb": round(folder_bytes(Path(settings.store_path)) / 2**20, 2),
            "queries": len(questions)}
     return out | _probe_in_new_process(settings, questions, settings.top_k)
 
 
-def run(base: Settings, sizes: list[int], queries: int = 60, seed: int = 0) -> dict:
+def run(base: Settings, sizes: list[int], queries: int = 20, seed: int = 0, incremental: bool = True) -> dict:
     from bench.squad import SQUAD_CREDIT, load_squad_train, map_questions, write_seed_files
     from index.embed import get_embedder
     from index.load import load_documents
@@ -118,18 +119,22 @@ def run(base: Settings, sizes: list[int], queries: int = 60, seed: int = 0) -> d
     try:
         art = isolated(base, work / "article", article_seeds(work / "article-seeds"))
         items = json.loads((Path(__file__).parent / "data" / "article_retrieval.json").read_text())["questions"]
-        rows.append(_measure("article", art, [q["question"] for q in items], embedder))
+        rows.append(_measure("article", art, [q["question"] for q in items][:queries], embedder))
 
         every = load_squad_train(442, seed=seed, cache_dir=Path(base.data_dir) / "cache")
         counts = [sum(len(split_document(d, base.chunk_size, base.chunk_overlap)) for d in
                       load_documents(Path(folder))[0]) for folder in [_one(work / "count", a) for a in every]]
         for size in sizes:
             chosen = [every[i] for i in pick_articles(counts, size)]
-            seeds = work / f"seeds-{size}"
+            seeds = work / "seeds-squad"  # grows with the size: a larger corpus holds the smaller one's articles
+            shutil.rmtree(seeds, ignore_errors=True)
             write_seed_files(chosen, seeds)  # repeated articles get new file names (numbered), so new chunk ids
             pool = [q.question for q in map_questions(chosen, seeds)]
             qs = random.Random(seed).sample(pool, min(queries, len(pool)))
-            rows.append(_measure(f"{size // 1000}k", isolated(base, work / f"store-{size}", seeds), qs, embedder))
+            # One store for all sizes: each larger build embeds only the chunks the smaller one lacks (the index's
+            # own vector reuse), which keeps the run short; build_s of such a row is an incremental build.
+            rows.append(_measure(f"{size:,}", isolated(base, work / "store-squad", seeds), qs, embedder,
+                                 force=not incremental or not any(r["name"] != "article" for r in rows)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"sizes": sizes, "modes": list(MODES), "top_k": base.top_k, "chunk_size": base.chunk_size,
@@ -160,20 +165,30 @@ def extrapolate(rows: list[dict], chunks: int) -> dict:
 
     return {"chunks": chunks, "estimate": True,
             **{f"{m}_p50_ms": line(a["latency"][m]["p50_ms"], b["latency"][m]["p50_ms"]) for m in (*MODES, "bm25")},
-            "build_s": line(a["build_s"], b["build_s"]), "store_mb": line(a["store_mb"], b["store_mb"]),
+            "build_s": _full_build_estimate(rows, chunks), "store_mb": line(a["store_mb"], b["store_mb"]),
             "rss_mb": line(a["rss_mb"], b["rss_mb"])}
+
+
+def _full_build_estimate(rows: list[dict], chunks: int) -> float | None:
+    """Seconds for a from-scratch build of `chunks`, at the rate of the largest measured full build (embedding
+    dominates and is linear in chunks)."""
+    full = [r for r in rows if r["name"] != "article" and not r.get("reused")]
+    if not full:
+        return None
+    r = max(full, key=lambda r: r["chunks"])
+    return round(r["build_s"] * chunks / r["chunks"], 1)
 
 
 def render(result: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"Retrieval latency vs corpus size (top_k={result['top_k']}, query encoding included)")
-    for col in ("corpus", "chunks", "build s", "store MB", "open ms", "BM25 load/build ms", "hybrid p50/p95",
+    for col in ("corpus", "chunks", "embedded", "build s", "store MB", "open ms", "BM25 load/build ms", "hybrid p50/p95",
                 "dense p50/p95", "bm25 p50", "encode p50", "RSS MB", "peak MB"):
         table.add_column(col, justify="left" if col == "corpus" else "right")
     for r in result["rows"]:
         lat = r["latency"]
-        table.add_row(r["name"], str(r["chunks"]), f"{r['build_s']:.1f}", f"{r['store_mb']:.1f}",
+        table.add_row(r["name"], str(r["chunks"]), str(r.get("embedded", "")), f"{r['build_s']:.1f}", f"{r['store_mb']:.1f}",
                       f"{r['open_index_ms']:.0f}", f"{r['bm25_load_ms']:.0f}/{r['bm25_build_ms']:.0f}",
                       f"{lat['hybrid']['p50_ms']:.1f}/{lat['hybrid']['p95_ms']:.1f}",
                       f"{lat['dense']['p50_ms']:.1f}/{lat['dense']['p95_ms']:.1f}", f"{lat['bm25']['p50_ms']:.1f}",
@@ -189,10 +204,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def add_args(p):
         p.add_argument("--sizes", type=_ints, default=[1000, 10000], help="target chunk counts")
-        p.add_argument("--queries", type=int, default=60, help="seeded sample of SQuAD questions per size")
+        p.add_argument("--queries", type=int, default=20, help="questions per size (seeded SQuAD sample)")
+        p.add_argument("--full-builds", action="store_true",
+                       help="build every size from scratch (default: larger sizes reuse the smaller one's vectors)")
         p.add_argument("--seed", type=int, default=0)
 
-    return main_for("scale", __doc__, add_args, lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed), render, argv)
+    return main_for("scale", __doc__, add_args, lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed, not a.full_builds), render, argv)
 
 
 __all__ = ["MODES", "extrapolate", "main", "pick_articles", "probe", "render", "run"]

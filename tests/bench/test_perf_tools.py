@@ -79,7 +79,7 @@ def test_pick_articles_reaches_the_target_and_cycles_when_short():
 def _row(name, chunks, hybrid, dense, build):
     lat = {m: {"p50_ms": v, "p95_ms": v * 2} for m, v in (("hybrid", hybrid), ("dense", dense), ("bm25", 1.0))}
     return {"name": name, "chunks": chunks, "latency": lat, "build_s": build, "store_mb": chunks / 100,
-            "rss_mb": 500 + chunks / 100}
+            "rss_mb": 500 + chunks / 100, "reused": 0}
 
 
 def test_extrapolation_is_linear_through_the_two_largest_and_labelled():
