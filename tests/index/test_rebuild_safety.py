@@ -115,6 +115,8 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path):
 
 @pytest.mark.parametrize("stage,moment", [
     ("embed", "mid"),       # vectors half computed, no new collection yet
+    ("write", "start"),     # new collection created in Chroma, empty; its folder has no files yet
+    ("write", "end"),       # vectors written; documents, BM25 and manifest not yet
     ("validate", "start"),  # new collection and files complete, not validated, pointer not switched
     ("switch", "end"),      # pointer switched, old collection not yet deleted
 ])
