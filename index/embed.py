@@ -32,6 +32,10 @@ def get_embedder(settings: Settings):
             # Before sentence-transformers is imported: never reach for the network.
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
             from langchain_huggingface import HuggingFaceEmbeddings
 
             try:
