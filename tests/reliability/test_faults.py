@@ -168,10 +168,9 @@ def _truncate_db(store_path: Path) -> None:
 
 
 def _garble_db(store_path: Path) -> None:
-    db = store_path / "chroma" / "chroma.sqlite3"
-    data = bytearray(db.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 8192] = os.urandom(8192)
-    db.write_bytes(bytes(data))
+    """Random bytes over the header and the first pages (the schema): what every reader of the file needs."""
+    with open(store_path / "chroma" / "chroma.sqlite3", "r+b") as f:
+        f.write(os.urandom(16384))
 
 
 def _empty_db(store_path: Path) -> None:
@@ -225,12 +224,12 @@ def test_deleted_vector_files_are_noticed_and_rebuild_recovers(tmp_path):
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    for d in range(3):  # about 1,000 chunks
+    for d in range(2):  # over 1,000 chunks of 300 characters
         (seeds / f"ledger-{d}.txt").write_text(f"Ledger {d}\n\n" + "\n\n".join(
             f"Entry {d}-{i}: crate {d * 100_000 + i} was logged on shelf {i % 11} of district {i % 37}. "
             f"Inspector {i} signed for crate {d * 100_000 + i} and found nothing unusual." for i in range(1100)))
     fake = DeterministicFakeEmbedding(size=384)
-    settings = Settings(_env_file=None, seeds_dir=seeds, data_dir=tmp_path / "built")
+    settings = Settings(_env_file=None, seeds_dir=seeds, data_dir=tmp_path / "built", chunk_size=300, chunk_overlap=50)
     assert build_index(settings, progress=False, embedder=fake).chunks >= 1000
     copy = settings.with_overrides(data_dir=tmp_path / "data")  # never opened by this process
     shutil.copytree(settings.data_dir, copy.data_dir)
