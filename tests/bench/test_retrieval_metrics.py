@@ -52,18 +52,19 @@ def test_article_targets_locate_every_support_in_real_chunks():
     assert all(first_hit(passages, t) is not None for t in targets)
 
 
-def test_recommendation_compares_sizes_at_equal_context_and_prefers_the_smaller_on_ties():
-    def point(size, article, squad):
+def test_recommendation_weighs_first_place_and_equal_context_and_prefers_the_smaller_on_ties():
+    def point(size, article, squad):  # (hit@1, hit@budget) of hybrid search per set
         return {"chunk_size": size, "chunk_overlap": size // 5, "budget_k": 2000 // size,
-                "article": {"hybrid": {"hit@budget": article}}, "squad": {"hybrid": {"hit@budget": squad}}}
+                "article": {"hybrid": {"hit@1": article[0], "hit@budget": article[1]}},
+                "squad": {"hybrid": {"hit@1": squad[0], "hit@budget": squad[1]}}}
 
-    sweep = [point(300, 0.80, 0.70), point(500, 0.90, 0.80), point(800, 0.905, 0.81)]
+    sweep = [point(300, (0.78, 0.97), (0.67, 0.90)), point(600, (0.90, 0.97), (0.74, 0.90)),
+             point(800, (0.90, 0.98), (0.75, 0.90))]
     rec = recommend(sweep)
-    assert (rec["chunk_size"], rec["top_k"]) == (500, 4)  # 0.85 vs best 0.8575: within the margin, and smaller
-    sweep[1] = point(500, 0.85, 0.80)
-    rec = recommend(sweep)
-    assert (rec["chunk_size"], rec["chunk_overlap"], rec["top_k"]) == (800, 160, 2)
-    assert rec["best_quality"] == pytest.approx(0.8575)
+    assert (rec["chunk_size"], rec["chunk_overlap"], rec["top_k"]) == (600, 120, 3)  # 800 is better by < MARGIN
+    assert rec["best_quality"] == pytest.approx((0.90 + 0.98 + 0.75 + 0.90) / 4)
+    sweep[1] = point(600, (0.85, 0.97), (0.70, 0.90))
+    assert recommend(sweep)["chunk_size"] == 800
 
 
 class _CountingEmbedder:
