@@ -10,10 +10,10 @@ page's /chat endpoint, each as a new chat (with --conversation: as turns of one 
 side ask different questions and an answer that went to the wrong session would show.
 
 Every question is first asked alone, one at a time. Under load each answer is checked against that: correct
-(contains a gold alias), cited (has [n] markers), the same text, and its own (its own question in the bubble,
-its own chat only, not another question's answer). Bounded: sessions x questions requests, each within
---answer-timeout seconds, the whole run within --timeout seconds; what did not run counts as an error.
-Exit code 0 only with no errors, no mixed answers and nothing worse than when asked alone.
+(contains a gold alias), cited (has [n] markers), the same text and highlighted quotes, and its own (its own
+question in the bubble, its own chat only, not another question's answer). Bounded: sessions x questions
+requests, each within --answer-timeout seconds, the whole run within --timeout seconds; what did not run counts
+as an error. Exit code 0 only with no errors, no mixed answers and nothing worse than when asked alone.
 """
 
 from __future__ import annotations
@@ -258,7 +258,8 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
             "alone": {"correct": ref.correct, "cited": ref.cited, "seconds": round(ref.seconds, 2), "error": ref.error,
                       "answer": ref.answer},
             "load": {"asked": len(mine), "correct": sum(r.correct for r in mine), "cited": sum(r.cited for r in mine),
-                     "same_text": sum(r.answer == ref.answer for r in mine if not r.error)},
+                     "same_text": sum(r.answer == ref.answer for r in mine if not r.error),
+                     "same_quotes": sum(r.quotes == ref.quotes for r in mine if not r.error)},
         })
     report = {
         "url": url, "sessions": sessions, "questions_per_session": questions, "conversation": conversation,
@@ -269,6 +270,7 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
         "uncited_vs_alone": sum(1 for r in results if "uncited under load (cited alone)" in r.problems),
         "correct": sum(r.correct for r in results), "cited": sum(r.cited for r in results),
         "same_text_as_alone": sum(r.answer == alone[r.item.id].answer for r in done),
+        "same_quotes_as_alone": sum(r.quotes == alone[r.item.id].quotes for r in done),
         "alone_errors": sum(1 for r in alone.values() if r.error),
         "alone_correct": sum(r.correct for r in alone.values()), "alone_cited": sum(r.cited for r in alone.values()),
         "latency_s": _latency(times),
@@ -345,14 +347,16 @@ def render(report: dict, console) -> None:
     console.print(f"answered {report['answered']}/{report['requests']}, errors {report['errors']}, "
                   f"mixed {report['mixed']}, worse than alone: {report['incorrect_vs_alone']} incorrect, "
                   f"{report['uncited_vs_alone']} uncited; correct {report['correct']}, cited {report['cited']}, "
-                  f"same text as alone {report['same_text_as_alone']}")
+                  f"same text as alone {report['same_text_as_alone']}, same highlighted quotes "
+                  f"{report['same_quotes_as_alone']}")
     console.print(f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s (alone: p50 {alone['p50']} s); "
                   f"throughput {report['throughput_answers_per_s']} answers/s over {report['wall_s']} s")
-    table = Table("id", "alone correct", "alone cited", "alone s", "asked", "correct", "cited", "same text")
+    table = Table("id", "alone correct", "alone cited", "alone s", "asked", "correct", "cited", "same text",
+                  "same quotes")
     for q in report["per_question"]:
         a, b = q["alone"], q["load"]
         table.add_row(q["id"], str(a["correct"]), str(a["cited"]), f"{a['seconds']:.1f}", str(b["asked"]),
-                      str(b["correct"]), str(b["cited"]), str(b["same_text"]))
+                      str(b["correct"]), str(b["cited"]), str(b["same_text"]), str(b["same_quotes"]))
     console.print(table)
     for p in report["problems"][:20]:
         console.print(f"  session {p['session']} step {p['step']} {p['id']}: {p['error'] or '; '.join(p['problems'])}",
@@ -368,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", help="user:password, for a server with QA_AUTH set")
     parser.add_argument("--llm", choices=["local", "openai", "extractive"], help="QA_LLM for the started server")
     parser.add_argument("--conversation", action="store_true", help="each session is one chat (follow-up turns)")
-    parser.add_argument("--data", type=Path, default=None, help=f"question set (default {DEFAULT_DATA.relative_to(ROOT)})")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"question set (default {DEFAULT_DATA.relative_to(ROOT)})")
     parser.add_argument("--answer-timeout", type=float, default=300, help="seconds for one answer")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the whole run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

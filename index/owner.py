@@ -40,7 +40,8 @@ def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
     if role == "serve":
         return (f"a `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then "
                 "start the server again")
-    return f"another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then try again"
+    return (f"another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, "
+            "then try again")
 
 
 def make_private(settings: Settings, role: Role) -> None:

@@ -25,6 +25,7 @@ from index.types import IndexCorrupt
 from qa.types import QAError
 from tests.index.test_rebuild_safety import _extra_docs
 from tests.reliability.qa_cli import assert_no_traceback, qa_command, qa_env, run_qa
+from tests.reliability.test_security import assert_private
 from tests.servers import ROOT
 
 QUESTION = "Who co-chaired the dialogue?"
@@ -56,7 +57,7 @@ def _wait_until(check, what: str, timeout: float = 180, proc: subprocess.Popen |
 # --- rebuilds while serving --------------------------------------------------------------------------------------
 def test_chats_keep_answering_during_a_rebuild_and_use_the_new_index_after_the_switch(page_server):
     seeds = page_server.seeds_dir
-    _extra_docs(seeds, "ledger", 40)  # work for the rebuild: about a hundred chunks to embed
+    _extra_docs(seeds, "ledger", 80)  # work for the rebuild: some eighty chunks to embed
     (seeds / "zanskar.txt").write_text(BRIDGE_DOC, encoding="utf-8")
     store_path = page_server.data_dir / "store"
     before = store.read_pointer(store_path)["collection"]
@@ -159,6 +160,9 @@ def test_a_second_cli_rebuild_is_refused_and_a_sigkilled_rebuild_leaves_the_old_
     assert _live(settings) == report["collection"] != old and report["documents"] == 31
     assert [p.name for p in builds.iterdir()] == [report["collection"]]
     assert any(c.source.startswith("novel-") for c in open_index(settings).chunks.values())
+    # What the CLI wrote is user-only, and it tightened the folders it found open.
+    assert_private(builds / report["collection"])
+    assert {oct(p.stat().st_mode & 0o777) for p in (data, settings.store_path)} == {"0o700"}
 
 
 # --- damaged stores ------------------------------------------------------------------------------------------------
@@ -259,7 +263,10 @@ def _broken_model_settings(settings: Settings, tmp_path: Path, how: str, fallbac
                                    store_dir=settings.store_path)
 
 
-@pytest.mark.parametrize("how, reason", [("missing", "which is not a file"), ("corrupt", "does not match the expected checksum")])
+@pytest.mark.parametrize("how, reason", [
+    ("missing", "which is not a file"),
+    ("corrupt", "does not match the expected checksum"),
+])
 def test_a_missing_or_corrupt_model_file_is_explained_and_extractive_answers(tmp_path, article_settings, how, reason):
     from qa.service import QAService
 
