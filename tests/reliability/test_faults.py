@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,15 @@ QUESTION = "Who co-chaired the dialogue?"
 BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
               "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
               "It spans the river near Padum and carries one lane of traffic.\n")
+
+
+# A process that owns a store the way `qa index build` does, for as long as it lives.
+HOLD_AS_BUILD = (
+    "import sys, time\nfrom pathlib import Path\nfrom index.settings import Settings\n"
+    "from index.owner import claim_store\nclaim_store(Settings(_env_file=None, data_dir=Path(sys.argv[1])), 'build')\n"
+    "print('held', flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 def _co_chairs_named(answer) -> bool:
@@ -111,6 +121,27 @@ def test_cli_rebuild_is_refused_while_the_server_owns_the_store(page_server):
     assert_no_traceback(out.stdout, out.stderr)
     assert pointer.read_text() == before  # refused before touching anything
     assert "Dar" in page_server.client().predict(QUESTION, None, api_name="/ask")["answer"]
+
+
+def test_a_second_server_or_a_server_during_a_cli_build_is_refused(page_server, tmp_path):
+    out = run_qa(["serve", "--port", "1"], page_server.seeds_dir, page_server.data_dir, timeout=120)
+    assert out.returncode == 1 and "another `qa serve` (pid" in out.stderr and "is already serving" in out.stderr
+    assert_no_traceback(out.stdout, out.stderr)
+
+    data = tmp_path / "data"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_BUILD, str(data)], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = run_qa(["serve", "--port", "1"], tmp_path / "seeds", data, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert out.returncode == 1
+    assert f"a `qa index build` (pid {holder.pid}) is writing the index" in out.stderr
+    assert "then start the server again" in out.stderr
+    assert_no_traceback(out.stdout, out.stderr)
 
 
 def test_a_second_cli_rebuild_is_refused_and_a_sigkilled_rebuild_leaves_the_old_index(tmp_path, article_settings):
