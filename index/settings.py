@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     # --- answering -------------------------------------------------------------------------------------------
     llm: Literal["local", "openai", "extractive"] = "local"
+    llm_model: str = "qwen2.5-coder-0.5b"  # or "qwen2.5-coder-1.5b" (optional packages, about 2.5x slower)
     llm_model_path: Path | None = None  # any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct
     llm_fallback: Literal["extractive", "none"] = "extractive"
     llm_threads: int = 2

@@ -219,7 +219,10 @@ class QAService:
             return "extractive (no generative model)"
         if s.llm == "openai":
             return f"{s.openai_model} via {s.openai_base_url or 'OpenAI'}"
-        return s.llm_model_path.name if s.llm_model_path else "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, local)"
+        if s.llm_model_path:
+            return s.llm_model_path.name
+        size = "1.5B" if "1.5b" in s.llm_model else "0.5B"
+        return f"Qwen2.5-Coder-{size}-Instruct (Q4_K_M, local)"
 
     def document_text(self, source: str) -> str:
         return self.retriever().reader.document_text(source)
