@@ -217,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="compare server settings (interleaved rounds)")
     parser.add_argument("--only", default="", help="with --sweep: comma-separated variant names")
     parser.add_argument("--model", type=Path, default=None, help="a GGUF file instead of the packaged model")
+    parser.add_argument("--omp-wait-policy", choices=["passive", "active"], default=None,
+                        help="OpenMP barrier waits (default: qa.llm's choice, passive); set before llama.cpp loads")
     args = parser.parse_args(argv)
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     names = ([n for n in args.only.split(",") if n] or list(SWEEP)) if args.sweep else ["default"]
@@ -230,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(models, QUICK if args.sweep else FULL, args.rounds)
     result = {"benchmark": "llm_speed", "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": "python -m bench.llm_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": machine | {"loadavg_after": round(os.getloadavg()[0], 2)},
+              "machine": machine | {"loadavg_after": round(os.getloadavg()[0], 2),
+                                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
               "variants": info, "results": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / ("llm_speed_sweep.json" if args.sweep else "llm_speed.json")

@@ -9,6 +9,7 @@ streamed from a worker thread as llama.cpp produces them; a consumer that stops 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import secrets
 import threading
@@ -71,6 +72,11 @@ def local_server(config: ServerConfig) -> LocalServer:
 
 
 def _load_server(config: ServerConfig) -> LocalServer:
+    # llama.cpp's CPU threads meet at an OpenMP barrier after every op. With libgomp's default busy-wait, a
+    # thread descheduled by any other busy process (the embedder, a second request, another program) stalls
+    # its partner's spin: measured on 2 shared cores, decode fell from ~6 to ~0.5 tokens/s. Sleeping waits keep
+    # it at the 1-thread rate. libgomp reads this once, when the first OpenMP library loads (torch or this).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import xllamacpp  # deferred: loading the native library is not free, and `qa --help` never needs it
 
     if not Path(config.model_path).is_file():
