@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import article_seeds, folder_bytes, isolated, latency, log, proc_status_kb
+from bench.common import article_seeds, folder_bytes, isolated, latency, log, pct, proc_status_kb
 from index.settings import Settings
 
 MODES = ("hybrid", "dense")
@@ -213,3 +213,61 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["MODES", "extrapolate", "main", "pick_articles", "probe", "render", "run"]
+
+
+def search_only(sizes: list[int], queries: int = 50, seed: int = 0, dim: int = 384) -> list[dict]:
+    """Search cost alone, without the query encoder: Chroma (HNSW, cosine, as the index creates it) over `n` random
+    unit vectors, and the index's BM25 over `n` SQuAD train paragraphs (cycled when n exceeds them), queried with
+    SQuAD questions. Synthetic vectors: an HNSW graph of random points is searched at least as hard as real ones."""
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings as ChromaSettings
+
+    from bench.squad import load_squad_train
+    from index.bm25 import Bm25Index
+
+    arts = load_squad_train(442, seed=seed, cache_dir=Path(".qa") / "cache")
+    paragraphs = [p["context"] for a in arts for p in a["paragraphs"]]
+    questions = [q["question"] for a in arts for p in a["paragraphs"] for q in p["qas"]]
+    rng = np.random.default_rng(seed)
+    qs = [questions[i] for i in rng.choice(len(questions), queries, replace=False)]
+    out = []
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix="qa-bench-search-"))
+        try:
+            vectors = rng.standard_normal((n, dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            client = chromadb.PersistentClient(path=str(work), settings=ChromaSettings(anonymized_telemetry=False))
+            col = client.create_collection("search-only", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+            step = client.get_max_batch_size()
+            started = time.perf_counter()
+            for i in range(0, n, step):
+                col.add(ids=[str(j) for j in range(i, min(n, i + step))], embeddings=vectors[i:i + step])
+            insert_s = time.perf_counter() - started
+            texts = [paragraphs[i % len(paragraphs)] for i in range(n)]
+            started = time.perf_counter()
+            bm25 = Bm25Index.build([str(i) for i in range(n)], texts)
+            bm25_build_s = time.perf_counter() - started
+            bm25.save(work / "bm25")
+            started = time.perf_counter()
+            bm25 = Bm25Index.load(work / "bm25")
+            bm25_load_s = time.perf_counter() - started
+            qv = rng.standard_normal((queries, dim)).astype(np.float32)
+            qv /= np.linalg.norm(qv, axis=1, keepdims=True)
+            col.query(query_embeddings=[qv[0]], n_results=20)  # loads the segment
+            dense, lexical = [], []
+            for v, q in zip(qv, qs):
+                started = time.perf_counter()
+                col.query(query_embeddings=[v], n_results=20, include=["distances"])
+                dense.append(1000 * (time.perf_counter() - started))
+                started = time.perf_counter()
+                bm25.search(q, 20)
+                lexical.append(1000 * (time.perf_counter() - started))
+            out.append({"chunks": n, "chroma_insert_s": round(insert_s, 1), "bm25_build_s": round(bm25_build_s, 2),
+                        "bm25_load_s": round(bm25_load_s, 3), "dense_search": latency(dense),
+                        "bm25_search": latency(lexical),
+                        "hybrid_search_p50_ms": round(pct([d + b for d, b in zip(dense, lexical)], 50), 2)})
+            log(f"search-only {n}: {out[-1]}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return out
