@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from qa import cite, prompts
-from qa.text import content_tokens, script_of, sentence_spans, stem
+from qa.text import content_tokens, script_of, sentence_spans, split_sentences, stem
 from qa.types import Answer, Passage, StreamEvent
 
 Retrieve = Callable[[str], list[Passage]]
@@ -135,6 +135,9 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
         return abstain(f"the passages never mention {', '.join(absent)}")
     if cite.says_not_known(draft):
         return abstain("model said it does not know")
+    echoes = [t for t in split_sentences(cite.strip_markers(draft)) if cite.is_vacuous(t, check_q)]
+    if echoes and len(echoes) < len(split_sentences(cite.strip_markers(draft))):  # drop an echo of the question
+        draft = " ".join(t for t in split_sentences(cite.strip_markers(draft)) if t not in echoes)
     cited = cite.align(draft, passages, embed)
     supported = [s for s in cited.sentences if s.support is not None]
     if not supported:
@@ -174,7 +177,8 @@ def addresses_model(sentence: str) -> bool:
 def _rank_sentences(question: str, passages: Sequence[Passage], embed: Embed) -> list[tuple[float, Passage, int, int]]:
     """Every passage sentence scored against the question (cosine + share of question words it has), best first;
     sentences addressed to the model are left out."""
-    cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text) if not addresses_model(p.text[s:e])]
+    cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text)
+             if _is_prose(p.text[s:e]) and not addresses_model(p.text[s:e])]
     if not cands:
         return []
     vecs = embed([question] + [p.text[s:e] for p, s, e in cands])
@@ -186,6 +190,12 @@ def _rank_sentences(question: str, passages: Sequence[Passage], embed: Embed) ->
         scored.append((0.6 * cite._cosine(vecs[0], vec) + 0.4 * overlap, p, s, e))
     scored.sort(key=lambda x: (-x[0], x[1].n, x[2]))
     return scored
+
+
+def _is_prose(sentence: str) -> bool:
+    """A sentence, not a headline: titles and subtitles (no closing punctuation) are what a small model copies
+    instead of answering, and they are kept as metadata anyway."""
+    return bool(re.search(r"[.!?。！？؟۔][\"'”’)\]]*$", sentence.strip()))
 
 
 def select_context(question: str, passages: Sequence[Passage], embed: Embed, budget_chars: int) -> list[Passage]:

@@ -114,3 +114,9 @@ def test_rewrite_that_only_repeats_a_question_falls_back():
 def test_answer_that_restates_the_question_is_replaced_by_the_best_sentence():
     answer, _, _ = _run(_fake("The dialogue was co-chaired."), "Who co-chaired the dialogue in Beijing?")
     assert not answer.abstained and "Ishaq Dar and Wang Yi" in answer.answer
+
+
+def test_an_echo_of_the_question_is_dropped():
+    answer, _, _ = _run(_fake("Who co-chaired the dialogue in Beijing? Ishaq Dar and Wang Yi."),
+                        "Who co-chaired the dialogue in Beijing?")
+    assert answer.answer == "Ishaq Dar and Wang Yi [1]."
