@@ -1,4 +1,4 @@
-"""`python -m bench retrieval [--json] [--squad-articles 20] [--chunk-sizes 300,500,800]` (and `all`)."""
+"""`python -m bench retrieval [--json] [--squad-articles 20] [--chunk-sizes 300,400,500,600,800]` (and `all`)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--squad-articles", type=int, default=20, help="SQuAD v1.1 train articles to index")
     parser.add_argument("--squad-questions", type=int, default=1000,
                         help="seeded sample of their questions to ask (0: all)")
-    parser.add_argument("--chunk-sizes", type=_ints, default=[300, 500, 800], help="chunk sizes to sweep")
+    parser.add_argument("--chunk-sizes", type=_ints, default=[300, 400, 500, 600, 800], help="chunk sizes to sweep")
     parser.add_argument("--overlap-ratios", type=_ratios, default=[0.2], help="chunk_overlap as a share of chunk_size")
     parser.add_argument("--repeat", type=int, default=2,
                         help="timings at the configured chunk size are the best of this many runs")
