@@ -1,5 +1,6 @@
 """Fixtures of the reliability tests: one light page server (extractive backend, 1 MB upload limit) shared by the
-fault, probe and security tests, and one built article index with an extractive service for in-process probes."""
+fault, probe and security tests, and one built article index with an extractive service for in-process probes.
+Package-scoped: the server stops when this folder's tests are done."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.servers import STARTUP_SECONDS, start_server, stop_server
 UPLOAD_MAX_MB = 1
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def page_server(tmp_path_factory):
     """`ui.web.serve` with QA_LLM=extractive (generation is not what these tests test); index built by /rebuild.
     Tests may add documents to it but must leave the article answerable."""
@@ -27,7 +28,7 @@ def page_server(tmp_path_factory):
         stop_server(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def article_settings(tmp_path_factory) -> Settings:
     """The seed article indexed once (real embedder, real Chroma); answering is extractive."""
     root = tmp_path_factory.mktemp("article")
@@ -38,7 +39,7 @@ def article_settings(tmp_path_factory) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def article_service(article_settings):
     from qa.service import QAService
 
