@@ -128,6 +128,20 @@ class QAService:
             log.warning("LLM unavailable, falling back to extractive: %s", exc)
             return None
 
+    def _warm_llm(self) -> None:
+        """Load the model now and put the fixed system prompt into its prompt cache, so the first user's
+        question prefills only its own passages."""
+        llm = self.llm()
+        if llm is None or not hasattr(llm, "load"):
+            return
+        from qa import prompts
+
+        try:
+            llm.load()
+            llm.invoke(prompts.answer_messages("", []), max_tokens=1)
+        except Exception as exc:  # the first question reports it properly
+            log.warning("LLM warm-up failed: %s", exc)
+
     def chain(self):
         from qa.chain import ChainParts, build_chain
 
@@ -147,7 +161,7 @@ class QAService:
 
     def warm_up(self) -> None:
         """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
-        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self.llm)]
+        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._warm_llm)]
         for t in threads:
             t.start()
         for t in threads:
