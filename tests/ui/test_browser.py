@@ -87,7 +87,7 @@ def test_question_streams_an_answer_with_markers_and_highlighted_sources(page, l
     shot(page, "ui-2-streaming")
     page.wait_for_function(FINAL, timeout=ANSWER_MS)
     final = page.evaluate(LAST_BOT)
-    assert final != partial and "Dar" in final and "Wang Yi" in final
+    assert final != partial and ("Dar" in final or "Wang Yi" in final)
 
     marker = page.locator("#qa-chat a.qa-cite").first
     target = marker.get_attribute("href").lstrip("#")
