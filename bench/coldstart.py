@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.common import ARTICLE, ROOT, log, proc_status_kb
+from bench.common import ARTICLE, ROOT, free_port, log, proc_status_kb, qa_command, stop_process
 from index.settings import Settings
 
 TARGETS_S = {"ui_ready": 20.0, "first_answer": 25.0}
@@ -36,14 +35,6 @@ QUESTION = "Who co-chaired the strategic dialogue on the Pakistani side?"
 HEAVY = ("torch", "transformers", "sentence_transformers", "xllamacpp", "gradio", "chromadb")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _qa(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ui.cli", *args]
 
 
 def prepare(base: Settings) -> dict[str, str]:
@@ -57,7 +48,7 @@ def prepare(base: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
     env.update(QA_SEEDS_DIR=str(seeds), QA_DATA_DIR=str(data), QA_LLM="local", GRADIO_TEMP_DIR=str(data / "gradio"),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    done = subprocess.run(_qa("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
+    done = subprocess.run(qa_command("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"`qa index build` failed: {done.stderr[-2000:]}")
@@ -96,11 +87,11 @@ def serve_session(env: dict[str, str], questions: list[str], timeout: float = 30
     """Launch `qa serve`, time UI ready and each answer from launch, read the server's peak RSS, stop it."""
     from gradio_client import Client
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(_qa("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen(qa_command("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             with Sampler(proc.pid) as sampler:
@@ -126,12 +117,7 @@ def serve_session(env: dict[str, str], questions: list[str], timeout: float = 30
                                     "answer": (got or {}).get("answer", "")[:200] if isinstance(got, dict) else str(got)[:200]})
                 peak_kb, rss_kb = proc_status_kb("VmHWM", proc.pid), proc_status_kb("VmRSS", proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            stop_process(proc)
     return {"ui_ready_s": round(ready, 2), "first_answer_s": answers[0]["answered_at_s"] if answers else None,
             "answers": answers, "peak_rss_mb": round((peak_kb or 0) / 1024, 1),
             "rss_end_mb": round((rss_kb or 0) / 1024, 1), "rss_timeline_mb": sampler.samples[::4]}
@@ -143,7 +129,7 @@ def ask_once(env: dict[str, str], question: str = QUESTION) -> dict:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    done = subprocess.run(_qa("ask", question, "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
+    done = subprocess.run(qa_command("ask", question, "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:

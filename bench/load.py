@@ -23,7 +23,6 @@ import html
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import ROOT, free_port, qa_command, stop_process
+
 DEFAULT_DATA = ROOT / "bench" / "data" / "article_eval.json"
 STARTUP_SECONDS = 300
 _TAG = re.compile(r"<[^>]+>")
@@ -287,28 +287,19 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
 
 
 # --- a server of our own ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _qa(*args: str) -> list[str]:
-    """The `qa` command of this checkout (works without the project being pip-installed)."""
-    return [sys.executable, "-m", "ui.cli", *args]
 
 
 @contextmanager
 def qa_server(env: dict[str, str], log: Callable[[str], None] = lambda _msg: None) -> Iterator[str]:
     """`qa index build` (a no-op when up to date), then `qa serve` on a free 127.0.0.1 port; yields its URL."""
-    built = subprocess.run(_qa("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
+    built = subprocess.run(qa_command("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=STARTUP_SECONDS)
     if built.returncode != 0:
         raise RuntimeError(f"`qa index build` failed: {built.stderr.strip()[-2000:]}")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.NamedTemporaryFile("w+", prefix="qa-serve-", suffix=".log") as out:
-        proc = subprocess.Popen(_qa("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen(qa_command("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             log(f"started `qa serve` (pid {proc.pid}) on {url}")
@@ -330,12 +321,7 @@ def qa_server(env: dict[str, str], log: Callable[[str], None] = lambda _msg: Non
                 time.sleep(0.5)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            stop_process(proc)
 
 
 def render(report: dict, console) -> None:
