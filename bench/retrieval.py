@@ -253,6 +253,7 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
     of `repeat` runs; other points are timed once.
     """
     from index.embed import get_embedder
+    from qa.retrieve import RERANK_DEPTH, SENTENCE_WEIGHT
 
     embedder = get_embedder(base)
     embedder.embed_documents(["warm-up: load the weights before anything is timed"])
@@ -283,6 +284,7 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
         "embed_batch_size": base.embed_batch_size,
         "configured": {"chunk_size": configured[0], "chunk_overlap": configured[1]},
         "rrf_k": base.rrf_k,
+        "sentence_rerank": {"depth": RERANK_DEPTH, "weight": SENTENCE_WEIGHT},
         "depth": DEPTH,
         "context_chars": context_chars,
         "query_encode_ms": queries.encode_ms_per_query,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -15,6 +16,12 @@ import numpy as np
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 IDS_FILE = "chunk_ids.json"
+# Sentence ends (as the splitter sees them) and line breaks (a headline or subtitle line is its own sentence).
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+|\n+")
+# BM25 at sentence level: k1 saturates repeats, b normalizes by length against a typical sentence's token count.
+SENTENCE_K1 = 0.9
+SENTENCE_B = 0.75
+SENTENCE_AVG_TOKENS = 20
 
 
 @functools.cache
@@ -38,6 +45,32 @@ def tokenize(text: str) -> list[str]:
     """
     stop = _stopwords()
     return _stemmer().stemWords([t for t in _TOKEN.findall(text.lower()) if t not in stop])
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences and lines, stripped, in order."""
+    return [s for s in (part.strip() for part in _SENTENCE.split(text)) if s]
+
+
+def best_sentence_score(weights: dict[str, float], text: str) -> float:
+    """BM25 of the text's best-matching sentence, with the chunk index's idf (`Bm25Index.idf`) as term weights.
+
+    A chunk holds several sentences; the one that answers usually shares most of the question's rare words,
+    while a chunk that merely mentions them across different sentences scores lower here than in chunk BM25.
+    """
+    best = 0.0
+    for sentence in sentences(text):
+        tokens = tokenize(sentence)
+        if not tokens:
+            continue
+        norm = SENTENCE_K1 * (1 - SENTENCE_B + SENTENCE_B * len(tokens) / SENTENCE_AVG_TOKENS)
+        score = 0.0
+        for token, weight in weights.items():
+            tf = tokens.count(token)
+            if tf:
+                score += weight * tf * (SENTENCE_K1 + 1) / (tf + norm)
+        best = max(best, score)
+    return best
 
 
 class Bm25Index:
@@ -71,6 +104,18 @@ class Bm25Index:
             raise ValueError(f"{folder / IDS_FILE} does not match the BM25 index")
         return cls(model, ids)
 
+    def idf(self, tokens: list[str]) -> dict[str, float]:
+        """BM25 (Lucene) idf of each distinct token that some chunk holds; tokens in no chunk are left out."""
+        vocab, indptr = self._model.vocab_dict, self._model.scores["indptr"]
+        n = int(self._model.scores["num_docs"])
+        out = {}
+        for token in dict.fromkeys(tokens):
+            i = vocab.get(token) if token else None
+            df = int(indptr[i + 1] - indptr[i]) if i is not None else 0
+            if df:
+                out[token] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Best k (chunk id, score), only chunks sharing at least one word with the query."""
         token_ids = self._model.get_tokens_ids(tokenize(query))
@@ -81,4 +126,4 @@ class Bm25Index:
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
-__all__ = ["Bm25Index", "tokenize"]
+__all__ = ["Bm25Index", "best_sentence_score", "sentences", "tokenize"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from index import store
-from index.bm25 import Bm25Index
+from index.bm25 import Bm25Index, tokenize
 from index.settings import Settings
 from index.status import index_status
 from index.types import Chunk, IndexCorrupt, IndexMismatch, IndexMissing
@@ -61,6 +61,10 @@ class IndexReader:
     def bm25(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """Best chunks by BM25 score (higher is better); only chunks sharing a word with the query."""
         return [(self.chunks[cid], score) for cid, score in self._bm25.search(query, k)]
+
+    def term_weights(self, query: str) -> dict[str, float]:
+        """The query's BM25 tokens with their idf in this index (tokens no chunk holds are left out)."""
+        return self._bm25.idf(tokenize(query))
 
     def is_current(self) -> bool:
         """Does the pointer still name this collection? One small file read; False after a rebuild switched."""

@@ -12,7 +12,8 @@ from index.reader import open_index
 from index.settings import Settings
 from index.split import chunk_id
 from index.types import Chunk, IndexCorrupt, IndexMissing
-from qa.retrieve import Retriever, rrf_fuse
+from index.bm25 import best_sentence_score, sentences, tokenize
+from qa.retrieve import RERANK_DEPTH, SENTENCE_WEIGHT, Retriever, rrf_fuse, sentence_ranking
 from qa.types import QAError
 
 SEED = Path(__file__).resolve().parents[2] / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -67,7 +68,7 @@ def test_passages_point_at_the_document_text(retriever: Retriever):
         assert reader.document_text(p.source)[p.start : p.end] == p.text
         assert p.title == reader.document_title(p.source) and p.chunk_id in reader.chunks
     scores = [p.score for p in passages]
-    assert scores == sorted(scores, reverse=True) and scores[0] <= 2 / (retriever.settings.rrf_k + 1)
+    assert scores == sorted(scores, reverse=True) and scores[0] <= (2 + SENTENCE_WEIGHT) / (retriever.settings.rrf_k + 1)
 
 
 def test_default_k_and_mode_come_from_settings(retriever: Retriever):
@@ -140,3 +141,67 @@ def test_rrf_rewards_agreement_and_breaks_ties_by_best_rank():
     # equal scores: the chunk ranked first in the earlier list wins
     assert [ch.text for ch, _ in rrf_fuse([[a, b], [b, a]], rrf_k=60)] == ["a", "b"]
     assert [ch.text for ch, _ in rrf_fuse([[b, a], [a, b]], rrf_k=60)] == ["b", "a"]
+
+
+def test_rrf_weights_scale_each_list():
+    a, b = _chunk("a"), _chunk("b")
+    fused = rrf_fuse([[a, b], [b]], rrf_k=10, weights=[1.0, 2.5])
+    assert [(ch.text, s) for ch, s in fused] == [("b", pytest.approx(1 / 12 + 2.5 / 11)), ("a", pytest.approx(1 / 11))]
+    with pytest.raises(ValueError, match="weights"):
+        rrf_fuse([[a], [b]], rrf_k=10, weights=[1.0])
+
+
+def test_best_sentence_score_rewards_the_words_together():
+    weights = {w: 1.0 for w in tokenize("joint communique conveyed")}
+    together = "Talks went on. The message was conveyed in a joint communique. Nothing else."
+    apart = "A joint statement was read. The communique was short. It was conveyed by hand."
+    assert best_sentence_score(weights, together) > best_sentence_score(weights, apart) > 0
+    assert best_sentence_score(weights, "no shared words here") == 0.0
+    assert sentences("Headline line\nSubtitle line\n\nFirst sentence. Second one?") == [
+        "Headline line", "Subtitle line", "First sentence.", "Second one?"]
+
+
+def test_sentence_ranking_orders_by_best_sentence_and_drops_unrelated_chunks():
+    weights = {"gwadar": 2.0, "port": 1.0}
+    spread, together, unrelated = (_chunk(t) for t in (
+        "Gwadar grew. A port opened elsewhere.", "Gwadar Port was expanded.", "Trade and investment."))
+    assert sentence_ranking([spread, unrelated, together], weights) == [together, spread]
+    assert sentence_ranking([spread, together], {}) == []
+
+
+def test_term_weights_are_the_index_idf(retriever: Retriever):
+    weights = retriever.reader.term_weights("Khunjerab Pakistan zzzqqq the")
+    assert set(weights) == {"khunjerab", "pakistan"}  # stopwords and words in no chunk carry no weight
+    assert weights["khunjerab"] > weights["pakistan"] > 0  # one chunk vs almost every chunk
+
+
+# Questions of bench/data/article_retrieval.json whose answering sentence plain dense+BM25 fusion ranks below a
+# chunk that only shares scattered words (a passage about zero tolerance, the headline chunk, ...).
+SENTENCE_LEVEL = {
+    "In what document was the message to the Taliban conveyed?":
+        "The message was conveyed in a joint communique issued at the conclusion",
+    "Across which domains did the two sides discuss cooperation?":
+        "political, strategic, defence, security, economic and people-to-people domains",
+    "Which action plan did the ministers commit to implementing?":
+        "Foster an Even Closer China-Pakistan Community with a Shared Future in the New Era (2025-2029)",
+}
+
+
+@pytest.mark.parametrize("question", list(SENTENCE_LEVEL))
+def test_sentence_ranking_lifts_the_answering_chunk_to_first(retriever: Retriever, question: str):
+    reader = retriever.reader
+    dense = [c for c, _ in reader.dense(question, 20)]
+    lexical = [c for c, _ in reader.bm25(question, 20)]
+    plain = rrf_fuse([dense, lexical], retriever.settings.rrf_k)
+    assert SENTENCE_LEVEL[question] not in plain[0][0].text  # without the sentence ranking it is not first
+    assert any(SENTENCE_LEVEL[question] in c.text for c, _ in plain[:RERANK_DEPTH])
+    passages = retriever.retrieve(question, k=4)
+    assert SENTENCE_LEVEL[question] in passages[0].text
+    assert passages[0].score > passages[1].score
+
+
+def test_sentence_ranking_keeps_the_order_independent_of_k(retriever: Retriever):
+    question = "Which action plan did the ministers commit to implementing?"
+    ten = [p.chunk_id for p in retriever.retrieve(question, k=10)]
+    assert [p.chunk_id for p in retriever.retrieve(question, k=3)] == ten[:3]
+    assert [p.chunk_id for p in retriever.retrieve(question, k=10, mode="dense")] != ten  # hybrid is its own order
