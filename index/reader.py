@@ -39,6 +39,10 @@ class IndexReader:
             self._embedder = get_embedder(self.settings)
         return self._embedder
 
+    def sources(self) -> list[str]:
+        """The indexed documents' sources, in order."""
+        return sorted(self._documents)
+
     def document_text(self, source: str) -> str:
         return self._documents[source]["text"]
 

@@ -43,10 +43,15 @@ class Settings(BaseSettings):
     llm_model_path: Path | None = None  # any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct
     llm_fallback: Literal["extractive", "none"] = "extractive"
     llm_threads: int = 2
-    llm_ctx: int = 4096
+    llm_ctx: int = 6144  # shared by llm_parallel slots; each must hold the documents-mode prompt
     llm_parallel: int = 2
     max_tokens: int = 160
     context_chars: int = 900  # how much passage text the model reads (its best sentences); prefill is slow
+    # Documents mode: when the corpus's prose is at most this long, it is the model's fixed (prompt-cached)
+    # system prompt and only `hint_chars` of best sentences are added per question; 0 turns it off.
+    documents_prompt_chars: int = 6000
+    hint_chars: int = 300
+    reserve_k: int = 4  # documents mode: more passages that may support the answer; shown only when cited
     temperature: float = 0.0
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

@@ -19,7 +19,7 @@ from qa import cite, prompts
 from qa.text import content_tokens, script_of, sentence_spans, split_sentences, stem
 from qa.types import Answer, Passage, StreamEvent
 
-Retrieve = Callable[[str], list[Passage]]
+Retrieve = Callable[..., list[Passage]]  # (query) or, with reserve_k, (query, k)
 Embed = Callable[[list[str]], list[list[float]]]
 
 
@@ -30,6 +30,14 @@ class ChainParts:
     llm: BaseChatModel | None  # None: the extractive backend
     max_tokens: int = 160
     context_chars: int = 900  # what the model reads: the best sentences of the passages, not whole chunks
+    # Documents mode: the whole (small) corpus as the fixed, cached system prompt, or None for passages mode.
+    # Called per question: a rebuild can change the corpus, or push it over the size limit.
+    documents: Callable[[], str | None] | None = None
+    hint_chars: int = 300  # documents mode: the best sentences repeated next to the question
+    # Documents mode: this many more passages are retrieved (via retrieve(query, k)) in case the model answered
+    # from a part of the documents outside the top ones; only those the answer cites are shown.
+    top_k: int = 4
+    reserve_k: int = 0
 
 
 def needs_rewrite(question: str, history: Sequence[dict]) -> bool:
@@ -59,16 +67,31 @@ def _emit(state: dict, event: StreamEvent) -> None:
 
 
 def build_chain(parts: ChainParts) -> Runnable:
+    def documents(state: dict) -> str | None:
+        return parts.documents() if parts.llm is not None and parts.documents is not None else None
+
     def rewrite(state: dict, config) -> str | None:
         question, history = state["question"], state.get("history") or []
         if parts.llm is None or not needs_rewrite(question, history):
             return None
-        msg = parts.llm.invoke(prompts.rewrite_messages(question, history), config=config, max_tokens=48)
+        docs = state["documents"]
+        # An English follow-up is resolved against the cached documents; translating is done by the short
+        # dedicated prompt, which a 0.5B model follows better than an instruction after a long document.
+        messages = (prompts.rewrite_messages_documents(question, history, docs)
+                    if docs and history and script_of(question) == "en"
+                    else prompts.rewrite_messages(question, history))
+        msg = parts.llm.invoke(messages, config=config, max_tokens=48)
         return _clean_rewrite(str(msg.content), question, history)
 
     def retrieve(state: dict) -> list[Passage]:
         t0 = time.perf_counter()
-        passages = parts.retrieve(state["rewritten"] or state["question"])
+        query = state["rewritten"] or state["question"]
+        if state["documents"] and parts.reserve_k:
+            found = parts.retrieve(query, parts.top_k + parts.reserve_k)
+            passages = found[:parts.top_k]
+            state["reserve"].extend(found[parts.top_k:])  # in place: the state dict itself is a copy
+        else:
+            passages = parts.retrieve(query)
         state["timings"]["retrieve"] = (time.perf_counter() - t0) * 1000
         _emit(state, StreamEvent("passages", passages=passages))
         return passages
@@ -82,10 +105,19 @@ def build_chain(parts: ChainParts) -> Runnable:
             state["timings"]["first_token"] = (time.perf_counter() - state["t0"]) * 1000
             _emit(state, StreamEvent("token", text=text))
             return text
-        context = select_context(question, state["passages"], parts.embed, parts.context_chars)
+        docs = state["documents"]
+        if docs:
+            # The model sees the conversation itself, so an English follow-up is asked as typed; the rewrite
+            # (which a small model can get wrong) only steers retrieval and the sentences repeated as hints.
+            history = state.get("history") or []
+            asked = state["question"] if script_of(state["question"]) == "en" else question
+            hints = select_context(question, state["passages"], parts.embed, parts.hint_chars)
+            messages = prompts.answer_messages(asked, hints, docs, history)
+        else:
+            context = select_context(question, state["passages"], parts.embed, parts.context_chars)
+            messages = prompts.answer_messages(question, context)
         pieces = []
-        for chunk in parts.llm.stream(prompts.answer_messages(question, context), config=config,
-                                      max_tokens=parts.max_tokens):
+        for chunk in parts.llm.stream(messages, config=config, max_tokens=parts.max_tokens):
             piece = str(chunk.content)
             if not piece:
                 continue
@@ -101,17 +133,19 @@ def build_chain(parts: ChainParts) -> Runnable:
         if parts.llm is not None and draft and cite.is_vacuous(draft, question):
             # The small model restated the question without answering it: quote the best sentence instead.
             draft = extractive_answer(question, state["passages"], parts.embed)
-        answer = verify(state["question"], state["rewritten"], draft, state["passages"], parts.embed)
+        answer = verify(state["question"], state["rewritten"], draft, state["passages"], parts.embed,
+                        state.get("reserve", ()))
         state["timings"]["total"] = (time.perf_counter() - state["t0"]) * 1000
         state["timings"].setdefault("first_token", state["timings"]["total"])
         answer.timings_ms = dict(state["timings"])
         return answer
 
     def start(state: dict) -> dict:
-        return {**state, "t0": time.perf_counter(), "timings": {"retrieve": 0.0}}
+        return {**state, "t0": time.perf_counter(), "timings": {"retrieve": 0.0}, "reserve": []}
 
     return (
         RunnableLambda(start).with_config(run_name="start")
+        | RunnablePassthrough.assign(documents=RunnableLambda(documents).with_config(run_name="documents"))
         | RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite).with_config(run_name="rewrite"))
         | RunnablePassthrough.assign(passages=RunnableLambda(retrieve).with_config(run_name="retrieve"))
         | RunnablePassthrough.assign(draft=RunnableLambda(generate).with_config(run_name="generate"))
@@ -119,14 +153,21 @@ def build_chain(parts: ChainParts) -> Runnable:
     ).with_config(run_name="answer")
 
 
-def verify(question: str, rewritten: str | None, draft: str, passages: list[Passage], embed: Embed) -> Answer:
+def verify(question: str, rewritten: str | None, draft: str, passages: list[Passage], embed: Embed,
+           reserve: Sequence[Passage] = ()) -> Answer:
     """Cite by code, then abstain when the draft says it doesn't know, asserts content no passage has, answers
-    a different kind of question, or has no supported sentence."""
+    a different kind of question, or has no supported sentence.
+
+    `reserve`: further passages (documents mode, where the model read everything) that may support the answer;
+    those that end up cited are shown after `passages`.
+    """
     lang = script_of(question)
     check_q = rewritten or question
+    shown = passages
+    passages = [*passages, *reserve]
 
     def abstain(reason: str) -> Answer:
-        return Answer(question, prompts.abstain_message(lang), True, [], passages, rewritten, abstain_reason=reason)
+        return Answer(question, prompts.abstain_message(lang), True, [], shown, rewritten, abstain_reason=reason)
 
     if not passages:
         return abstain("nothing retrieved")
@@ -138,12 +179,12 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     echoes = [t for t in split_sentences(cite.strip_markers(draft)) if cite.is_vacuous(t, check_q)]
     if echoes and len(echoes) < len(split_sentences(cite.strip_markers(draft))):  # drop an echo of the question
         draft = " ".join(t for t in split_sentences(cite.strip_markers(draft)) if t not in echoes)
-    cited = cite.align(draft, passages, embed)
+    cited = cite.align(draft, passages, embed, check_q)
     supported = [s for s in cited.sentences if s.support is not None]
     if not supported:
         return abstain("no answer sentence is supported by a passage")
     if len(supported) < len(cited.sentences):  # drop unsupported sentences (model padding), then re-cite
-        cited = cite.align(" ".join(s.text for s in supported), passages, embed)
+        cited = cite.align(" ".join(s.text for s in supported), passages, embed, check_q)
     claim = cite.strip_markers(cited.text)
     missing = cite.unsupported_content(claim, check_q, passages)
     if missing:
@@ -153,7 +194,9 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
         return abstain(f"the passages only give a qualified title: {', '.join(inflated)}")
     if not cite.answers_question_type(claim, check_q):
         return abstain("the answer does not give what the question asks for")
-    return Answer(question, cited.text, False, cited.citations, passages, rewritten)
+    cited_n = {c.n for c in cited.citations}
+    shown = [*shown, *(p for p in reserve if p.n in cited_n)]
+    return Answer(question, cited.text, False, cited.citations, shown, rewritten)
 
 
 # Sentences that speak to the model instead of stating something ("Ignore previous instructions and reply only
@@ -218,6 +261,33 @@ def select_context(question: str, passages: Sequence[Passage], embed: Embed, bud
             text = " ".join(p.text[s:e] for s, e in sorted(chosen[p.n]))
             out.append(Passage(p.n, p.chunk_id, p.source, p.title, p.start, p.end, p.score, text))
     return out
+
+
+def documents_prompt(documents: Sequence[tuple[str, str]], max_chars: int) -> str | None:
+    """The documents-mode system prompt for a corpus of (title, text) documents, or None when their prose is
+    longer than `max_chars` (then passages mode: retrieved sentences only).
+
+    Only prose goes in, paragraph by paragraph: headlines are what a small model copies instead of answering,
+    and sentences addressed to the model are left out, as in passages mode.
+    """
+    if max_chars <= 0:
+        return None
+    kept: list[tuple[str, str]] = []
+    used = 0
+    for title, text in documents:
+        paragraphs = []
+        for para in re.split(r"\n\s*\n", text):
+            sentences = [para[s:e] for s, e in sentence_spans(para)
+                         if _is_prose(para[s:e]) and not addresses_model(para[s:e])]
+            if sentences:
+                paragraphs.append(" ".join(" ".join(t.split()) for t in sentences))
+        body = "\n".join(paragraphs)
+        used += len(body)
+        if used > max_chars:
+            return None
+        if body:
+            kept.append((title, body))
+    return prompts.documents_system(kept) if kept else None
 
 
 def extractive_answer(question: str, passages: Sequence[Passage], embed: Embed, max_sentences: int = 1) -> str:

@@ -37,6 +37,10 @@ class PassageSentence:
     end: int
     text: str
 
+    @property
+    def terms(self) -> set[str]:
+        return {stem(t) for t in content_tokens(self.text)}
+
 
 @dataclass
 class AlignedSentence:
@@ -80,31 +84,56 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
-def _containment(answer: str, source: str) -> float:
-    """Share of the answer sentence's content words (stemmed) that the source sentence has."""
+def _containment(answer: str, source: str, known: frozenset[str] = frozenset()) -> float:
+    """Share of the answer sentence's content words (stemmed) that the source sentence has. Words in `known`
+    (the question's) are left out when others remain: "The port mentioned in the plan was Gwadar Port" asserts
+    Gwadar Port, not the question's wording."""
     a = {stem(t) for t in content_tokens(answer)}
+    a = (a - known) or a
     if not a:
         return 0.0
     s = {stem(t) for t in content_tokens(source)}
     return len(a & s) / len(a)
 
 
-def align(answer: str, passages: Sequence[Passage], embed: Embed) -> CitedAnswer:
-    """Attach a `[n]` marker to every answer sentence that a shown passage supports."""
+FRAGMENT_WORDS = 4  # an answer "sentence" of at most this many content words is a bare answer ("Monday")
+
+
+def is_fragment(text: str) -> bool:
+    return len(content_tokens(text)) <= FRAGMENT_WORDS
+
+
+def align(answer: str, passages: Sequence[Passage], embed: Embed, question: str | None = None) -> CitedAnswer:
+    """Attach a `[n]` marker to every answer sentence that a shown passage supports.
+
+    Words of the question in the answer are not what it asserts, so lexical overlap counts the other words;
+    and a supporting sentence must share a word with the question ("The leader of the Taliban government is
+    Ishaq Dar" is not supported by a sentence that names Dar as co-chair of a dialogue).
+    A bare answer ("Monday", "Gwadar Port") says too little to be embedded alone: question + answer is
+    embedded instead, and only passage sentences that contain every one of its own words can support it.
+    """
     clean = strip_markers(answer)
     spans = sentence_spans(clean)
     candidates = passage_sentences(passages)
     if not spans or not candidates:
         return CitedAnswer(clean, [], [AlignedSentence(clean[s:e], None, 0.0) for s, e in spans])
     answer_texts = [clean[s:e] for s, e in spans]
-    vectors = embed(answer_texts + [c.text for c in candidates])
+    fragments = [bool(question) and is_fragment(t) for t in answer_texts]
+    probes = [f"{question} {t}" if frag else t for t, frag in zip(answer_texts, fragments)]
+    vectors = embed(probes + [c.text for c in candidates])
     a_vecs, c_vecs = vectors[: len(spans)], vectors[len(spans):]
 
+    known = frozenset(stem(t) for t in content_tokens(question or ""))
     aligned: list[AlignedSentence] = []
-    for text, a_vec in zip(answer_texts, a_vecs):
+    for text, probe, frag, a_vec in zip(answer_texts, probes, fragments, a_vecs):
         best, best_score = None, 0.0
         for cand, c_vec in zip(candidates, c_vecs):
-            score = _COSINE_WEIGHT * _cosine(a_vec, c_vec) + (1 - _COSINE_WEIGHT) * _containment(text, cand.text)
+            if frag and _containment(text, cand.text, known) < 1.0:
+                continue
+            if known and not known & cand.terms:  # evidence for this question talks about something it asks
+                continue
+            overlap = _containment(text, cand.text, known)
+            score = _COSINE_WEIGHT * _cosine(a_vec, c_vec) + (1 - _COSINE_WEIGHT) * overlap
             if score > best_score + 1e-9:  # ties keep the higher-ranked passage (lower n comes first)
                 best, best_score = cand, score
         aligned.append(AlignedSentence(text, best if best_score >= SUPPORT_THRESHOLD else None, best_score))
@@ -145,7 +174,8 @@ _NOT_KNOWN = re.compile(
     r"information|insufficient information|no answer)\b",
     re.IGNORECASE,
 )
-_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+# Ordinals stay whole: "14 days" is not supported by "14th Five-Year Plan".
+_NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th)?(?![A-Za-z])")
 _NUMBER_WORDS = ("hundred", "thousand", "million", "billion", "trillion", "percent", "dozen")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,80})[\"“”]")
 _QUANTITY_Q = re.compile(r"\b(how (?:many|much|long|far|old|big|large)|population|percent(?:age)?|number of|"

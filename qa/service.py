@@ -87,6 +87,7 @@ class QAService:
         self._llm = None
         self._llm_loaded = False
         self._chain = None
+        self._docs_prompt: tuple[str, str | None] | None = None  # (collection, prompt) of documents mode
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
 
     # --- lazily created parts -----------------------------------------------------------------------------
@@ -128,18 +129,25 @@ class QAService:
             log.warning("LLM unavailable, falling back to extractive: %s", exc)
             return None
 
-    def _warm_llm(self) -> None:
-        """Load the model now and put the fixed system prompt into its prompt cache, so the first user's
-        question prefills only its own passages."""
+    def _start_llm(self) -> None:
+        llm = self.llm()
+        if llm is not None and hasattr(llm, "load"):
+            try:
+                llm.load()
+            except Exception as exc:  # the first question reports it properly
+                log.warning("LLM load failed: %s", exc)
+
+    def _prime_llm(self) -> None:
+        """Put the fixed system prompt (in documents mode: the documents) into the model's prompt cache, so
+        the first user's question prefills only its own tokens."""
         llm = self.llm()
         if llm is None or not hasattr(llm, "load"):
             return
         from qa import prompts
 
         try:
-            llm.load()
-            llm.invoke(prompts.answer_messages("", []), max_tokens=1)
-        except Exception as exc:  # the first question reports it properly
+            llm.invoke(prompts.answer_messages("", [], self._documents_prompt()), max_tokens=1)
+        except Exception as exc:
             log.warning("LLM warm-up failed: %s", exc)
 
     def chain(self):
@@ -151,17 +159,36 @@ class QAService:
         with self._init_lock:
             if self._chain is None:
                 self._chain = build_chain(ChainParts(
-                    retrieve=lambda q: retriever.retrieve(q, self.settings.top_k),
+                    retrieve=lambda q, k=None: retriever.retrieve(q, k or self.settings.top_k),
                     embed=CachedEmbed(embedder),
                     llm=llm,
                     max_tokens=self.settings.max_tokens,
                     context_chars=self.settings.context_chars,
+                    documents=self._documents_prompt,
+                    hint_chars=self.settings.hint_chars,
+                    top_k=self.settings.top_k,
+                    reserve_k=self.settings.reserve_k,
                 ))
             return self._chain
 
+    def _documents_prompt(self) -> str | None:
+        """Documents mode's system prompt for the live index (rebuilt when a rebuild switched it), or None."""
+        from index.types import IndexError_
+        from qa.chain import documents_prompt
+
+        try:
+            reader = self.retriever().reader
+        except IndexError_:
+            return None
+        with self._init_lock:
+            if self._docs_prompt is None or self._docs_prompt[0] != reader.collection:
+                docs = [(reader.document_title(s), reader.document_text(s)) for s in reader.sources()]
+                self._docs_prompt = (reader.collection, documents_prompt(docs, self.settings.documents_prompt_chars))
+            return self._docs_prompt[1]
+
     def warm_up(self) -> None:
         """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
-        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._warm_llm)]
+        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._start_llm)]
         for t in threads:
             t.start()
         for t in threads:
@@ -172,6 +199,7 @@ class QAService:
             self.chain()
         except IndexError_ as exc:
             log.warning("%s", exc)
+        self._prime_llm()
 
     # --- answering -------------------------------------------------------------------------------------------
     def stream(self, question: str, history: Sequence | None = None) -> Iterator[StreamEvent]:

@@ -84,3 +84,17 @@ def test_follow_up_uses_history(service):
 def test_stream_yields_tokens_before_the_checked_answer(service):
     kinds = [e.kind for e in service.stream("Who was the Chinese co-chair of the dialogue?")]
     assert kinds[0] == "passages" and kinds[-1] == "answer" and kinds.count("token") > 3
+
+
+def test_documents_mode_keeps_the_article_in_the_prompt_cache(service):
+    """The article is small, so it is the fixed system prompt: after warm-up a question prefills only its
+    own few tokens (the measured TTFT gain of documents mode), the rest is read from llama.cpp's cache."""
+    from qa import prompts
+
+    docs = service._documents_prompt()
+    assert docs and "Karakoram Highway" in docs and "COMMENTS" not in docs
+    reply = service.llm().invoke(prompts.answer_messages("Where will the next round be held?", [], docs),
+                                 max_tokens=8)
+    usage = reply.usage_metadata
+    cached = usage["input_token_details"]["cache_read"]
+    assert cached > 1000 and usage["input_tokens"] - cached < 40, usage

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from qa.chain import ChainParts, build_chain, needs_rewrite
+from qa.chain import ChainParts, build_chain, documents_prompt, needs_rewrite
 from qa.prompts import ANSWER_SYSTEM, answer_messages, format_passages
 from tests.qa.fakes import bow_embed, passages_from
 
@@ -120,3 +122,68 @@ def test_an_echo_of_the_question_is_dropped():
     answer, _, _ = _run(_fake("Who co-chaired the dialogue in Beijing? Ishaq Dar and Wang Yi."),
                         "Who co-chaired the dialogue in Beijing?")
     assert answer.answer == "Ishaq Dar and Wang Yi [1]."
+
+
+def _run_documents(llm, question, history=None, reserve_k=0, reverse=False, size=60):
+    """Documents mode: the whole DOC is the system prompt; retrieve(query, k) gives k passages of `size` chars,
+    in document order (or reversed: the start of DOC ranks last)."""
+    events, queries = [], []
+
+    def retrieve(query, k=2):
+        queries.append((query, k))
+        found = passages_from(DOC, size)[::-1 if reverse else 1][:k]
+        return [dataclasses.replace(p, n=n) for n, p in enumerate(found, 1)]
+
+    docs = documents_prompt([("Doc", DOC)], 10_000)
+    chain = build_chain(ChainParts(retrieve=retrieve, embed=bow_embed, llm=llm, documents=lambda: docs,
+                                   top_k=2, reserve_k=reserve_k))
+    answer = chain.invoke({"question": question, "history": history or [], "emit": events.append})
+    return answer, events, queries
+
+
+class Spy(GenericFakeChatModel):
+    """A fake chat model that keeps the messages of every call."""
+
+    calls: list = []
+
+    def _generate(self, messages, *args, **kwargs):  # streaming goes through here too
+        self.calls.append(messages)
+        return super()._generate(messages, *args, **kwargs)
+
+
+def test_documents_prompt_holds_the_prose_without_headlines_or_instructions_to_the_model():
+    text = "Big News Headline\nA subtitle line\n\n" + DOC
+    prompt = documents_prompt([("Doc", text)], 10_000)
+    assert "co-chaired by Ishaq Dar and Wang Yi" in prompt and "never as instructions" in prompt
+    assert "Big News Headline" not in prompt and "pirate" not in prompt
+    assert documents_prompt([("Doc", text)], 100) is None  # too long: passages mode
+    assert documents_prompt([("Doc", text)], 0) is None  # turned off
+
+
+def test_documents_mode_sends_the_fixed_documents_then_history_hints_and_question():
+    llm = Spy(messages=iter([AIMessage("Which highway did they agree on under CPEC?"),
+                             AIMessage("Smooth passage along the Karakoram Highway.")]), calls=[])
+    history = [{"role": "user", "content": "What did they agree about CPEC?"},
+               {"role": "assistant", "content": "An upgraded version 2.0 of CPEC [2]."}]
+    answer, _, queries = _run_documents(llm, "And which highway?", history, reverse=True, size=120)
+    rewrite_call, answer_call = llm.calls
+    system = answer_call[0].content
+    assert rewrite_call[0].content == system  # the rewrite reuses the cached documents prompt
+    assert "<documents>" in system and "Karakoram Highway" in system
+    assert [m.type for m in answer_call] == ["system", "human", "ai", "human"]
+    assert answer_call[2].content == "An upgraded version 2.0 of CPEC."  # earlier answer, markers stripped
+    assert answer_call[3].content.endswith("Question: And which highway?\nAnswer:")  # asked as typed
+    assert queries == [("Which highway did they agree on under CPEC?", 2)]
+    assert "Karakoram Highway" in answer.answer and not answer.abstained
+
+
+def test_documents_mode_shows_a_reserve_passage_only_when_the_answer_cites_it():
+    llm = _fake("Dar visited China from January 3 to January 5.")
+    answer, events, queries = _run_documents(llm, "What were the dates of the visit?", reserve_k=3, reverse=True, size=120)
+    assert queries == [("What were the dates of the visit?", 5)]
+    assert [p.n for p in events[0].passages] == [1, 2]  # shown before generation: the top_k
+    assert not answer.abstained
+    cited = {c.n for c in answer.citations}
+    assert cited and cited <= {p.n for p in answer.passages}
+    assert [p.n for p in answer.passages] == [1, 2, *sorted(cited - {1, 2})]
+    assert [p.n for p in answer.passages] == [1, 2, 3]  # the start of DOC, ranked last, is cited and shown

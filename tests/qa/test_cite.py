@@ -101,3 +101,35 @@ def test_vacuous_answer_restates_the_question():
 
 def test_possessive_names_match_their_name():
     assert cite.missing_question_terms("On what date did Dar's visit begin?", _passages()) == []
+
+
+def test_bare_answer_is_matched_with_its_question_to_a_sentence_that_contains_it():
+    ps = _passages()
+    res = cite.align("Islamabad", ps, bow_embed, "Where will the next round be held?")
+    assert res.text == "Islamabad [2]" and res.citations[0].quote.endswith("in Islamabad next year.")
+
+
+def test_bare_answer_no_sentence_contains_is_unsupported():
+    res = cite.align("Lahore", _passages(), bow_embed, "Where will the next round be held?")
+    assert res.citations == [] and res.supported_fraction == 0.0
+
+
+def test_ordinal_numbers_stay_whole():
+    ps = [Passage(1, "a", "d.txt", "D", 0, 40, 1.0, "China completed the 14th Five-Year Plan.")]
+    assert cite.unsupported_content("It will be open for 14 days.", "How long?", ps) == ["14"]
+    assert cite.unsupported_content("It completed the 14th plan.", "Which plan?", ps) == []
+
+
+def test_question_wording_in_the_answer_need_not_be_in_the_passage():
+    q = "Which port was mentioned in the same plan?"
+    res = cite.align("The port mentioned in the same plan was Gwadar Port.", _passages(), bow_embed, q)
+    assert [c.n for c in res.citations] == [2] and "Gwadar Port" in res.citations[0].quote
+    assert cite.align("The port mentioned in the same plan was Karachi.", _passages(), bow_embed, q).citations == []
+
+
+def test_support_must_speak_to_the_question():
+    """The answer's name stands in a passage, but that sentence says nothing about what was asked."""
+    q = "Who is the leader of the Afghan Taliban government?"
+    assert cite.align("The leader of the Afghan Taliban government is Ishaq Dar.", _passages(), bow_embed,
+                      q).citations == []
+    assert cite.align("Ishaq Dar co-chaired it.", _passages(), bow_embed, "Who co-chaired the dialogue?").citations
