@@ -152,7 +152,7 @@ def test_leaving_a_stream_early_cancels_the_generation(local_chat_model):
 
 @pytest.mark.slow
 def test_a_prompt_longer_than_the_context_is_refused_clearly(local_chat_model):
-    too_long = [("human", "word " * 3000)]
+    too_long = [("human", "word " * 5000)]  # a slot holds llm_ctx / llm_parallel = 3,072 tokens
     with pytest.raises(LLMError, match="exceeds the available context size"):
         local_chat_model.invoke(too_long)
     with pytest.raises(LLMError, match="exceeds the available context size"):
