@@ -97,11 +97,13 @@ def plot_answer(result: dict, out: Path) -> Path:
     for j, (metric, q) in enumerate((("ttft", "p50_ms"), ("ttft", "p95_ms"), ("total", "p50_ms"), ("total", "p95_ms"))):
         vals = [result["summary"][v][metric][q] / 1000 for v in variants]
         ax.bar([i + (j - 1.5) * width for i in range(len(variants))], vals, width, label=f"{metric} {q[:3]}")
-    ax.set_xticks(range(len(variants)), [f"prompt cache: {'on' if v == 'cached' else 'off'}" for v in variants])
+    labels = {"cached": "documents mode,\nprompt cache (app)", "passages": "passages mode,\nprompt cache",
+              "uncached": "documents mode,\nno prompt cache"}
+    ax.set_xticks(range(len(variants)), [labels.get(v, v) for v in variants], fontsize=8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.axhline(3.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_ylabel("seconds (targets: TTFT p50 1 s, total p50 3 s)")
-    ax.set_title(f"Answers through QAService, {result['model']} ({result['machine']['cpus']} cores, shared)")
+    ax.set_title(f"Answers through QAService, {result['model']} ({result['machine']['cpus']} cores)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out)

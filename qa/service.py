@@ -88,6 +88,9 @@ class QAService:
         self._llm_loaded = False
         self._chain = None
         self._docs_prompt: tuple[str, str | None] | None = None  # (collection, prompt) of documents mode
+        self._auto_prime = False  # set by warm_up: keep the live corpus in the model's prompt cache
+        self._priming: str | None = None  # collection whose corpus is being / was sent to the cache
+        self._primed: str | None = None  # collection whose corpus is in the cache: documents mode is on
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
 
     # --- lazily created parts -----------------------------------------------------------------------------
@@ -137,18 +140,22 @@ class QAService:
             except Exception as exc:  # the first question reports it properly
                 log.warning("LLM load failed: %s", exc)
 
-    def _prime_llm(self) -> None:
-        """Put the fixed system prompt (in documents mode: the documents) into the model's prompt cache, so
-        the first user's question prefills only its own tokens."""
+    def _prime(self, collection: str | None, prompt: str | None) -> None:
+        """Put the fixed system prompt (documents mode: the documents) into the model's prompt cache, so a
+        question prefills only its own tokens. Documents mode is used once this has run for the live index."""
         llm = self.llm()
         if llm is None or not hasattr(llm, "load"):
             return
         from qa import prompts
 
         try:
-            llm.invoke(prompts.answer_messages("", [], self._documents_prompt()), max_tokens=1)
-        except Exception as exc:
+            llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
+        except Exception as exc:  # the first question reports it properly
             log.warning("LLM warm-up failed: %s", exc)
+            return
+        if prompt is not None:
+            with self._init_lock:
+                self._primed = collection
 
     def chain(self):
         from qa.chain import ChainParts, build_chain
@@ -171,23 +178,44 @@ class QAService:
                 ))
             return self._chain
 
-    def _documents_prompt(self) -> str | None:
-        """Documents mode's system prompt for the live index (rebuilt when a rebuild switched it), or None."""
+    def _corpus_prompt(self) -> tuple[str | None, str | None]:
+        """(collection, documents-mode system prompt or None when the corpus is too long) of the live index."""
         from index.types import IndexError_
         from qa.chain import documents_prompt
 
         try:
             reader = self.retriever().reader
         except IndexError_:
-            return None
+            return None, None
         with self._init_lock:
             if self._docs_prompt is None or self._docs_prompt[0] != reader.collection:
                 docs = [(reader.document_title(s), reader.document_text(s)) for s in reader.sources()]
                 self._docs_prompt = (reader.collection, documents_prompt(docs, self.settings.documents_prompt_chars))
-            return self._docs_prompt[1]
+            return self._docs_prompt
+
+    def _documents_prompt(self) -> str | None:
+        """Documents mode's system prompt once it is in the model's cache, else None (passages mode).
+
+        The whole corpus costs ~10 s of prefill once and then saves seconds on every question: worth it for a
+        server or a chat (warm_up), not for one `qa ask`. After a rebuild, passages mode answers while the new
+        corpus is put into the cache in the background.
+        """
+        collection, prompt = self._corpus_prompt()
+        if prompt is None:
+            return None
+        with self._init_lock:
+            if self._primed == collection:
+                return prompt
+            start = self._auto_prime and self._priming != collection
+            if start:
+                self._priming = collection
+        if start:
+            threading.Thread(target=self._prime, args=(collection, prompt), name="qa-prime", daemon=True).start()
+        return None
 
     def warm_up(self) -> None:
-        """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
+        """Load the embedder and the LLM concurrently, open the index (if there is one), then put the fixed
+        prompt (documents mode: the documents) into the model's cache and keep it there across rebuilds."""
         threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._start_llm)]
         for t in threads:
             t.start()
@@ -199,7 +227,10 @@ class QAService:
             self.chain()
         except IndexError_ as exc:
             log.warning("%s", exc)
-        self._prime_llm()
+        collection, prompt = self._corpus_prompt()
+        with self._init_lock:
+            self._auto_prime, self._priming = True, collection
+        self._prime(collection, prompt)
 
     # --- answering -------------------------------------------------------------------------------------------
     def stream(self, question: str, history: Sequence | None = None) -> Iterator[StreamEvent]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -215,10 +216,19 @@ def ask(
         raise typer.Exit(1)
 
 
+def _quiet_warm_up(service) -> None:
+    try:
+        service.warm_up()
+    except Exception:  # the first question reports the problem properly
+        pass
+
+
 @app.command()
 def chat(llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None) -> None:
     """Interactive chat in the terminal; keeps history. Ctrl-C stops an answer, Ctrl-D (or /quit) leaves."""
     service = _service(seeds, store, llm)
+    # Load the models and cache the documents while the user types the first question.
+    threading.Thread(target=_quiet_warm_up, args=(service,), name="qa-warm-up", daemon=True).start()
     errors = _user_errors()
     history: list[dict] = []
     out.print("Ask about your documents. [dim]/new clears the history, /quit leaves.[/]", markup=True)

@@ -98,3 +98,10 @@ def test_documents_mode_keeps_the_article_in_the_prompt_cache(service):
     usage = reply.usage_metadata
     cached = usage["input_token_details"]["cache_read"]
     assert cached > 1000 and usage["input_tokens"] - cached < 40, usage
+
+
+def test_a_service_that_was_not_warmed_up_answers_in_passages_mode(service):
+    """One `qa ask` would pay ~10 s to cache the documents for a single question: it reads passages instead."""
+    cold = QAService(service.settings)
+    assert cold._documents_prompt() is None
+    assert service._documents_prompt() is not None  # the warmed-up service has the article cached
