@@ -142,14 +142,22 @@ class QAService:
 
     def _prime(self, collection: str | None, prompt: str | None) -> None:
         """Put the fixed system prompt (documents mode: the documents) into the model's prompt cache, so a
-        question prefills only its own tokens. Documents mode is used once this has run for the live index."""
+        question prefills only its own tokens. Documents mode is used once this has run for the live index.
+
+        The processed prompt is saved to disk, so the next process (a restart, `qa chat`) restores it instead of
+        processing the documents again (~10 s)."""
         llm = self.llm()
         if llm is None or not hasattr(llm, "load"):
             return
         from qa import prompts
 
+        key = prompts.answer_messages("", [], prompt)[0][1]  # the system prompt: what every question reuses
+        restore = getattr(llm, "restore_prompt", None)
         try:
-            llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
+            if not (restore and restore(key)):  # a saved, processed copy loads in milliseconds
+                llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
+                if hasattr(llm, "save_prompt"):
+                    llm.save_prompt(key)
         except Exception as exc:  # the first question reports it properly
             log.warning("LLM warm-up failed: %s", exc)
             return
@@ -197,8 +205,9 @@ class QAService:
         """Documents mode's system prompt once it is in the model's cache, else None (passages mode).
 
         The whole corpus costs ~10 s of prefill once and then saves seconds on every question: worth it for a
-        server or a chat (warm_up), not for one `qa ask`. After a rebuild, passages mode answers while the new
-        corpus is put into the cache in the background.
+        server or a chat (warm_up), not for one `qa ask` (unless an earlier process saved the processed
+        documents to disk: then restoring them costs milliseconds). After a rebuild, passages mode answers while
+        the new corpus is put into the cache in the background.
         """
         collection, prompt = self._corpus_prompt()
         if prompt is None:
@@ -211,7 +220,24 @@ class QAService:
                 self._priming = collection
         if start:
             threading.Thread(target=self._prime, args=(collection, prompt), name="qa-prime", daemon=True).start()
+        elif self._restore(collection, prompt):  # saved by an earlier process: free to use
+            return prompt
         return None
+
+    def _restore(self, collection: str, prompt: str) -> bool:
+        from qa import prompts
+
+        llm = self.llm()
+        restore = getattr(llm, "restore_prompt", None)
+        try:
+            if restore is None or not restore(prompts.answer_messages("", [], prompt)[0][1]):
+                return False
+        except Exception as exc:
+            log.warning("could not restore the processed documents: %s", exc)
+            return False
+        with self._init_lock:
+            self._primed = collection
+        return True
 
     def warm_up(self) -> None:
         """Load the embedder and the LLM concurrently, open the index (if there is one), then put the fixed

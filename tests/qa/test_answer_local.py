@@ -4,6 +4,7 @@ follow-up. Assertions are on what a user sees (names, dates, markers pointing at
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -100,8 +101,17 @@ def test_documents_mode_keeps_the_article_in_the_prompt_cache(service):
     assert cached > 1000 and usage["input_tokens"] - cached < 40, usage
 
 
-def test_a_service_that_was_not_warmed_up_answers_in_passages_mode(service):
-    """One `qa ask` would pay ~10 s to cache the documents for a single question: it reads passages instead."""
+def test_the_processed_documents_are_saved_and_restored_by_the_next_service(service):
+    """Warm-up saved the processed article to disk (llama.cpp slot file beside the model); a new service, as
+    in a new `qa ask` process, restores it in milliseconds instead of processing ~1,100 tokens again, and a
+    prompt that was never saved is not restored (passages mode then)."""
+    from qa import prompts
+
+    llm = service.llm()
+    [saved] = list(Path(llm.slot_dir).glob("prompt-*.bin"))
+    assert saved.stat().st_size > 1_000_000  # ~12 KB per processed token
     cold = QAService(service.settings)
-    assert cold._documents_prompt() is None
-    assert service._documents_prompt() is not None  # the warmed-up service has the article cached
+    assert cold._documents_prompt() == service._documents_prompt()  # restored, not re-processed
+    key = prompts.answer_messages("", [], service._documents_prompt())[0][1]
+    assert saved.name == llm.prompt_file(key) and llm.restore_prompt(key)
+    assert not llm.restore_prompt(key + " (changed documents)")
