@@ -8,7 +8,8 @@ and the packaged model assembled there once, so what is timed is a start as a pe
 (the OS file cache is warm: the machine has run the app before). The server is started with
 `python -m ui.cli serve --port P` on a free 127.0.0.1 port; "UI ready" is the first successful
 GET /gradio_api/info, "first answer" is when a gradio_client call to the page's /ask API returns, both measured
-from the launch. Memory: VmHWM (peak resident set) of the server process from /proc, read after the answers;
+from the launch. `qa serve` is launched twice: first with no saved prompt (it processes the documents and saves
+them), then again (a restart: it restores them from disk); `qa ask` runs after both. Memory: VmHWM (peak resident set) of the server process from /proc, read after the answers;
 xllamacpp runs inside that process, so it includes the model.
 Import times come from `python -X importtime` (self and cumulative microseconds per module).
 """
@@ -54,7 +55,8 @@ def prepare(base: Settings) -> dict[str, str]:
         raise RuntimeError(f"`qa index build` failed: {done.stderr[-2000:]}")
     from qa.model_file import ensure_model_file
 
-    ensure_model_file(base.model_copy(update={"data_dir": data}))
+    model = ensure_model_file(base.model_copy(update={"data_dir": data}))
+    shutil.rmtree(model.parent / "prompt-cache", ignore_errors=True)  # the first launch processes the documents
     return env
 
 
@@ -178,13 +180,15 @@ def import_times(env: dict[str, str]) -> dict:
 def run(base: Settings, args) -> dict:
     log("coldstart: preparing the bench data folder (index, model; not timed)")
     env = prepare(base)
-    log("coldstart: qa serve -> first answer")
-    serve = serve_session(env, [QUESTION])
+    log("coldstart: qa serve -> first answer (first launch: the documents are processed and saved)")
+    first = serve_session(env, [QUESTION])
+    log(f"coldstart: UI ready {first['ui_ready_s']} s, first answer {first['first_answer_s']} s; now a restart")
+    serve = serve_session(env, [QUESTION])  # every later launch restores the processed documents from disk
     log(f"coldstart: UI ready {serve['ui_ready_s']} s, first answer {serve['first_answer_s']} s; now qa ask")
     ask = ask_once(env)
     log(f"coldstart: qa ask {ask['seconds']} s; now import times")
     imports = import_times(env)
-    return {"serve": serve, "ask": ask, "imports": imports, "targets_s": TARGETS_S,
+    return {"serve": serve, "first_launch": first, "ask": ask, "imports": imports, "targets_s": TARGETS_S,
             "met": {"ui_ready": serve["ui_ready_s"] <= TARGETS_S["ui_ready"],
                     "first_answer": (serve["first_answer_s"] or 1e9) <= TARGETS_S["first_answer"],
                     "status_without_torch": "torch" not in imports["qa index status"]["heavy_loaded"],
@@ -204,6 +208,10 @@ def run_memory(base: Settings, args) -> dict:
 
 def render(result: dict, console) -> None:
     s, a = result["serve"], result["ask"]
+    f = result.get("first_launch")
+    if f:
+        console.print(f"qa serve, first launch (documents processed, then saved): UI ready {f['ui_ready_s']} s, "
+                      f"first answer {f['first_answer_s']} s after launch")
     console.print(f"qa serve: UI ready {s['ui_ready_s']} s (target <= {TARGETS_S['ui_ready']}), first answer "
                   f"{s['first_answer_s']} s after launch (target <= {TARGETS_S['first_answer']}); peak RSS "
                   f"{s['peak_rss_mb']} MB")
