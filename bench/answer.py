@@ -122,14 +122,14 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
         ask_timed(service, "What is this article about?")  # first-call costs (page faults, graph build) excluded
         raw: list[dict] = []
         runs: dict[str, list[dict]] = {"cached": [], "passages": [], "uncached": []}
-        primed = service._primed  # documents mode is on while this names the live index
+        documents_mode = service._documents_prompt() is not None
         order = schedule(len(qs), rounds)
         for step, (variant, i) in enumerate(order):
             if step % max(1, len(order) // 3) == 0:  # raw decode at the start, middle and end of the run
                 model.prompt_cache = False
                 raw.append(_call(model, *_decode(step)))
             model.prompt_cache = variant != "uncached"
-            service._primed = None if variant == "passages" else primed
+            service.documents_mode = variant != "passages"
             before = len(model.calls)
             got = ask_timed(service, qs[i])
             got["llama"] = model.calls[-1] if len(model.calls) > before else None
@@ -147,7 +147,7 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
     return {"questions": len(qs), "rounds": rounds, "model": Path(model.model_path).name, "load_s": round(load_s, 1),
             "max_tokens": settings.max_tokens, "context_chars": settings.context_chars,
             "raw_decode_tok_s": raw_decode, "raw_decode_tok_s_p50": raw_p50, "summary": summary,
-            "documents_mode": primed is not None,
+            "documents_mode": documents_mode,
             "cache_speedup_ttft_p50": round(summary["uncached"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
             "documents_vs_passages_ttft_p50": round(summary["passages"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
             "targets_ms": TARGETS_MS,

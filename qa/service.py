@@ -88,6 +88,7 @@ class QAService:
         self._llm_loaded = False
         self._chain = None
         self._docs_prompt: tuple[str, str | None] | None = None  # (collection, prompt) of documents mode
+        self.documents_mode = True  # False: always passages mode (bench/answer.py compares the two)
         self._auto_prime = False  # set by warm_up: keep the live corpus in the model's prompt cache
         self._priming: str | None = None  # collection whose corpus is being / was sent to the cache
         self._primed: str | None = None  # collection whose corpus is in the cache: documents mode is on
@@ -209,6 +210,8 @@ class QAService:
         documents to disk: then restoring them costs milliseconds). After a rebuild, passages mode answers while
         the new corpus is put into the cache in the background.
         """
+        if not self.documents_mode:
+            return None
         collection, prompt = self._corpus_prompt()
         if prompt is None:
             return None
