@@ -164,3 +164,19 @@ def test_bench_help_lists_the_perf_benchmarks(capsys):
     with pytest.raises(SystemExit):
         main(["scale", "--help"])
     assert "--sizes" in capsys.readouterr().out
+
+
+def test_load_flags_another_questions_answer_only_when_it_does_not_answer_this_one():
+    from bench.load import Item, Result, compare
+
+    pak = Item("a01", "Who co-chaired on the Pakistani side?", ("Dar",))
+    chn = Item("a02", "Who was the Chinese co-chair?", ("Wang Yi",))
+    port = Item("a37", "Which port?", ("Gwadar",))
+    alone = {"a01": Result(pak, -1, 0, answer="Deputy PM Ishaq Dar [1]"),
+             "a02": Result(chn, -1, 0, answer="Ishaq Dar [1]"),
+             "a37": Result(port, -1, 0, answer="Gwadar Port [2]")}
+    shared = Result(pak, 0, 0, answer="Ishaq Dar [1]")  # a02's (wrong) answer, and a right one for a01
+    swapped = Result(port, 1, 0, answer="Ishaq Dar [1]")  # a02's answer where a port was asked: mixed
+    compare([shared, swapped], alone)
+    assert not any(p.startswith("mixed") for p in shared.problems)
+    assert any(p.startswith("mixed: this is the answer to a02") for p in swapped.problems)
