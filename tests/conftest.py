@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import stop_process
 from index.settings import Settings
-from tests.servers import STARTUP_SECONDS, start_server, stop_server
+from tests.servers import STARTUP_SECONDS, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -39,4 +40,4 @@ def live_server(tmp_path_factory):
         assert 'data-state="done"' in progress, progress
         yield server
     finally:
-        stop_server(proc)
+        stop_process(proc)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.common import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -40,12 +41,6 @@ class Server:
         from gradio_client import Client
 
         return Client(self.url, auth=self.auth, verbose=False, download_files=False, analytics_enabled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
@@ -81,16 +76,7 @@ def start_server(root: Path, name: str, **env_overrides: str):
     try:
         _wait_ready(url, proc, log)
     except BaseException:
-        stop_server(proc)
+        stop_process(proc)
         raise
     user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
     return Server(url, seeds, data, log, (user, password) if user else None), proc
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)

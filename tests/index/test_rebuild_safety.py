@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port, stop_process
 from index import store
 from index.build import build_index, build_lock
 from index.reader import index_status, open_index
@@ -156,15 +156,9 @@ def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(
     assert report.reused >= old.chunks - 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "chroma.log", "w")
     proc = subprocess.Popen([str(VENV_BIN / "chroma"), "run", "--path", str(tmp_path / "server-data"),
                              "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
@@ -182,12 +176,7 @@ def chroma_server(tmp_path: Path):
             time.sleep(0.3)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from bench.common import stop_process
 from index.build import build_index
 from index.settings import Settings
 from tests.conftest import SEED
-from tests.servers import STARTUP_SECONDS, start_server, stop_server
+from tests.servers import start_server
 
 UPLOAD_MAX_MB = 1
 
@@ -25,7 +26,7 @@ def page_server(tmp_path_factory):
         assert 'data-state="done"' in progress, progress
         yield server
     finally:
-        stop_server(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="package")

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.servers import ANSWER_SECONDS, start_server, stop_server
+from bench.common import stop_process
+from tests.servers import ANSWER_SECONDS, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -91,4 +92,4 @@ def test_login_is_required_when_auth_is_set(tmp_path):
             server.client().predict("Who co-chaired the dialogue?", None, api_name="/ask")
         assert "index" in str(err.value).lower() and str(server.data_dir) not in str(err.value)
     finally:
-        stop_server(proc)
+        stop_process(proc)
