@@ -37,10 +37,6 @@ class PassageSentence:
     end: int
     text: str
 
-    @property
-    def terms(self) -> set[str]:
-        return {stem(t) for t in content_tokens(self.text)}
-
 
 @dataclass
 class AlignedSentence:
@@ -84,16 +80,9 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (na * nb) if na and nb else 0.0
 
 
-def _containment(answer: str, source: str, known: frozenset[str] = frozenset()) -> float:
-    """Share of the answer sentence's content words (stemmed) that the source sentence has. Words in `known`
-    (the question's) are left out when others remain: "The port mentioned in the plan was Gwadar Port" asserts
-    Gwadar Port, not the question's wording."""
-    a = {stem(t) for t in content_tokens(answer)}
-    a = (a - known) or a
-    if not a:
-        return 0.0
-    s = {stem(t) for t in content_tokens(source)}
-    return len(a & s) / len(a)
+def _terms(text: str) -> set[str]:
+    """The text's content words, stemmed: what lexical overlap compares."""
+    return {stem(t) for t in content_tokens(text)}
 
 
 FRAGMENT_WORDS = 4  # an answer "sentence" of at most this many content words is a bare answer ("Monday")
@@ -123,19 +112,24 @@ def align(answer: str, passages: Sequence[Passage], embed: Embed, question: str 
     vectors = embed(probes + [c.text for c in candidates])
     a_vecs, c_vecs = vectors[: len(spans)], vectors[len(spans):]
 
-    known = frozenset(stem(t) for t in content_tokens(question or ""))
+    known = frozenset(_terms(question or ""))
+    cand_terms = [_terms(c.text) for c in candidates]
     aligned: list[AlignedSentence] = []
-    for text, probe, frag, a_vec in zip(answer_texts, probes, fragments, a_vecs):
-        best, best_score = None, 0.0
-        for cand, c_vec in zip(candidates, c_vecs):
-            if frag and _containment(text, cand.text, known) < 1.0:
+    for text, frag, a_vec in zip(answer_texts, fragments, a_vecs):
+        asserted = (_terms(text) - known) or _terms(text)
+        best, best_score, best_rank = None, 0.0, 0.0
+        for cand, terms, c_vec in zip(candidates, cand_terms, c_vecs):
+            overlap = len(asserted & terms) / len(asserted) if asserted else 0.0
+            if frag and overlap < 1.0:
                 continue
-            if known and not known & cand.terms:  # evidence for this question talks about something it asks
+            if known and not known & terms:  # evidence for this question talks about something it asks
                 continue
-            overlap = _containment(text, cand.text, known)
             score = _COSINE_WEIGHT * _cosine(a_vec, c_vec) + (1 - _COSINE_WEIGHT) * overlap
-            if score > best_score + 1e-9:  # ties keep the higher-ranked passage (lower n comes first)
-                best, best_score = cand, score
+            # Among sentences that all contain a bare answer ("Dar"), the one that also says what was asked
+            # ("co-chaired") is its evidence, not another that merely names it.
+            rank = score + (len(known & terms) / len(known) / 2 if frag and known else 0.0)
+            if rank > best_rank + 1e-9:  # ties keep the higher-ranked passage (lower n comes first)
+                best, best_score, best_rank = cand, score, rank
         aligned.append(AlignedSentence(text, best if best_score >= SUPPORT_THRESHOLD else None, best_score))
 
     pieces, citations, seen = [], [], set()

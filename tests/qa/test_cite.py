@@ -133,3 +133,11 @@ def test_support_must_speak_to_the_question():
     assert cite.align("The leader of the Afghan Taliban government is Ishaq Dar.", _passages(), bow_embed,
                       q).citations == []
     assert cite.align("Ishaq Dar co-chaired it.", _passages(), bow_embed, "Who co-chaired the dialogue?").citations
+
+
+def test_a_bare_answer_cites_the_sentence_that_says_what_was_asked():
+    text = ("Dar visited China for the dialogue. The dialogue, held in Beijing on Monday in a friendly and "
+            "constructive atmosphere after long preparations, was co-chaired by Ishaq Dar.")
+    ps = [Passage(1, "a", "d.txt", "D", 0, len(text), 1.0, text)]
+    [c] = cite.align("Dar", ps, bow_embed, "Who co-chaired the dialogue?").citations
+    assert "co-chaired" in c.quote
