@@ -85,10 +85,6 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["ARTICLE", "RESULTS", "ROOT", "article_seeds", "envelope", "folder_bytes", "isolated", "latency", "log",
-           "machine", "pct", "proc_status_kb", "save"]
-
-
 def main_for(name: str, description: str, add_args, run, render, argv: list[str] | None) -> int:
     """The shared `python -m bench NAME [--json] ...` flow: parse, run, save bench/results/NAME.json, print."""
     import argparse
@@ -132,3 +128,7 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=30)
+
+
+__all__ = ["ARTICLE", "RESULTS", "ROOT", "article_seeds", "envelope", "folder_bytes", "free_port", "isolated",
+           "latency", "log", "machine", "main_for", "pct", "proc_status_kb", "qa_command", "save", "stop_process"]

@@ -33,6 +33,13 @@ def _figure():
     return plt, *plt.subplots(figsize=(7, 4.2), dpi=110)
 
 
+def _save(plt, fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def scale_series(result: dict) -> dict[str, list[tuple[int, float, float]]]:
     """mode -> [(chunks, p50_ms, p95_ms)] sorted by corpus size."""
     series = {}
@@ -65,10 +72,7 @@ def plot_scale(result: dict, out: Path) -> Path:
     ax.set_ylabel("ms per query (log; circles: query encoding included)")
     ax.set_title(f"Retrieval latency vs corpus size ({result['machine']['cpus']} cores, shared)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_ingest(result: dict, out: Path) -> Path:
@@ -84,10 +88,7 @@ def plot_ingest(result: dict, out: Path) -> Path:
                 ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("chunks/s (best of interleaved rounds)")
     ax.set_title(f"Ingest of {result['articles']} SQuAD train articles ({result['machine']['cpus']} cores, shared)")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_answer(result: dict, out: Path) -> Path:
@@ -105,10 +106,7 @@ def plot_answer(result: dict, out: Path) -> Path:
     ax.set_ylabel("seconds (targets: TTFT p50 1 s, total p50 3 s)")
     ax.set_title(f"Answers through QAService, {result['model']} ({result['machine']['cpus']} cores)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 PLOTS = {"scale": plot_scale, "ingest": plot_ingest, "answer": plot_answer}
