@@ -176,9 +176,10 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
         return abstain(f"the passages never mention {', '.join(absent)}")
     if cite.says_not_known(draft):
         return abstain("model said it does not know")
-    echoes = [t for t in split_sentences(cite.strip_markers(draft)) if cite.is_vacuous(t, check_q)]
-    if echoes and len(echoes) < len(split_sentences(cite.strip_markers(draft))):  # drop an echo of the question
-        draft = " ".join(t for t in split_sentences(cite.strip_markers(draft)) if t not in echoes)
+    sentences = split_sentences(cite.strip_markers(draft))
+    echoes = [t for t in sentences if cite.is_vacuous(t, check_q)]
+    if echoes and len(echoes) < len(sentences):  # drop an echo of the question
+        draft = " ".join(t for t in sentences if t not in echoes)
     cited = cite.align(draft, passages, embed, check_q)
     supported = [s for s in cited.sentences if s.support is not None]
     if not supported:

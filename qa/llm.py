@@ -193,12 +193,15 @@ class LocalChatModel(BaseChatModel):
 
     def restore_prompt(self, key: str) -> bool:
         """Load a processed prompt saved by save_prompt into an idle slot: milliseconds instead of a prefill."""
-        if self.slot_dir is None or not (Path(self.slot_dir) / self.prompt_file(key)).is_file():
+        if self.slot_dir is None:
+            return False
+        name = self.prompt_file(key)
+        if not (Path(self.slot_dir) / name).is_file():
             return False
         try:
             slots = _slots_call(self, "GET", "/slots")
             idle = next(x["id"] for x in slots if not x.get("is_processing"))
-            done = _slots_call(self, "POST", f"/slots/{idle}?action=restore", {"filename": self.prompt_file(key)})
+            done = _slots_call(self, "POST", f"/slots/{idle}?action=restore", {"filename": name})
         except (OSError, ValueError, KeyError, StopIteration) as exc:
             log.warning("could not restore the processed prompt: %s", exc)
             return False

@@ -7,9 +7,9 @@ that says "ignore previous instructions" is quoted material, not an instruction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from qa.cite import strip_markers
 from qa.types import Passage
 
 # One worked example teaches a 0.5B model the format (short, in the passages' words, "I don't know" when
@@ -33,17 +33,14 @@ DOCUMENTS_SYSTEM = (
     "that uses the documents' own words. If the documents do not answer the question, reply: I don't know."
 )
 
+_REWRITE_RULES = (
+    "Use the conversation only to resolve words like he, she, it, they, that, there, and which. Translate to "
+    "English if needed. Output only the question, nothing else."
+)
 REWRITE_INSTRUCTION = (
-    "Rewrite my last question as one standalone English search question about the documents. Use the "
-    "conversation only to resolve words like he, she, it, they, that, there, and which. Translate to English if "
-    "needed. Output only the question, nothing else."
+    "Rewrite my last question as one standalone English search question about the documents. " + _REWRITE_RULES
 )
-
-REWRITE_SYSTEM = (
-    "You turn the user's last message into one standalone English search question. Use the conversation only "
-    "to resolve words like he, she, it, they, that, there, and which. Translate to English if needed. "
-    "Output only the question, nothing else."
-)
+REWRITE_SYSTEM = "You turn the user's last message into one standalone English search question. " + _REWRITE_RULES
 
 ABSTAIN = {
     "en": "The documents don't say. Nothing in the indexed passages answers this; the closest passages are "
@@ -85,15 +82,19 @@ def documents_system(documents: Sequence[tuple[str, str]]) -> str:
 
 def _turns(history: Sequence[dict], max_turns: int = 2, max_chars: int = 300) -> list[tuple[str, str]]:
     """The last `max_turns` exchanges as chat turns, answers shortened and stripped of [n] markers."""
-    turns = [m for m in history if m.get("role") in ("user", "assistant")][-2 * max_turns:]
     out = []
-    for m in turns:
+    for m in _recent(history, max_turns):
         text = " ".join(str(m.get("content", "")).split())
         if m["role"] == "user":
             out.append(("human", f"Question: {text[:max_chars]}\nAnswer:"))
         else:
-            out.append(("ai", " ".join(re.sub(r"\s*\[\d+\]", "", text).split())[:max_chars]))
+            out.append(("ai", strip_markers(text)[:max_chars]))
     return out
+
+
+def _recent(history: Sequence[dict], max_turns: int) -> list[dict]:
+    """The user and assistant messages of the last `max_turns` exchanges."""
+    return [m for m in history if m.get("role") in ("user", "assistant")][-2 * max_turns:]
 
 
 def rewrite_messages_documents(question: str, history: Sequence[dict], documents: str) -> list[tuple[str, str]]:
@@ -104,9 +105,8 @@ def rewrite_messages_documents(question: str, history: Sequence[dict], documents
 
 def rewrite_messages(question: str, history: Sequence[dict], max_turns: int = 2, max_chars: int = 300) -> list[tuple[str, str]]:
     """The last `max_turns` exchanges, answers shortened: enough to resolve a reference, cheap to prefill."""
-    turns = [m for m in history if m.get("role") in ("user", "assistant")][-2 * max_turns:]
     lines = []
-    for m in turns:
+    for m in _recent(history, max_turns):
         who = "User" if m["role"] == "user" else "Assistant"
         text = " ".join(str(m.get("content", "")).split())[:max_chars]
         lines.append(f"{who}: {text}")

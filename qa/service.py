@@ -148,17 +148,14 @@ class QAService:
         The processed prompt is saved to disk, so the next process (a restart, `qa chat`) restores it instead of
         processing the documents again (~10 s)."""
         llm = self.llm()
-        if llm is None or not hasattr(llm, "load"):
-            return
+        if llm is None or not hasattr(llm, "load") or self._restore(collection, prompt):
+            return  # nothing to cache, or a saved, processed copy was loaded in milliseconds
         from qa import prompts
 
-        key = prompts.answer_messages("", [], prompt)[0][1]  # the system prompt: what every question reuses
-        restore = getattr(llm, "restore_prompt", None)
         try:
-            if not (restore and restore(key)):  # a saved, processed copy loads in milliseconds
-                llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
-                if hasattr(llm, "save_prompt"):
-                    llm.save_prompt(key)
+            llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
+            if hasattr(llm, "save_prompt"):
+                llm.save_prompt(prompt or prompts.ANSWER_SYSTEM)
         except Exception as exc:  # the first question reports it properly
             log.warning("LLM warm-up failed: %s", exc)
             return
@@ -227,19 +224,20 @@ class QAService:
             return prompt
         return None
 
-    def _restore(self, collection: str, prompt: str) -> bool:
+    def _restore(self, collection: str | None, prompt: str | None) -> bool:
+        """Load the system prompt (documents mode: the documents) processed and saved by an earlier process."""
         from qa import prompts
 
-        llm = self.llm()
-        restore = getattr(llm, "restore_prompt", None)
+        restore = getattr(self.llm(), "restore_prompt", None)
         try:
-            if restore is None or not restore(prompts.answer_messages("", [], prompt)[0][1]):
+            if restore is None or not restore(prompt or prompts.ANSWER_SYSTEM):  # the key save_prompt used
                 return False
         except Exception as exc:
-            log.warning("could not restore the processed documents: %s", exc)
+            log.warning("could not restore the processed prompt: %s", exc)
             return False
-        with self._init_lock:
-            self._primed = collection
+        if prompt is not None:
+            with self._init_lock:
+                self._primed = collection
         return True
 
     def warm_up(self) -> None:
