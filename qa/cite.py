@@ -85,6 +85,11 @@ def _terms(text: str) -> set[str]:
     return {stem(t) for t in content_tokens(text)}
 
 
+def _has_term(terms: set[str], term: str) -> bool:
+    """`term` is among `terms`; a bare number also matches its ordinal ("75" is in "the 75th anniversary")."""
+    return term in terms or (term.isdigit() and any(term + suffix in terms for suffix in ("st", "nd", "rd", "th")))
+
+
 FRAGMENT_WORDS = 4  # an answer "sentence" of at most this many content words is a bare answer ("Monday")
 
 
@@ -119,7 +124,7 @@ def align(answer: str, passages: Sequence[Passage], embed: Embed, question: str 
         asserted = (_terms(text) - known) or _terms(text)
         best, best_score, best_rank = None, 0.0, 0.0
         for cand, terms, c_vec in zip(candidates, cand_terms, c_vecs):
-            overlap = len(asserted & terms) / len(asserted) if asserted else 0.0
+            overlap = sum(_has_term(terms, t) for t in asserted) / len(asserted) if asserted else 0.0
             if frag and overlap < 1.0:
                 continue
             if known and not known & terms:  # evidence for this question talks about something it asks
@@ -170,9 +175,14 @@ _NOT_KNOWN = re.compile(
 )
 # Ordinals stay whole: "14 days" is not supported by "14th Five-Year Plan".
 _NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th)?(?![A-Za-z])")
-_NUMBER_WORDS = ("hundred", "thousand", "million", "billion", "trillion", "percent", "dozen")
+# Spelled-out quantities are checked like digits ("one" and "two" are left out: "the two sides", "One-China").
+_NUMBER_WORDS = ("three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+                 "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand",
+                 "million", "billion", "trillion", "percent", "dozen")
+_NUMBER_WORD = re.compile(rf"\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,80})[\"“”]")
-_QUANTITY_Q = re.compile(r"\b(how (?:many|much|long|far|old|big|large)|population|percent(?:age)?|number of|"
+# "For how much of the year" asks for a share ("year-round"), not a number.
+_QUANTITY_Q = re.compile(r"\b(how (?:many|much(?! of\b)|long|far|old|big|large)|population|percent(?:age)?|number of|"
                          r"amount|cost|value|worth|budget|size|area|rate|salary|price)\b", re.IGNORECASE)
 _TIME_Q = re.compile(r"^\s*when\b|\b(?:what|which) (?:\w+ )?(?:year|date|month|day|time)\b", re.IGNORECASE)
 _TIME_WORDS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
@@ -210,11 +220,12 @@ def unsupported_content(answer: str, question: str, passages: Sequence[Passage])
     question_norm = normalize(question)
     missing = []
     source_numbers = _numbers(source)
+    bare = list(content_tokens(answer))  # an answer that is only a number: "75" for "how many years"
     for num in _numbers(answer):
-        if num not in source_numbers:
+        if num not in source_numbers and not (bare == [num] and _has_term(source_numbers, num)):
             missing.append(num)
-    for word in _NUMBER_WORDS:
-        if re.search(rf"\b{word}\b", answer, re.IGNORECASE) and word not in source:
+    for word in {w.lower() for w in _NUMBER_WORD.findall(answer)}:
+        if not re.search(rf"\b{word}\b", source) and word not in question_norm:
             missing.append(word)
     for name in _names(answer):
         n = normalize(name)
@@ -226,17 +237,42 @@ def unsupported_content(answer: str, question: str, passages: Sequence[Passage])
     return missing
 
 
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+# Numbers that date or name something rather than count it: "January 3", "3 January", years and year ranges.
+_NOT_A_COUNT = re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}"
+                          r"|\b(?:1[89]|20)\d\d(?:\s*[-–]\s*(?:1[89]|20)?\d\d)?\b", re.IGNORECASE)
+
+
+_DURATION_Q = re.compile(r"\bhow (?:long\b|many (?:days|weeks|months|years)\b)", re.IGNORECASE)
+_RANGE = re.compile(rf"(?:{_NOT_A_COUNT.pattern})\s*(?:to|until|till|through|[-–])\s*(?:{_NOT_A_COUNT.pattern}|\d{{1,2}}\b)"
+                    r"|\b(?:1[89]|20)\d\d\s*[-–]\s*(?:1[89]|20)?\d\d\b", re.IGNORECASE)
+
+
+def _counts(answer: str, question: str) -> bool:
+    """The answer states a quantity: a number that is not a date or a year, and not one the question already
+    gives ("How much is CPEC 2.0 worth?" is not answered by "2.0"). A duration may be given as a range
+    ("from January 3 to January 5" answers "How many days did the visit last?")."""
+    if _DURATION_Q.search(question) and _RANGE.search(answer):
+        return True
+    rest = _NOT_A_COUNT.sub(" ", answer)
+    if _NUMBER_WORD.search(rest):
+        return True
+    return bool(_numbers(rest) - _numbers(_NOT_A_COUNT.sub(" ", question)))
+
+
 def answers_question_type(answer: str, question: str) -> bool:
-    """A quantity question needs a number in the answer and a when-question a time expression; otherwise the
-    model is answering something else (e.g. describing Gwadar Port when asked for its population)."""
-    if _QUANTITY_Q.search(question) and not (_NUMBER.search(answer) or any(w in answer.lower() for w in _NUMBER_WORDS)):
+    """A quantity question needs a count or amount in the answer and a when-question a time expression;
+    otherwise the model is answering something else (e.g. describing Gwadar Port when asked for its population,
+    or giving the dates of a visit when asked how many agreements were signed during it)."""
+    if _QUANTITY_Q.search(question) and not _counts(answer, question):
         return False
     if _TIME_Q.search(question) and not _TIME_WORDS.search(answer):
         return False
     return True
 
 
-_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+# "first" is left out: "from the first day", "at first" rarely name a numbered thing.
+_ORDINALS = ("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
              "eleventh", "twelfth")
 _QUALIFIERS = ("deputy", "vice", "former", "acting", "assistant", "junior", "ex", "co", "interim", "late")
 

@@ -52,6 +52,21 @@ def test_invented_number_is_unsupported():
     assert cite.unsupported_content("Gwadar has a population of 1,000,000.", "population of Gwadar?", _passages())
 
 
+def test_a_bare_number_is_supported_by_its_ordinal_but_a_number_with_a_unit_is_not():
+    ps = [Passage(1, "a", "d.txt", "D", 0, 60, 0.9, "They will mark the 75th anniversary of relations in 2026.")]
+    q = "How many years of relations will they mark?"
+    assert cite.unsupported_content("75", q, ps) == []
+    assert cite.unsupported_content("75 days", q, ps) == ["75"]
+    res = cite.align("75", ps, bow_embed, q)
+    assert res.text == "75 [1]" and res.citations[0].quote.startswith("They will mark the 75th")
+
+
+def test_invented_spelled_out_number_is_unsupported():
+    ps = _passages()
+    assert cite.unsupported_content("Twelve agreements were signed.", "How many agreements?", ps) == ["twelve"]
+    assert cite.unsupported_content("The two sides met.", "Who met?", ps) == []
+
+
 def test_invented_name_is_unsupported_but_passage_names_are_fine():
     ps = _passages()
     assert cite.unsupported_content("The talks were led by Shehbaz Sharif.", "Who led?", ps) == ["Shehbaz", "Sharif"]
@@ -65,6 +80,24 @@ def test_quantity_and_time_questions_need_that_kind_of_answer():
     assert not cite.answers_question_type("In Beijing.", "When was the dialogue held?")
     assert cite.answers_question_type("On January 4.", "When was the dialogue held?")
     assert cite.answers_question_type("Ishaq Dar.", "Who co-chaired it?")
+
+
+def test_a_quantity_question_is_not_answered_by_dates_years_or_its_own_numbers():
+    how_many = "How many agreements were signed during Dar's visit?"
+    assert not cite.answers_question_type("Dar visited China from January 3 to January 5.", how_many)
+    assert not cite.answers_question_type("It was signed on 4th of January.", how_many)
+    assert not cite.answers_question_type("URAAN Pakistan 2024-2029.", "What is the budget of the URAAN plan?")
+    assert not cite.answers_question_type("Version 2.0 of CPEC.", "How much is CPEC 2.0 worth?")
+    assert cite.answers_question_type("Twelve agreements, signed on January 4.", how_many)
+    assert cite.answers_question_type("12 agreements were signed on January 4.", how_many)
+    assert cite.answers_question_type("About $62 billion.", "How much is CPEC 2.0 worth?")
+    assert cite.answers_question_type("The 75th anniversary.", "How many years of relations will 2026 mark?")
+    # a duration may be a range of dates or years; a single date still is not one
+    assert cite.answers_question_type("From January 3 to January 5.", "How many days did the visit last?")
+    assert cite.answers_question_type("2025-2029.", "How long does the Action Plan run?")
+    assert not cite.answers_question_type("On January 4.", "How many days did the visit last?")
+    # a share of something is not a count: "year-round" answers it
+    assert cite.answers_question_type("Year-round.", "For how much of the year will the pass be open?")
 
 
 def test_says_not_known():
@@ -84,6 +117,7 @@ def test_question_naming_what_no_passage_has():
     assert cite.missing_question_terms("When will the eighth round be held?", ps) == ["eighth"]
     assert cite.missing_question_terms("What did Huawei announce?", ps) == ["Huawei"]
     assert cite.missing_question_terms("Who visited China from January 3?", ps) == []
+    assert cite.missing_question_terms("How many days did the visit last, from first to last day?", ps) == []
     assert cite.missing_question_terms("What did the Chinese side say about Gwadar Port?", ps) == []
 
 
