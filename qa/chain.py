@@ -52,9 +52,21 @@ def _clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
     line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
     last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
     same = {_plain(question), _plain(last_user)}
-    if 3 <= len(line) <= 300 and script_of(line) == "en" and (_plain(line) not in same or not history):
+    usable = 3 <= len(line) <= 300 and script_of(line) == "en"
+    if usable and (not history or (_plain(line) not in same and _is_question(line))):
         return line
     return f"{last_user} {question}".strip()
+
+
+# A question opens with an auxiliary ("Did ...") or has its wh-word within the first words ("In which year").
+_QUESTION_START = re.compile(r"^\W*(?:(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b"
+                             r"|(?:\w+\s+){0,2}(?:what|which|who|whom|whose|when|where|why|how)\b)", re.IGNORECASE)
+
+
+def _is_question(text: str) -> bool:
+    """A question, not an answer: a small model asked to rewrite a follow-up sometimes answers it instead
+    ("It covers the 14th Five-Year Plan"), which would then be searched as if it were the question."""
+    return text.rstrip().endswith("?") or bool(_QUESTION_START.match(text))
 
 
 def _plain(text: str) -> str:

@@ -87,6 +87,24 @@ def test_unusable_rewrite_falls_back_to_the_previous_question():
     assert rec.queries == ["What about CPEC? And which highway?"]
 
 
+def test_rewrite_that_answers_instead_of_asking_falls_back():
+    llm = _fake("It covers the 14th Five-Year Plan and the 15th Five-Year Plan",
+                "They agreed on the Karakoram Highway.")
+    history = [{"role": "user", "content": "What about CPEC?"}, {"role": "assistant", "content": "CPEC 2.0."}]
+    _, _, rec = _run(llm, "Which years does it cover?", history)
+    assert rec.queries == ["What about CPEC? Which years does it cover?"]
+
+
+def test_is_question():
+    from qa.chain import _is_question
+
+    for text in ("Which highway did they agree on?", "In which year will CPEC 2.0 start", "How long is it",
+                 "Where will the next round be held"):
+        assert _is_question(text), text
+    for text in ("It covers 2024-2029.", "The Karakoram Highway", "Islamabad, next year", "It was held in Beijing"):
+        assert not _is_question(text), text
+
+
 def test_extractive_backend_quotes_the_best_sentence():
     answer, _, _ = _run(None, "Who co-chaired the dialogue in Beijing?")
     assert not answer.abstained and "co-chaired by Ishaq Dar and Wang Yi" in answer.answer
