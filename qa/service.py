@@ -154,8 +154,9 @@ class QAService:
 
         try:
             llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
-            if hasattr(llm, "save_prompt"):
-                llm.save_prompt(prompt or prompts.ANSWER_SYSTEM)
+            key = prompt or prompts.ANSWER_SYSTEM
+            if hasattr(llm, "save_prompt") and llm.save_prompt(key):
+                llm.restore_prompt(key)  # the other slots too: a second person's first question is as fast
         except Exception as exc:  # the first question reports it properly
             log.warning("LLM warm-up failed: %s", exc)
             return

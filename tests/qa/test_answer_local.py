@@ -101,6 +101,30 @@ def test_documents_mode_keeps_the_article_in_the_prompt_cache(service):
     assert cached > 1000 and usage["input_tokens"] - cached < 40, usage
 
 
+def test_two_people_asking_at_once_both_start_from_the_cached_documents(service):
+    """Warm-up puts the processed documents in every slot, so a second concurrent first question does not
+    process the ~1,100 document tokens again (which took 12 s and slowed the other answer as much)."""
+    import threading
+
+    from qa import prompts
+
+    docs = service._documents_prompt()
+    usage = {}
+
+    def ask(question: str) -> None:
+        reply = service.llm().invoke(prompts.answer_messages(question, [], docs), max_tokens=4)
+        usage[question] = reply.usage_metadata
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in ("Who co-chaired it?", "Where was it held?")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(usage) == 2
+    for u in usage.values():
+        assert u["input_token_details"]["cache_read"] > 1000, usage
+
+
 def test_the_processed_documents_are_saved_and_restored_by_the_next_service(service):
     """Warm-up saved the processed article to disk (llama.cpp slot file beside the model); a new service, as
     in a new `qa ask` process, restores it in milliseconds instead of processing ~1,100 tokens again, and a
