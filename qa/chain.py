@@ -7,6 +7,7 @@ Answer, whose markers and abstention are decided by code (qa.cite), not by the m
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -231,18 +232,25 @@ def addresses_model(sentence: str) -> bool:
 
 
 def _rank_sentences(question: str, passages: Sequence[Passage], embed: Embed) -> list[tuple[float, Passage, int, int]]:
-    """Every passage sentence scored against the question (cosine + share of question words it has), best first;
-    sentences addressed to the model are left out."""
+    """Every passage sentence scored against the question (cosine + the question words it has), best first;
+    sentences addressed to the model are left out.
+
+    Question words count by how few of the candidate sentences have them (idf over the candidates): in an
+    article about Pakistan and China, "philosophy" tells the sentences apart and "China" does not (qa eval:
+    the sentence holding the answer ranked first for 51 of 56 questions instead of 50, and within the first
+    two for all 56 instead of 53)."""
     cands = [(p, s, e) for p in passages for s, e in sentence_spans(p.text)
              if _is_prose(p.text[s:e]) and not addresses_model(p.text[s:e])]
     if not cands:
         return []
     vecs = embed([question] + [p.text[s:e] for p, s, e in cands])
     q_terms = {stem(t) for t in content_tokens(question)}
+    cand_terms = [{stem(t) for t in content_tokens(p.text[s:e])} for p, s, e in cands]
+    weight = {t: math.log(1 + len(cands) / (1 + sum(t in terms for terms in cand_terms))) for t in q_terms}
+    total = sum(weight.values())
     scored = []
-    for (p, s, e), vec in zip(cands, vecs[1:]):
-        terms = {stem(t) for t in content_tokens(p.text[s:e])}
-        overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+    for (p, s, e), vec, terms in zip(cands, vecs[1:], cand_terms):
+        overlap = sum(weight[t] for t in q_terms & terms) / total if total else 0.0
         scored.append((0.6 * cite._cosine(vecs[0], vec) + 0.4 * overlap, p, s, e))
     scored.sort(key=lambda x: (-x[0], x[1].n, x[2]))
     return scored
