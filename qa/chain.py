@@ -35,6 +35,7 @@ class ChainParts:
     # Called per question: a rebuild can change the corpus, or push it over the size limit.
     documents: Callable[[], str | None] | None = None
     hint_chars: int = 300  # documents mode: the best sentences repeated next to the question
+    hint_margin: float = 0.0  # ... and the runner-up too when it scores within this of the best
     # Documents mode: this many more passages are retrieved (via retrieve(query, k)) in case the model answered
     # from a part of the documents outside the top ones; only those the answer cites are shown.
     top_k: int = 4
@@ -124,7 +125,7 @@ def build_chain(parts: ChainParts) -> Runnable:
             # (which a small model can get wrong) only steers retrieval and the sentences repeated as hints.
             history = state.get("history") or []
             asked = state["question"] if script_of(state["question"]) == "en" else question
-            hints = select_context(question, state["passages"], parts.embed, parts.hint_chars)
+            hints = select_context(question, state["passages"], parts.embed, parts.hint_chars, parts.hint_margin)
             messages = prompts.answer_messages(asked, hints, docs, history)
         else:
             context = select_context(question, state["passages"], parts.embed, parts.context_chars)
@@ -262,17 +263,22 @@ def _is_prose(sentence: str) -> bool:
     return bool(re.search(r"[.!?。！？؟۔][\"'”’)\]]*$", sentence.strip()))
 
 
-def select_context(question: str, passages: Sequence[Passage], embed: Embed, budget_chars: int) -> list[Passage]:
-    """The passages cut down to their sentences closest to the question, within a character budget.
+def select_context(question: str, passages: Sequence[Passage], embed: Embed, budget_chars: int,
+                   margin: float = 0.0) -> list[Passage]:
+    """The passages cut down to their sentences closest to the question, within a character budget; the
+    runner-up sentence also goes in, past the budget, when it scores within `margin` of the best one.
 
     Prefill is the slow half of a small CPU model's answer (tokens in cost about a third of tokens out), so
     the model reads the few sentences that matter, still numbered by their passage; the full passages are
-    still shown to the user and used for citation alignment.
+    still shown to the user and used for citation alignment. When the ranking cannot tell the best two
+    sentences apart, the model reads both rather than maybe the wrong one.
     """
     chosen: dict[int, list[tuple[int, int]]] = {}
     used = 0
-    for _score, p, s, e in _rank_sentences(question, passages, embed):
-        if used and used + (e - s) > budget_chars:
+    ranked = _rank_sentences(question, passages, embed)
+    for i, (score, p, s, e) in enumerate(ranked):
+        close = i == 1 and score >= ranked[0][0] - margin
+        if used and used + (e - s) > budget_chars and not close:
             continue
         chosen.setdefault(p.n, []).append((s, e))
         used += e - s

@@ -180,6 +180,7 @@ class QAService:
                     context_chars=self.settings.context_chars,
                     documents=self._documents_prompt,
                     hint_chars=self.settings.hint_chars,
+                    hint_margin=self.settings.hint_margin,
                     top_k=self.settings.top_k,
                     reserve_k=self.settings.reserve_k,
                 ))

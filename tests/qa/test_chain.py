@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage
 
 from qa.chain import ChainParts, build_chain, documents_prompt, needs_rewrite
 from qa.prompts import ANSWER_SYSTEM, answer_messages, format_passages
+from qa.text import split_sentences
 from tests.qa.fakes import bow_embed, passages_from
 
 DOC = (
@@ -205,3 +206,24 @@ def test_documents_mode_shows_a_reserve_passage_only_when_the_answer_cites_it():
     assert cited and cited <= {p.n for p in answer.passages}
     assert [p.n for p in answer.passages] == [1, 2, *sorted(cited - {1, 2})]
     assert [p.n for p in answer.passages] == [1, 2, 3]  # the start of DOC, ranked last, is cited and shown
+
+
+def test_hint_adds_the_runner_up_sentence_only_when_the_ranking_cannot_tell_them_apart():
+    from qa.chain import _rank_sentences, select_context
+
+    passages = passages_from(DOC, 120)
+    question = "Who co-chaired the dialogue in Beijing?"
+    ranked = _rank_sentences(question, passages, bow_embed)
+    gap = ranked[0][0] - ranked[1][0]
+    assert gap > 0
+
+    def sentences(hints):
+        return sum(len(split_sentences(p.text)) for p in hints)
+
+    assert sentences(select_context(question, passages, bow_embed, 10)) == 1  # the budget: the best one only
+    assert sentences(select_context(question, passages, bow_embed, 10, margin=gap / 2)) == 1  # not close
+    both = select_context(question, passages, bow_embed, 10, margin=gap * 2)  # close: the runner-up too
+    assert sentences(both) == 2
+    texts = " ".join(p.text for p in both)
+    assert ranked[0][1].text[ranked[0][2]:ranked[0][3]] in texts
+    assert ranked[1][1].text[ranked[1][2]:ranked[1][3]] in texts
