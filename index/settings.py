@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     documents_prompt_chars: int = 8000  # ~1,700 tokens: fits a slot (llm_ctx / llm_parallel) with room to answer
     hint_chars: int = 160  # the best sentence (sentences here are ~150-250 characters)
     # ... plus the runner-up when it scores within this of the best: qa eval (0.5B) accuracy 0.768 -> 0.893,
-    # false abstention 0.071 -> 0.018, support 0.914 -> 0.964, for TTFT p50 0.84 -> 0.92 s (always both: 1.14 s)
+    # false abstention 0.071 -> 0.018, support 0.914 -> 0.964, for TTFT p50 0.84 -> 0.94 s (always both: 1.14 s)
     hint_margin: float = 0.3
     reserve_k: int = 4  # documents mode: more passages that may support the answer; shown only when cited
     temperature: float = 0.0
