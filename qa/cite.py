@@ -244,8 +244,9 @@ _NOT_A_COUNT = re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2
 
 
 _DURATION_Q = re.compile(r"\bhow (?:long\b|many (?:days|weeks|months|years)\b)", re.IGNORECASE)
-_RANGE = re.compile(rf"(?:{_NOT_A_COUNT.pattern})\s*(?:to|until|till|through|[-–])\s*(?:{_NOT_A_COUNT.pattern}|\d{{1,2}}\b)"
-                    r"|\b(?:1[89]|20)\d\d\s*[-–]\s*(?:1[89]|20)?\d\d\b", re.IGNORECASE)
+# A date or year, then to/until/-, then another (or a bare day: "January 3 to 5"); covers "2025-2029" too.
+_RANGE = re.compile(rf"(?:{_NOT_A_COUNT.pattern})\s*(?:to|until|till|through|[-–])\s*(?:{_NOT_A_COUNT.pattern}|\d{{1,2}}\b)",
+                    re.IGNORECASE)
 
 
 def _counts(answer: str, question: str) -> bool:
