@@ -316,6 +316,41 @@ def unqualified_titles(answer: str, passages: Sequence[Passage]) -> list[str]:
     return out
 
 
+# The qualifier a who-question puts on the person it asks for: "Who was the *Chinese* co-chair?". Only right
+# after the wh-word (and a copula or article), so that "Who did the Chinese minister meet?" does not count: there
+# "Chinese" describes someone else.
+_TARGET_QUALIFIER = re.compile(r"^\W*(?i:who|whom)\b(?:\s+(?i:is|was|are|were|the|an?))*\s+([A-Z][\w-]*[a-z])\b")
+_TITLE_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+
+
+def requalified(answer: str, question: str, evidence: Sequence[str]) -> str | None:
+    """The person the evidence names with the question's qualifier, when the answer names only someone else in
+    the same sentence; else None.
+
+    Asked for the *Chinese* co-chair of a dialogue "co-chaired by Foreign Minister Ishaq Dar and Chinese Foreign
+    Minister Wang Yi", a 0.5B model answers "Ishaq Dar": the right sentence, the wrong one of its two names. In
+    the sentence "Chinese" heads the run of capitalised words that ends in "Wang Yi", so that run is the answer.
+    Code binds the two only when they are adjacent; it does not guess beyond that.
+    """
+    m = _TARGET_QUALIFIER.match(question)
+    if not m:
+        return None
+    qualifier = m.group(1)
+    asked = {stem(t) for t in tokens(question)}
+    named = {w for w in re.findall(r"[A-Z][\w'’-]+", strip_markers(answer)) if stem(normalize(w)) not in asked}
+    for sentence in evidence:
+        runs = [r.group().split() for r in _TITLE_RUN.finditer(sentence)]
+        target = next((r for r in runs if r[0] == qualifier and len(r) > 1), None)
+        if target is None:
+            continue
+        elsewhere = {w for r in runs if r is not target for w in r}
+        own = named & set(target) - elsewhere  # "Wang", "Yi": the answer names the qualified person
+        other = named & elsewhere - set(target)  # "Ishaq", "Dar": it names someone else in the sentence
+        if other and not own:
+            return " ".join(target)
+    return None
+
+
 _GENERIC = {"mention", "passage", "document", "accord", "communique", "state", "say", "said", "both", "side",
             "sides", "two"}
 

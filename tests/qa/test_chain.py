@@ -53,6 +53,29 @@ def test_answer_is_streamed_then_cited_by_code():
     assert answer.rewritten_question is None  # no history, English: no rewrite call
 
 
+def test_the_wrong_one_of_two_named_people_is_replaced_by_the_one_the_question_qualifies():
+    doc = ("The dialogue was co-chaired by Foreign Minister Ishaq Dar and Chinese Foreign Minister Wang Yi in "
+           "Beijing. Dar visited China from January 3 to January 5.")
+    answer, events, _ = _run(_fake("The Chinese co-chair was Ishaq Dar [1]."),
+                             "Who was the Chinese co-chair of the dialogue?",
+                             retrieve=lambda q: passages_from(doc, 120))
+    assert "".join(e.text for e in events if e.kind == "token").endswith("Ishaq Dar [1].")  # what streamed
+    assert not answer.abstained
+    assert answer.answer == "Chinese Foreign Minister Wang Yi [1]."
+    assert "Wang Yi" in answer.citations[0].quote
+
+
+def test_a_follow_up_is_not_requalified_by_the_previous_question():
+    """A follow-up whose rewrite falls back to "previous question + this one" must not inherit the previous
+    question's qualifier: "And who co-chaired it with him?" asks for Dar, not for the Chinese co-chair."""
+    doc = "The dialogue was co-chaired by Foreign Minister Ishaq Dar and Chinese Foreign Minister Wang Yi."
+    history = [{"role": "user", "content": "Who was the Chinese co-chair of the dialogue?"},
+               {"role": "assistant", "content": "Chinese Foreign Minister Wang Yi [1]."}]
+    answer, _, _ = _run(_fake("Ishaq Dar co-chaired it.", "Ishaq Dar [1]."), "And who co-chaired it with him?",
+                        history, retrieve=lambda q: passages_from(doc, 120))
+    assert not answer.abstained and answer.answer == "Ishaq Dar [1]."
+
+
 def test_invented_number_abstains_with_related_passages():
     answer, _, _ = _run(_fake("Gwadar has a population of 1,000,000 people [1]."), "What is the population of Gwadar?")
     assert answer.abstained and answer.citations == []

@@ -128,6 +128,31 @@ def test_title_without_the_qualifier_the_documents_give():
     assert cite.unqualified_titles("Ishaq Dar is the Foreign Minister.", ps) == []
 
 
+CO_CHAIRS = ("The dialogue was co-chaired by Deputy Prime Minister and Foreign Minister Ishaq Dar and Chinese "
+             "Foreign Minister Wang Yi in Beijing.")
+
+
+def test_an_answer_naming_the_other_person_of_its_sentence_gets_the_qualified_one():
+    q = "Who was the Chinese co-chair of the dialogue?"
+    assert cite.requalified("Ishaq Dar [1]", q, [CO_CHAIRS]) == "Chinese Foreign Minister Wang Yi"
+    assert cite.requalified("The Chinese co-chair was Foreign Minister Ishaq Dar.", q, [CO_CHAIRS]) == \
+        "Chinese Foreign Minister Wang Yi"
+    # Right answers, with or without the titles the two share, are left alone.
+    assert cite.requalified("Wang Yi", q, [CO_CHAIRS]) is None
+    assert cite.requalified("Chinese Foreign Minister Wang Yi.", q, [CO_CHAIRS]) is None
+    assert cite.requalified("Ishaq Dar and Wang Yi", q, [CO_CHAIRS]) is None
+
+
+def test_the_qualifier_counts_only_on_the_person_asked_for():
+    # Here "Chinese" describes the other party, so Dar is the right answer.
+    assert cite.requalified("Ishaq Dar", "Who did the Chinese foreign minister co-chair it with?", [CO_CHAIRS]) is None
+    # Not a who-question: "Chinese" qualifies a city, and the sentence's only "Chinese" run is a person.
+    assert cite.requalified("Beijing", "Which Chinese city hosted it?", [CO_CHAIRS]) is None
+    # The qualifier is not in the evidence: nothing to bind it to.
+    assert cite.requalified("Ishaq Dar", "Who was the Pakistani co-chair?", [CO_CHAIRS]) is None
+    assert cite.requalified("Ishaq Dar", "Who was the Chinese co-chair?", ["Dar thanked Wang Yi."]) is None
+
+
 def test_vacuous_answer_restates_the_question():
     assert cite.is_vacuous("The Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
     assert not cite.is_vacuous("The 14th Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
