@@ -171,8 +171,8 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
            reserve: Sequence[Passage] = ()) -> Answer:
     """Cite by code, then abstain when the draft says it doesn't know, asserts content no passage has, answers
     a different kind of question, or has no supported sentence. A draft that names the other person of its
-    evidence sentence than the one the question qualifies ("Who was the Chinese co-chair?") is answered with
-    that person.
+    evidence sentence than the one the question qualifies ("Who was the Chinese co-chair?"), or the other end
+    of a year range than the one asked for ("Until which year?"), is answered with the one asked for.
 
     `reserve`: further passages (documents mode, where the model read everything) that may support the answer;
     those that end up cited are shown after `passages`.
@@ -203,10 +203,12 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     if len(supported) < len(cited.sentences):  # drop unsupported sentences (model padding), then re-cite
         cited = cite.align(" ".join(s.text for s in supported), passages, embed, check_q)
     evidence = [s.support.text for s in cited.sentences if s.support is not None]
-    # The qualifier must be in what this turn asks: a follow-up's fallback rewrite starts with the previous question.
-    person = cite.requalified(cited.text, question if lang == "en" else check_q, evidence)
-    if person:  # the model named the other person of its evidence sentence: answer with the one asked for
-        cited = cite.align(f"{person}.", passages, embed, check_q)
+    # What this turn asks decides these two: a follow-up's fallback rewrite starts with the previous question.
+    asked = question if lang == "en" else check_q
+    person = cite.requalified(cited.text, asked, evidence)
+    fixed = f"{person}." if person else cite.other_end(cite.strip_markers(cited.text), asked, evidence)
+    if fixed:  # the right sentence, the wrong person or the wrong end of a period: answer with the one asked for
+        cited = cite.align(fixed, passages, embed, check_q)
         if not any(s.support for s in cited.sentences):
             return abstain("no answer sentence is supported by a passage")
     claim = cite.strip_markers(cited.text)

@@ -86,8 +86,11 @@ def _terms(text: str) -> set[str]:
 
 
 def _has_term(terms: set[str], term: str) -> bool:
-    """`term` is among `terms`; a bare number also matches its ordinal ("75" is in "the 75th anniversary")."""
-    return term in terms or (term.isdigit() and any(term + suffix in terms for suffix in ("st", "nd", "rd", "th")))
+    """`term` is among `terms`; a bare number also matches its ordinal ("75" is in "the 75th anniversary"), and
+    a word matches a part of a hyphenated one ("2029" is in "2025-2029", "centred" in "people-centred")."""
+    if term in terms or (term.isdigit() and any(term + suffix in terms for suffix in ("st", "nd", "rd", "th"))):
+        return True
+    return "-" not in term and any(term in map(stem, t.split("-")) for t in terms if "-" in t)
 
 
 FRAGMENT_WORDS = 4  # an answer "sentence" of at most this many content words is a bare answer ("Monday")
@@ -348,6 +351,35 @@ def requalified(answer: str, question: str, evidence: Sequence[str]) -> str | No
         other = named & elsewhere - set(target)  # "Ishaq", "Dar": it names someone else in the sentence
         if other and not own:
             return " ".join(target)
+    return None
+
+
+# Questions that ask for one end of a period: "Until which year does it run?", "When does the plan end?".
+_END_Q = re.compile(r"\b(?:until|till|through|up to) (?:which|what) year\b|\b(?:end|ends|ending|expire|expires|"
+                    r"run until|runs until|last until|lasts until)\b", re.IGNORECASE)
+_START_Q = re.compile(r"\b(?:since|from) (?:which|what) year\b|\b(?:start|starts|begin|begins|began|started)\b",
+                      re.IGNORECASE)
+_YEAR = r"(?:1[89]|20)\d\d"
+_YEAR_RANGE = re.compile(rf"\b({_YEAR})\s*(?:[-–]|to|until|through)\s*({_YEAR})\b")
+
+
+def other_end(answer: str, question: str, evidence: Sequence[str]) -> str | None:
+    """The answer with the right end of a year range, when the question asks for one end and the answer gives
+    the other; else None.
+
+    Asked "Until which year does it run?" about a plan "(2025-2029)", a 0.5B model answers "Until 2025": a year
+    its evidence has, in the wrong place. The range in the evidence says which year ends it.
+    """
+    want_end, want_start = bool(_END_Q.search(question)), bool(_START_Q.search(question))
+    years = set(re.findall(rf"\b{_YEAR}\b", strip_markers(answer)))
+    if want_end == want_start or len(years) != 1:  # neither or both asked; no year, or the whole range given
+        return None
+    year = years.pop()
+    for sentence in evidence:
+        for m in _YEAR_RANGE.finditer(sentence):
+            first, last = m.groups()
+            if year == (first if want_end else last) and first != last:
+                return re.sub(rf"\b{year}\b", last if want_end else first, answer)
     return None
 
 

@@ -76,6 +76,15 @@ def test_a_follow_up_is_not_requalified_by_the_previous_question():
     assert not answer.abstained and answer.answer == "Ishaq Dar [1]."
 
 
+def test_the_wrong_end_of_a_year_range_is_replaced_by_the_end_asked_for():
+    doc = "They agreed to implement the Action Plan for a Shared Future in the New Era (2025-2029). Dar thanked Wang Yi."
+    history = [{"role": "user", "content": "Which action plan did the two sides agree to implement?"},
+               {"role": "assistant", "content": "The Action Plan for a Shared Future [1]."}]
+    answer, _, _ = _run(_fake("Until which year does the Action Plan run?", "Until 2025."),
+                        "Until which year does it run?", history, retrieve=lambda q: passages_from(doc, 200))
+    assert not answer.abstained and answer.answer == "Until 2029 [1]."
+
+
 def test_invented_number_abstains_with_related_passages():
     answer, _, _ = _run(_fake("Gwadar has a population of 1,000,000 people [1]."), "What is the population of Gwadar?")
     assert answer.abstained and answer.citations == []

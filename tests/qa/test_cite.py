@@ -153,6 +153,25 @@ def test_the_qualifier_counts_only_on_the_person_asked_for():
     assert cite.requalified("Ishaq Dar", "Who was the Chinese co-chair?", ["Dar thanked Wang Yi."]) is None
 
 
+PLAN = "They agreed to implement the Action Plan for a Shared Future (2025-2029)."
+
+
+def test_a_year_inside_a_range_is_supported_by_it():
+    ps = [Passage(1, "a", "d", "D", 0, len(PLAN), 1.0, PLAN)]
+    assert cite.align("2029", ps, bow_embed, "Until which year does the Action Plan run?").text == "2029 [1]"
+    assert cite.align("2031", ps, bow_embed, "Until which year does the Action Plan run?").text == "2031"
+
+
+def test_the_other_end_of_a_year_range_is_given_when_the_question_asks_for_it():
+    assert cite.other_end("Until 2025.", "Until which year does it run?", [PLAN]) == "Until 2029."
+    assert cite.other_end("2029", "When did the plan start?", [PLAN]) == "2025"
+    # The right end, the whole range, or a question about neither end: left alone.
+    assert cite.other_end("Until 2029.", "Until which year does it run?", [PLAN]) is None
+    assert cite.other_end("2025-2029", "Until which year does it run?", [PLAN]) is None
+    assert cite.other_end("2025", "In which year was it adopted?", [PLAN]) is None
+    assert cite.other_end("Until 2025.", "Until which year does it run?", ["It was adopted in 2025."]) is None
+
+
 def test_vacuous_answer_restates_the_question():
     assert cite.is_vacuous("The Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
     assert not cite.is_vacuous("The 14th Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
