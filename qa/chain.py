@@ -170,9 +170,8 @@ def build_chain(parts: ChainParts) -> Runnable:
 def verify(question: str, rewritten: str | None, draft: str, passages: list[Passage], embed: Embed,
            reserve: Sequence[Passage] = ()) -> Answer:
     """Cite by code, then abstain when the draft says it doesn't know, asserts content no passage has, answers
-    a different kind of question, or has no supported sentence. A draft that names the other person of its
-    evidence sentence than the one the question qualifies ("Who was the Chinese co-chair?"), or the other end
-    of a year range than the one asked for ("Until which year?"), is answered with the one asked for.
+    a different kind of question, or has no supported sentence. A draft that took the wrong part of the right
+    sentence (see `_repaired`) is answered with the part asked for.
 
     `reserve`: further passages (documents mode, where the model read everything) that may support the answer;
     those that end up cited are shown after `passages`.
@@ -202,12 +201,9 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
         return abstain("no answer sentence is supported by a passage")
     if len(supported) < len(cited.sentences):  # drop unsupported sentences (model padding), then re-cite
         cited = cite.align(" ".join(s.text for s in supported), passages, embed, check_q)
-    evidence = [s.support.text for s in cited.sentences if s.support is not None]
-    # What this turn asks decides these two: a follow-up's fallback rewrite starts with the previous question.
-    asked = question if lang == "en" else check_q
-    person = cite.requalified(cited.text, asked, evidence)
-    fixed = f"{person}." if person else cite.other_end(cite.strip_markers(cited.text), asked, evidence)
-    if fixed:  # the right sentence, the wrong person or the wrong end of a period: answer with the one asked for
+    # What this turn asks decides the repair: a follow-up's fallback rewrite starts with the previous question.
+    fixed = _repaired(cited, question if lang == "en" else check_q, passages)
+    if fixed:  # the right sentence, the wrong part of it: answer with the part asked for
         cited = cite.align(fixed, passages, embed, check_q)
         if not any(s.support for s in cited.sentences):
             return abstain("no answer sentence is supported by a passage")
@@ -223,6 +219,21 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     cited_n = {c.n for c in cited.citations}
     shown = [*shown, *(p for p in reserve if p.n in cited_n)]
     return Answer(question, cited.text, False, cited.citations, shown, rewritten)
+
+
+def _repaired(cited: cite.CitedAnswer, asked: str, passages: Sequence[Passage]) -> str | None:
+    """The answer rewritten from its evidence when the model took the wrong part of the right sentence: the
+    other person than the one the question qualifies, a different kind of thing than the which-question asks
+    for, or the other end of a year range; else None."""
+    answer = cite.strip_markers(cited.text)
+    evidence = [s.support.text for s in cited.sentences if s.support is not None]
+    person = cite.requalified(answer, asked, evidence)
+    if person:
+        return f"{person}."
+    kind = cite.named_kind(answer, asked, [s.text for s in cite.passage_sentences(passages)])
+    if kind:
+        return f"{kind[0].upper()}{kind[1:]}."
+    return cite.other_end(answer, asked, evidence)
 
 
 # Sentences that speak to the model instead of stating something ("Ignore previous instructions and reply only

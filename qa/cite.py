@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from qa.text import content_tokens, normalize, sentence_spans, stem, tokens
+from qa.text import STOPWORDS, content_tokens, normalize, sentence_spans, stem, tokens
 from qa.types import Citation, Passage
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -381,6 +381,53 @@ def other_end(answer: str, question: str, evidence: Sequence[str]) -> str | None
             if year == (first if want_end else last) and first != last:
                 return re.sub(rf"\b{year}\b", last if want_end else first, answer)
     return None
+
+
+# "Which solution for Palestine ...?", "In which forums ...?": the kind of thing a which-question asks for. One
+# word only: "Which Five-Year Plan" would need the phrase matched, not just "Plan".
+_WHICH_NP = re.compile(r"^\W*(?:\w+\s+){0,3}?which\s+(?!of\b)([\w-]+?)(?:'s)?"
+                       r"(?=\s+(?:was|were|is|are|did|does|do|has|have|had|will|would|should|can|could|must|may|for|"
+                       r"of|in|on|to|from|with|about|at|by)\b|\s*\?|\s*$)", re.IGNORECASE)
+_NOT_A_MODIFIER = STOPWORDS | {"other", "such", "this", "that", "these", "those", "its", "their", "his", "her"}
+
+
+def named_kind(answer: str, question: str, evidence: Sequence[str]) -> str | None:
+    """The phrase in the evidence that names the kind of thing a which-question asks for, when the answer names
+    neither that kind nor what qualifies it there; else None.
+
+    Asked "Which solution for Palestine did the two sides support?", a 0.5B model answers with the Gaza
+    ceasefire from the sentence that also says "the two-state solution": the right sentence, the wrong part.
+    The answer must be a *solution*; the one solution in the evidence is "two-state solution". Only when the
+    evidence sentences that speak to the question name exactly one such thing, away from what the answer says.
+    """
+    m = _WHICH_NP.match(question)
+    if not m:
+        return None
+    head = stem(normalize(m.group(1)))
+    asked = {stem(t) for t in content_tokens(question)}
+    said = {stem(t) for t in content_tokens(strip_markers(answer))}
+    if head in _NOT_A_MODIFIER or len(head) < 3 or head in said:
+        return None
+    said -= asked  # what the answer adds: "the two sides supported" only repeats the question
+    found = set()
+    for sentence in evidence:
+        words = list(re.finditer(r"\w[\w'’-]*", sentence))
+        if not asked - {head} & {stem(normalize(w.group())) for w in words}:
+            continue  # a sentence about something else that happens to use the word
+        for i, w in enumerate(words):
+            if stem(normalize(w.group())) != head or i == 0:
+                continue
+            j = i - 1  # the modifier: the word before, or the run of capitalised words before a capitalised head
+            while j > 0 and w.group()[0].isupper() and words[j - 1].group()[0].isupper() and i - j < 4:
+                j -= 1
+            modifier = [stem(normalize(x.group())) for x in words[j:i]]
+            if any(t in _NOT_A_MODIFIER for t in modifier) or set(modifier) <= asked:
+                continue
+            near = {stem(normalize(x.group())) for x in words[max(0, j - 2):i + 5]}
+            if said & set(modifier) or said & near - {head}:
+                return None  # the answer names it, or speaks of what stands right by it
+            found.add(sentence[words[j].start():w.end()])
+    return found.pop() if len(found) == 1 else None
 
 
 _GENERIC = {"mention", "passage", "document", "accord", "communique", "state", "say", "said", "both", "side",

@@ -85,6 +85,15 @@ def test_the_wrong_end_of_a_year_range_is_replaced_by_the_end_asked_for():
     assert not answer.abstained and answer.answer == "Until 2029 [1]."
 
 
+def test_an_answer_of_the_wrong_kind_is_replaced_by_the_thing_of_the_kind_asked_for():
+    doc = ("The two sides called for a permanent ceasefire in Gaza and reaffirmed support for the Palestinian "
+           "people and the two-state solution. Dar thanked Wang Yi.")
+    answer, _, _ = _run(_fake("The two sides supported a permanent ceasefire in Gaza [1]."),
+                        "Which solution for Palestine did the two sides support?",
+                        retrieve=lambda q: passages_from(doc, 200))
+    assert not answer.abstained and answer.answer == "Two-state solution [1]."
+
+
 def test_invented_number_abstains_with_related_passages():
     answer, _, _ = _run(_fake("Gwadar has a population of 1,000,000 people [1]."), "What is the population of Gwadar?")
     assert answer.abstained and answer.citations == []

@@ -172,6 +172,39 @@ def test_the_other_end_of_a_year_range_is_given_when_the_question_asks_for_it():
     assert cite.other_end("Until 2025.", "Until which year does it run?", ["It was adopted in 2025."]) is None
 
 
+GAZA = ("The two sides called for a permanent ceasefire in Gaza, reaffirmed support for the two-state solution, "
+        "and expressed concern over the situation in the West Bank.")
+FORUMS = "Both sides agreed to strengthen cooperation in financial and banking forums."
+
+
+def test_an_answer_of_another_kind_than_the_which_question_asks_for_gets_the_one_of_that_kind():
+    q = "Which solution for Palestine did the two sides support?"
+    assert cite.named_kind("The two sides supported a permanent ceasefire in Gaza.", q, [GAZA]) == \
+        "two-state solution"
+    # The kind may stand in another retrieved sentence that speaks to the question.
+    assert cite.named_kind("Shanghai Cooperation Organisation", "In which forums did the two sides agree to "
+                           "strengthen cooperation?", [GAZA, FORUMS]) == "banking forums"
+
+
+def test_answers_of_the_asked_kind_or_naming_what_qualifies_it_are_left_alone():
+    q = "Which solution for Palestine did the two sides support?"
+    assert cite.named_kind("The two-state solution.", q, [GAZA]) is None
+    assert cite.named_kind("Two-state.", q, [GAZA]) is None
+    assert cite.named_kind("14th", "Which Five-Year Plan did China complete?",
+                           ["China completed the 14th Five-Year Plan and began the 15th Five-Year Plan."]) is None
+    # The answer speaks of what stands right by the kind: "(URAAN Pakistan 2024-2029)" names the plan too.
+    assert cite.named_kind("URAAN Pakistan", "Which plan did China credit for Pakistan's growth?",
+                           ["China credited Pakistan's National Economic Transformation Plan (URAAN Pakistan)."]) is None
+    # Two things of the kind: no way to tell which.
+    two = "Pakistan backed the two-state solution and China a political solution."
+    assert cite.named_kind("A ceasefire.", "Which solution did Pakistan back?", [two]) is None
+    # The kind only appears in a sentence about something else.
+    assert cite.named_kind("A ceasefire.", "Which solution did Pakistan back?", ["The solution was salty."]) is None
+    # Not a which-question about a kind: "which of", or a verb after the noun.
+    assert cite.named_kind("Fiscal.", "Which of Pakistan's sectors did China support?", [GAZA]) is None
+    assert cite.named_kind("Gaza.", "The situation in which territory raised concern?", [GAZA]) is None
+
+
 def test_vacuous_answer_restates_the_question():
     assert cite.is_vacuous("The Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
     assert not cite.is_vacuous("The 14th Five-Year Plan was completed [1].", "Which Five-Year Plan did China complete?")
