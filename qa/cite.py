@@ -179,18 +179,26 @@ _NOT_KNOWN = re.compile(
 # Ordinals stay whole: "14 days" is not supported by "14th Five-Year Plan".
 _NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th)?(?![A-Za-z])")
 # Spelled-out quantities are checked like digits ("one" and "two" are left out: "the two sides", "One-China").
-_NUMBER_WORDS = ("three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+_NUMBER_WORDS = ("three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
+                 "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
                  "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand",
                  "million", "billion", "trillion", "percent", "dozen")
 _NUMBER_WORD = re.compile(rf"\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,80})[\"“”]")
 # "For how much of the year" asks for a share ("year-round"), not a number.
-_QUANTITY_Q = re.compile(r"\b(how (?:many|much(?! of\b)|long|far|old|big|large)|population|percent(?:age)?|number of|"
-                         r"amount|cost|value|worth|budget|size|area|rate|salary|price)\b", re.IGNORECASE)
+# A cost, value or budget is asked for only right after "what is (the)": "What determines the cost of fixing a
+# bug?" asks for a cause.
+_QUANTITY_Q = re.compile(r"\b(how (?:many|much(?! of\b)|long|far|old|big|large)|population|percent(?:age)?|number of"
+                         r"|what(?:'s|\s+(?:is|was|are|were|will be|would be))?\s+(?:the\s+)?(?:\w+\s+)?(?:amount|cost|"
+                         r"value|worth|budget|size|area|rate|salary|price))\b", re.IGNORECASE)
 _TIME_Q = re.compile(r"^\s*when\b|\b(?:what|which) (?:\w+ )?(?:year|date|month|day|time)\b", re.IGNORECASE)
+# Dates, days, eras ("270,000 BC", "the 1930s", "the first century AD"), and clauses that place a time relative to
+# an event ("after the vote", "when the program is run").
 _TIME_WORDS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
                          r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|year|years|month|"
-                         r"week|today|tomorrow|yesterday|\d{4}|\d{1,2}(?:st|nd|rd|th)?)\b", re.IGNORECASE)
+                         r"week|today|tomorrow|yesterday|\d{4}|\d{1,2}(?:st|nd|rd|th)?|\d{2,4}s|bce?|a\.?d|ce|"
+                         r"century|centuries|millennium|millennia|decade|decades|era|after|before|during|until|since|"
+                         r"once|when|while)\b", re.IGNORECASE)
 
 
 def says_not_known(answer: str) -> bool:
@@ -258,6 +266,10 @@ def _counts(answer: str, question: str) -> bool:
     ("from January 3 to January 5" answers "How many days did the visit last?")."""
     if _DURATION_Q.search(question) and _RANGE.search(answer):
         return True
+    counted = re.search(r"\bhow many (\w+)", question, re.IGNORECASE)
+    if counted and re.search(rf"\b(?:one|two|a single)\s+(?:\w+\s+){{0,2}}{re.escape(stem(counted.group(1).lower()))}",
+                             answer, re.IGNORECASE):
+        return True  # "One senator" for "How many senators", not "the two sides" for "How many agreements"
     rest = _NOT_A_COUNT.sub(" ", answer)
     if _NUMBER_WORD.search(rest):
         return True

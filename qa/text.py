@@ -59,7 +59,11 @@ _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 def normalize(text: str) -> str:
     """Lower-case, accents folded, curly quotes straightened: for matching, never for display."""
     text = unicodedata.normalize("NFKC", text).lower()
+    text = _NUMBER_DASH.sub("-", text)  # "500–700" and "500-700" are the same range
     return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+
+
+_NUMBER_DASH = re.compile(r"(?<=\d)\s*[‐‑‒–—]\s*(?=\d)")
 
 
 def tokens(text: str) -> list[str]:

@@ -82,6 +82,23 @@ def test_quantity_and_time_questions_need_that_kind_of_answer():
     assert cite.answers_question_type("Ishaq Dar.", "Who co-chaired it?")
 
 
+def test_counts_eras_and_relative_times_answer_their_questions():
+    assert cite.answers_question_type("One senator represents St. Barts.", "How many senators represent St. Barts?")
+    assert cite.answers_question_type("Into two smaller nuclei.", "How many nuclei does uranium-235 split into?")
+    assert cite.answers_question_type("Thirteen.", "How many policemen does France pay for?")
+    assert not cite.answers_question_type("The two sides signed it.", "How many agreements were signed?")
+    assert cite.answers_question_type("270,000 BC.", "To what year have humans in the Balkans been dated?")
+    assert cite.answers_question_type("In the 1930s.", "When was a delegation first held unconstitutional?")
+    assert cite.answers_question_type("In the first century AD.", "When was the church founded?")
+    assert cite.answers_question_type("When the program itself is run.", "When can dynamic testing occur?")
+
+
+def test_a_cost_or_value_is_only_a_quantity_question_when_it_is_asked_for():
+    assert not cite.answers_question_type("It is a port.", "What is the total cost of CPEC?")
+    assert not cite.answers_question_type("It is a port.", "What was the value of trade last year?")
+    assert cite.answers_question_type("The stage at which it was found.", "What determines the cost of fixing a bug?")
+
+
 def test_a_quantity_question_is_not_answered_by_dates_years_or_its_own_numbers():
     how_many = "How many agreements were signed during Dar's visit?"
     assert not cite.answers_question_type("Dar visited China from January 3 to January 5.", how_many)
@@ -160,6 +177,12 @@ def test_a_year_inside_a_range_is_supported_by_it():
     ps = [Passage(1, "a", "d", "D", 0, len(PLAN), 1.0, PLAN)]
     assert cite.align("2029", ps, bow_embed, "Until which year does the Action Plan run?").text == "2029 [1]"
     assert cite.align("2031", ps, bow_embed, "Until which year does the Action Plan run?").text == "2031"
+
+
+def test_a_range_written_with_another_dash_is_supported():
+    text = "The patois is spoken by some 500–700 people."
+    ps = [Passage(1, "a", "d", "D", 0, len(text), 1.0, text)]
+    assert cite.align("500-700", ps, bow_embed, "About how many people speak the patois?").text == "500-700 [1]"
 
 
 def test_the_other_end_of_a_year_range_is_given_when_the_question_asks_for_it():
