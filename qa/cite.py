@@ -435,9 +435,9 @@ def named_kind(answer: str, question: str, evidence: Sequence[str]) -> str | Non
             modifier = [stem(normalize(x.group())) for x in words[j:i]]
             if any(t in _NOT_A_MODIFIER for t in modifier) or set(modifier) <= asked:
                 continue
-            near = {stem(normalize(x.group())) for x in words[max(0, j - 2):i + 5]}
-            if said & set(modifier) or said & near - {head}:
-                return None  # the answer names it, or speaks of what stands right by it
+            near = {stem(normalize(x.group())) for x in words[max(0, j - 2):i + 5]} - {head}
+            if any(_has_term(near, t) for t in said):
+                return None  # the answer names it ("75" for "75th", "two state"), or what stands right by it
             found.add(sentence[words[j].start():w.end()])
     return found.pop() if len(found) == 1 else None
 
