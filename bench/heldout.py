@@ -53,8 +53,8 @@ def run(base: Settings, n_articles: int, per_article: int, seed: int, max_chars:
     repairs: list[tuple[str, str, str]] = []
     original = chain._repaired
 
-    def recorded(cited, asked, passages):
-        fixed = original(cited, asked, passages)
+    def recorded(cited, asked):
+        fixed = original(cited, asked)
         if fixed:
             repairs.append((asked, chain.cite.strip_markers(cited.text), fixed))
         return fixed

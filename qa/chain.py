@@ -202,7 +202,7 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     if len(supported) < len(cited.sentences):  # drop unsupported sentences (model padding), then re-cite
         cited = cite.align(" ".join(s.text for s in supported), passages, embed, check_q)
     # What this turn asks decides the repair: a follow-up's fallback rewrite starts with the previous question.
-    fixed = _repaired(cited, question if lang == "en" else check_q, passages)
+    fixed = _repaired(cited, question if lang == "en" else check_q)
     if fixed:  # the right sentence, the wrong part of it: answer with the part asked for
         cited = cite.align(fixed, passages, embed, check_q)
         if not any(s.support for s in cited.sentences):
@@ -221,7 +221,7 @@ def verify(question: str, rewritten: str | None, draft: str, passages: list[Pass
     return Answer(question, cited.text, False, cited.citations, shown, rewritten)
 
 
-def _repaired(cited: cite.CitedAnswer, asked: str, passages: Sequence[Passage]) -> str | None:
+def _repaired(cited: cite.CitedAnswer, asked: str) -> str | None:
     """The answer rewritten from its evidence when the model took the wrong part of the right sentence: the
     other person than the one the question qualifies, a different kind of thing than the which-question asks
     for, or the other end of a year range; else None."""
@@ -230,7 +230,7 @@ def _repaired(cited: cite.CitedAnswer, asked: str, passages: Sequence[Passage]) 
     person = cite.requalified(answer, asked, evidence)
     if person:
         return f"{person}."
-    kind = cite.named_kind(answer, asked, [s.text for s in cite.passage_sentences(passages)])
+    kind = cite.named_kind(answer, asked, evidence)
     if kind:
         return f"{kind[0].upper()}{kind[1:]}."
     return cite.other_end(answer, asked, evidence)

@@ -208,7 +208,7 @@ def test_an_answer_of_another_kind_than_the_which_question_asks_for_gets_the_one
     q = "Which solution for Palestine did the two sides support?"
     assert cite.named_kind("The two sides supported a permanent ceasefire in Gaza.", q, [GAZA]) == \
         "two-state solution"
-    # The kind may stand in another retrieved sentence that speaks to the question.
+    # Of several evidence sentences, the one that has the kind.
     assert cite.named_kind("Shanghai Cooperation Organisation", "In which forums did the two sides agree to "
                            "strengthen cooperation?", [GAZA, FORUMS]) == "banking forums"
 
@@ -227,6 +227,11 @@ def test_answers_of_the_asked_kind_or_naming_what_qualifies_it_are_left_alone():
     # Two things of the kind: no way to tell which.
     two = "Pakistan backed the two-state solution and China a political solution."
     assert cite.named_kind("A ceasefire.", "Which solution did Pakistan back?", [two]) is None
+    # Held-out SQuAD text: an owner is not a kind ("Picasso's technique"), nor a word across punctuation.
+    assert cite.named_kind("A double point of view.", "Which technique did the Impressionists use?",
+                           ["The Impressionists used a double point of view, Picasso's technique."]) is None
+    assert cite.named_kind("Orphism", "Which offshoot had little in common with Cubism?",
+                           ["Cubism spread in France, offshoots such as Orphism had little in common with it."]) is None
     # The kind only appears in a sentence about something else.
     assert cite.named_kind("A ceasefire.", "Which solution did Pakistan back?", ["The solution was salty."]) is None
     # Not a which-question about a kind: "which of", or a verb after the noun.
