@@ -249,9 +249,10 @@ def unsupported_content(answer: str, question: str, passages: Sequence[Passage])
 
 
 _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_YEAR = r"(?:1[89]|20)\d\d"
 # Numbers that date or name something rather than count it: "January 3", "3 January", years and year ranges.
 _NOT_A_COUNT = re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}"
-                          r"|\b(?:1[89]|20)\d\d(?:\s*[-–]\s*(?:1[89]|20)?\d\d)?\b", re.IGNORECASE)
+                          rf"|\b{_YEAR}(?:\s*[-–]\s*(?:1[89]|20)?\d\d)?\b", re.IGNORECASE)
 
 
 _DURATION_Q = re.compile(r"\bhow (?:long\b|many (?:days|weeks|months|years)\b)", re.IGNORECASE)
@@ -371,7 +372,6 @@ _END_Q = re.compile(r"\b(?:until|till|through|up to) (?:which|what) year\b|\b(?:
                     r"run until|runs until|last until|lasts until)\b", re.IGNORECASE)
 _START_Q = re.compile(r"\b(?:since|from) (?:which|what) year\b|\b(?:start|starts|begin|begins|began|started)\b",
                       re.IGNORECASE)
-_YEAR = r"(?:1[89]|20)\d\d"
 _YEAR_RANGE = re.compile(rf"\b({_YEAR})\s*(?:[-–]|to|until|through)\s*({_YEAR})\b")
 
 
@@ -426,19 +426,20 @@ def named_kind(answer: str, question: str, evidence: Sequence[str]) -> str | Non
     found = set()
     for sentence in evidence:
         words = list(re.finditer(r"\w[\w'’-]*", sentence))
-        if not asked - {head} & {stem(normalize(w.group())) for w in words}:
+        stems = [stem(normalize(w.group())) for w in words]
+        if not asked - {head} & set(stems):
             continue  # a sentence about something else that happens to use the word
         for i, w in enumerate(words):
-            if stem(normalize(w.group())) != head or i == 0:
+            if stems[i] != head or i == 0:
                 continue
             j = i - 1  # the modifier: the word before, or the run of capitalised words before a capitalised head
             while j > 0 and w.group()[0].isupper() and words[j - 1].group()[0].isupper() and i - j < 4:
                 j -= 1
-            modifier = [stem(normalize(x.group())) for x in words[j:i]]
+            modifier = stems[j:i]
             if (any(t in _NOT_A_MODIFIER or t.endswith("'s") for t in modifier) or set(modifier) <= asked
                     or not re.fullmatch(r"[\s'’]*", sentence[words[i - 1].end():w.start()])):
                 continue  # an owner ("Picasso's technique") or a word across punctuation ("France, offshoots")
-            near = {stem(normalize(x.group())) for x in words[max(0, j - 2):i + 5]} - {head}
+            near = set(stems[max(0, j - 2):i + 5]) - {head}
             if any(_has_term(near, t) for t in said):
                 return None  # the answer names it ("75" for "75th", "two state"), or what stands right by it
             found.add(sentence[words[j].start():w.end()])

@@ -54,6 +54,7 @@ according article document documents say says said tell told per mention mention
 """.split())
 
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
+_NUMBER_DASH = re.compile(r"(?<=\d)\s*[‐‑‒–—]\s*(?=\d)")
 
 
 def normalize(text: str) -> str:
@@ -61,9 +62,6 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NUMBER_DASH.sub("-", text)  # "500–700" and "500-700" are the same range
     return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-
-
-_NUMBER_DASH = re.compile(r"(?<=\d)\s*[‐‑‒–—]\s*(?=\d)")
 
 
 def tokens(text: str) -> list[str]:
