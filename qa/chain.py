@@ -330,10 +330,10 @@ def documents_prompt(documents: Sequence[tuple[str, str]], max_chars: int) -> st
                          if _is_prose(para[s:e]) and not addresses_model(para[s:e])]
             if sentences:
                 paragraphs.append(" ".join(" ".join(t.split()) for t in sentences))
+                used += len(paragraphs[-1]) + 1
+                if used > max_chars + 1:  # stop at once: a large corpus costs no more than the limit
+                    return None
         body = "\n".join(paragraphs)
-        used += len(body)
-        if used > max_chars:
-            return None
         if body:
             kept.append((title, body))
     return prompts.documents_system(kept) if kept else None

@@ -196,10 +196,15 @@ class QAService:
         except IndexError_:
             return None, None
         with self._init_lock:
-            if self._docs_prompt is None or self._docs_prompt[0] != reader.collection:
-                docs = [(reader.document_title(s), reader.document_text(s)) for s in reader.sources()]
-                self._docs_prompt = (reader.collection, documents_prompt(docs, self.settings.documents_prompt_chars))
-            return self._docs_prompt
+            cached = self._docs_prompt
+        if cached is not None and cached[0] == reader.collection:
+            return cached
+        # Built outside the lock: questions, page loads and rebuilds never wait on it.
+        docs = [(reader.document_title(s), reader.document_text(s)) for s in reader.sources()]
+        built = (reader.collection, documents_prompt(docs, self.settings.documents_prompt_chars))
+        with self._init_lock:
+            self._docs_prompt = built
+        return built
 
     def _documents_prompt(self) -> str | None:
         """Documents mode's system prompt once it is in the model's cache, else None (passages mode).

@@ -12,7 +12,10 @@ import unicodedata
 # known abbreviation or a number like "2.0".
 _ABBREV = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "no", "jan",
            "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "gen", "col", "lt"}
-_END = re.compile(r"[.!?。！？؟۔]+[\"'”’)\]]*(?=\s|$)|\n+")
+# Linear on any input: a match never starts inside a run of end marks, and runs are taken whole (possessive), so
+# a 1 MB line of dots or of abbreviations costs one pass, not one pass per mark.
+_END = re.compile(r"(?<![.!?。！？؟۔])[.!?。！？؟۔]++[\"'”’)\]]*+(?=\s|$)|\n+")
+_ABBREV_LOOKBACK = 12  # longer than any entry of _ABBREV, so the check before a dot reads a bounded window
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -22,7 +25,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for m in _END.finditer(text):
         end = m.end()
         if m.group().startswith("."):
-            word = re.search(r"([\w.]+)\.$", text[start:m.start() + 1])
+            word = re.search(r"([\w.]+)\.$", text[max(start, m.start() - _ABBREV_LOOKBACK):m.start() + 1])
             if word and word.group(1).lower() in _ABBREV:
                 continue
         _add_span(text, start, end, spans)
