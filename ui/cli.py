@@ -282,22 +282,34 @@ def eval_cmd(
     llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
     data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
+    split: Annotated[str, typer.Option("--split", help="article: the seed article's set; dev or test: 42 SQuAD "
+                                       "articles indexed together plus out-of-corpus questions (choose changes on "
+                                       "dev, report test).")] = "article",
     seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Accuracy, abstention, citation validity/support, multi-turn accuracy and latency, per backend."""
-    from qa.evaluate import print_report, run_eval
-
+    if split not in ("article", "dev", "test"):
+        _fail(f"--split must be article, dev or test (got {split!r}).")
     backends = [b.strip() for b in llm.split(",") if b.strip()]
+    if split == "article":
+        from qa.evaluate import print_report as show, run_eval
+
+        def one(settings):
+            return run_eval(settings, data_path=data, limit=limit, progress=not as_json)
+    else:
+        from qa.eval_squad import print_squad_report as show, run_squad_eval
+
+        def one(settings):
+            return run_squad_eval(settings, split, data_path=data, limit=limit, progress=not as_json)
     try:
-        reports = [run_eval(_settings(seeds, store, llm=b), data_path=data, limit=limit, progress=not as_json)
-                   for b in backends]
+        reports = [one(_settings(seeds, store, llm=b)) for b in backends]
     except _user_errors() as exc:
         _fail(str(exc))
     if as_json:
         print(json.dumps({"backends": reports}))
     else:
         for r in reports:
-            print_report(r, out)
+            show(r, out)
 
 
 def main() -> None:

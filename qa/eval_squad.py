@@ -1,0 +1,169 @@
+"""`qa eval --split dev|test`: answers over 42 SQuAD articles indexed together, and questions they cannot answer.
+
+The set (bench/data/squad_eval.json, made by `python -m bench.make_squad_eval`) is split by article: changes are
+chosen on `dev`, and `test` only reports (its misses are not printed). The corpus is indexed into its own folder
+under `<data_dir>/eval/squad`, so the person's own index is never touched; a rebuild there is incremental.
+
+Measured per split: the share of answerable questions whose answer contains a SQuAD answer (after SQuAD's own
+normalisation), false abstentions, answers that are given but wrong, abstention on out-of-corpus questions,
+citation validity, the median answer length, latency, and how often each answer rule fired and was right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import string
+from collections import Counter
+from pathlib import Path
+
+from index.settings import Settings
+from qa.evaluate import citations_valid, percentile
+from qa.types import Answer
+
+DEFAULT_SQUAD = Path(__file__).resolve().parents[1] / "bench" / "data" / "squad_eval.json"
+SPLITS = ("dev", "test")
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def contains_gold(answer: Answer, golds: list[str]) -> bool:
+    """The answer (not abstained) contains one of the gold answers, both SQuAD-normalised."""
+    text = squad_normalize(answer.answer)
+    return not answer.abstained and any(squad_normalize(g) and squad_normalize(g) in text for g in golds)
+
+
+def prepare(base: Settings, data: dict) -> Settings:
+    """Settings whose seeds and store are the evaluation corpus under `<data_dir>/eval/squad`, index built."""
+    from index.build import build_index
+
+    root = base.data_dir / "eval" / "squad"
+    seeds = root / "seeds"
+    seeds.mkdir(parents=True, exist_ok=True)
+    wanted = {}
+    for i, art in enumerate(data["articles"]):
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", art["title"]).strip("-").lower()[:50]
+        wanted[f"{i:02d}-{slug}.txt"] = "\n\n".join([art["title"], *art["paragraphs"]]) + "\n"
+    for path in seeds.glob("*.txt"):
+        if path.name not in wanted:
+            path.unlink()
+    for name, text in wanted.items():
+        path = seeds / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    overrides: dict = {"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store",
+                       "chroma_host": None}
+    if base.llm == "local" and base.llm_model_path is None:
+        from qa.model_file import ensure_model_file
+
+        overrides["llm_model_path"] = ensure_model_file(base)
+    settings = base.model_copy(update=overrides)
+    build_index(settings, force=False, progress=False)
+    return settings
+
+
+def run_squad_eval(base: Settings, split: str, data_path: Path | None = None, limit: int | None = None,
+                   progress: bool = True, service=None) -> dict:
+    from rich.progress import Progress
+
+    from qa.service import QAService
+
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    data = json.loads(Path(data_path or DEFAULT_SQUAD).read_text(encoding="utf-8"))
+    settings = prepare(base, data)
+    svc = service or QAService(settings)
+    svc.warm_up()
+    answerable = [q for q in data["answerable"] if q["split"] == split][:limit]
+    ooc = [q for q in data["out_of_corpus"] if q["split"] == split][:limit]
+    rows: list[dict] = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"eval {settings.llm} {split}", total=len(answerable) + len(ooc))
+        for kind, items in (("answerable", answerable), ("out_of_corpus", ooc)):
+            for item in items:
+                a = svc.ask(item["question"])
+                rows.append({"kind": kind, "id": item["id"], "question": item["question"], "answer": a.answer,
+                             "gold": item.get("answers", []), "abstained": a.abstained,
+                             "correct": kind == "answerable" and contains_gold(a, item["answers"]),
+                             "valid": citations_valid(a), "reason": a.abstain_reason,
+                             "rules": list(getattr(a, "rules", []) or []), "timings": a.timings_ms})
+                bar.advance(task)
+    return report(rows, split, settings, svc.llm_name())
+
+
+def _mean(xs: list) -> float | None:
+    return round(statistics.fmean(xs), 3) if xs else None
+
+
+def rule_stats(rows: list[dict]) -> dict:
+    """Per answer rule: how often it fired, and how often that was right. A rule that refuses is right on an
+    out-of-corpus question or when the answer it refused was wrong; a rule that changes an answer is right
+    when the changed answer holds the gold one."""
+    fired: Counter = Counter()
+    right: Counter = Counter()
+    for r in rows:
+        for rule in r["rules"]:
+            name, ok = rule["name"], rule.get("right")
+            fired[name] += 1
+            if ok is None:
+                ok = r["kind"] == "out_of_corpus" or not rule.get("before_correct", False)
+            right[name] += bool(ok)
+    return {name: {"fired": fired[name], "right": right[name]} for name in sorted(fired)}
+
+
+def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
+    ans = [r for r in rows if r["kind"] == "answerable"]
+    ooc = [r for r in rows if r["kind"] == "out_of_corpus"]
+    answered = [r for r in rows if not r["abstained"]]
+    ttft = [r["timings"].get("first_token", 0.0) for r in rows]
+    totals = [r["timings"].get("total", 0.0) for r in rows]
+    out = {
+        "split": split, "backend": settings.llm, "llm": llm_name,
+        "answerable": len(ans), "out_of_corpus": len(ooc),
+        "gold_in_answer": _mean([r["correct"] for r in ans]),
+        "false_abstention": _mean([r["abstained"] for r in ans]),
+        "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in ans]),
+        "abstention_out_of_corpus": _mean([r["abstained"] for r in ooc]),
+        "citation_validity": _mean([r["valid"] for r in rows]),
+        "median_answer_chars": statistics.median([len(r["answer"]) for r in answered]) if answered else None,
+        "latency_ms": {"first_token_p50": round(percentile(ttft, 50), 1),
+                       "first_token_p95": round(percentile(ttft, 95), 1),
+                       "total_p50": round(percentile(totals, 50), 1), "total_p95": round(percentile(totals, 95), 1)},
+        "rules": rule_stats(rows),
+        "abstained_by_reason": dict(Counter(re.sub(r":.*", "", r["reason"] or "")
+                                            for r in ans if r["abstained"]).most_common()),
+    }
+    if split == "dev":  # test misses are never shown: no rule may be written from them
+        out["failures"] = [r for r in rows if (r["kind"] == "out_of_corpus") != r["abstained"]
+                           or (r["kind"] == "answerable" and not r["correct"])]
+    return out
+
+
+def print_squad_report(rep: dict, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"qa eval --split {rep['split']} — {rep['backend']} ({rep['llm']}), "
+                    f"{rep['answerable']} answerable + {rep['out_of_corpus']} out-of-corpus questions")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key in ("gold_in_answer", "false_abstention", "answered_wrong", "abstention_out_of_corpus",
+                "citation_validity", "median_answer_chars"):
+        t.add_row(key, "—" if rep[key] is None else f"{rep[key]:.3f}")
+    for key, value in rep["latency_ms"].items():
+        t.add_row(f"{key} (ms)", f"{value:.0f}")
+    for name, s in rep["rules"].items():
+        t.add_row(f"rule {name}: fired / right", f"{s['fired']} / {s['right']}")
+    console.print(t)
+    for r in rep.get("failures", [])[:60]:
+        console.print(f"  [{r['kind']}] {r['question']} -> {r['answer'][:140]!r} | gold {r['gold'][:1]} "
+                      f"({r.get('reason')})", markup=False)
+
+
+__all__ = ["SPLITS", "contains_gold", "prepare", "print_squad_report", "rule_stats", "run_squad_eval",
+           "squad_normalize"]
