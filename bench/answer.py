@@ -4,8 +4,8 @@ decode speed measured in the same run (the decode scenario of bench/llm_speed.py
 
     python -m bench answer [--json] [--questions 15] [--rounds 1]
 
-"Without cache" sends `cache_prompt: false`, so llama.cpp processes the whole prompt (system prompt, examples,
-passages, question); "with cache" is what the app does (`cache_prompt: true`): the fixed prefix is reused from
+"Without cache" sends `cache_prompt: false`, so llama.cpp processes the whole prompt (the reader's instructions
+and example, the numbered sentences, the question); "with cache" is what the app does (`cache_prompt: true`): the fixed prefix is reused from
 the slot. The two are interleaved question by question and never ask the same question back to back, so a
 cached call can reuse only what a real next question could (the fixed prefix), not its own earlier prompt.
 TTFT is wall-clock from `QAService.stream()` to the first model token (retrieval included); total is to the
@@ -33,16 +33,15 @@ def questions(n: int) -> list[str]:
 
 
 def schedule(n: int, rounds: int) -> list[tuple[str, int]]:
-    """(variant, question index) triples in rotation: "cached" (the app: documents mode from the prompt cache),
-    "passages" (passages mode, prompt cache on: what the app did before documents mode, and still does for large
-    corpora) and "uncached" (documents mode, whole prompt processed). After cached(i) come passages(i + n//4) and
-    uncached(i + n//2), so no call directly follows one with the same question."""
+    """(variant, question index) pairs in rotation: "cached" (the app: the fixed instructions from the prompt
+    cache) and "uncached" (the whole prompt processed). After cached(i) comes uncached(i + n//2), so no call
+    directly follows one with the same question."""
     if n < 4:
         raise ValueError("need at least 4 questions to interleave without repeats")
     order = []
     for _ in range(rounds):
         for i in range(n):
-            order += [("cached", i), ("passages", (i + n // 4) % n), ("uncached", (i + n // 2) % n)]
+            order += [("cached", i), ("uncached", (i + n // 2) % n)]
     return order
 
 
@@ -121,15 +120,13 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
         qs = questions(n_questions)
         ask_timed(service, "What is this article about?")  # first-call costs (page faults, graph build) excluded
         raw: list[dict] = []
-        runs: dict[str, list[dict]] = {"cached": [], "passages": [], "uncached": []}
-        documents_mode = service._documents_prompt() is not None
+        runs: dict[str, list[dict]] = {"cached": [], "uncached": []}
         order = schedule(len(qs), rounds)
         for step, (variant, i) in enumerate(order):
             if step % max(1, len(order) // 3) == 0:  # raw decode at the start, middle and end of the run
                 model.prompt_cache = False
                 raw.append(_call(model, *_decode(step)))
             model.prompt_cache = variant != "uncached"
-            service.documents_mode = variant != "passages"
             before = len(model.calls)
             got = ask_timed(service, qs[i])
             got["llama"] = model.calls[-1] if len(model.calls) > before else None
@@ -145,11 +142,9 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
         s["gen_vs_raw_decode"] = round(s["gen_tok_s_p50"] / raw_p50, 3) if raw_p50 and s["gen_tok_s_p50"] else None
     cached = summary["cached"]
     return {"questions": len(qs), "rounds": rounds, "model": Path(model.model_path).name, "load_s": round(load_s, 1),
-            "max_tokens": settings.max_tokens, "context_chars": settings.context_chars,
+            "max_tokens": settings.max_tokens, "read_sentences": settings.read_sentences,
             "raw_decode_tok_s": raw_decode, "raw_decode_tok_s_p50": raw_p50, "summary": summary,
-            "documents_mode": documents_mode,
             "cache_speedup_ttft_p50": round(summary["uncached"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
-            "documents_vs_passages_ttft_p50": round(summary["passages"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
             "targets_ms": TARGETS_MS,
             "met": {"ttft_p50": cached["ttft"]["p50_ms"] <= TARGETS_MS["ttft_p50"],
                     "total_p50": cached["total"]["p50_ms"] <= TARGETS_MS["total_p50"]},
@@ -171,8 +166,7 @@ def render(result: dict, console) -> None:
     console.print(table)
     console.print(f"Targets (with cache): TTFT p50 <= 1000 ms {'met' if result['met']['ttft_p50'] else 'NOT met'}; "
                   f"total p50 <= 3000 ms {'met' if result['met']['total_p50'] else 'NOT met'}. "
-                  f"Cache speeds TTFT p50 up {result['cache_speedup_ttft_p50']}x; documents mode vs passages mode: "
-                  f"{result.get('documents_vs_passages_ttft_p50')}x.")
+                  f"Cache speeds TTFT p50 up {result['cache_speedup_ttft_p50']}x.")
 
 
 def main(argv: list[str] | None = None) -> int:

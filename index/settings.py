@@ -43,18 +43,11 @@ class Settings(BaseSettings):
     llm_model_path: Path | None = None  # any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct
     llm_fallback: Literal["extractive", "none"] = "extractive"
     llm_threads: int = 2
-    llm_ctx: int = 6144  # shared by llm_parallel slots; each must hold the documents-mode prompt
+    llm_ctx: int = 4096  # shared by the llm_parallel slots; the reader's prompt is a few hundred tokens
     llm_parallel: int = 2
-    max_tokens: int = 160
-    context_chars: int = 900  # how much passage text the model reads (its best sentences); prefill is slow
-    # Documents mode: when the corpus's prose is at most this long, it is the model's fixed (prompt-cached)
-    # system prompt and only `hint_chars` of best sentences are added per question; 0 turns it off.
-    documents_prompt_chars: int = 8000  # ~1,700 tokens: fits a slot (llm_ctx / llm_parallel) with room to answer
-    hint_chars: int = 160  # the best sentence (sentences here are ~150-250 characters)
-    # ... plus the runner-up when it scores within this of the best: qa eval (0.5B) accuracy 0.768 -> 0.893,
-    # false abstention 0.071 -> 0.018, support 0.914 -> 0.964, for TTFT p50 0.84 -> 0.94 s (always both: 1.14 s)
-    hint_margin: float = 0.3
-    reserve_k: int = 4  # documents mode: more passages that may support the answer; shown only when cited
+    max_tokens: int = 160  # longest model reply (the reader's replies are capped lower, at 48 tokens)
+    read_sentences: int = 5  # how many of the best-ranked retrieved sentences the reader (the model) sees
+    min_relevance: float = 0.4  # abstain when no retrieved sentence scores this close to the question
     temperature: float = 0.0
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

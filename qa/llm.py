@@ -9,14 +9,11 @@ streamed from a worker thread as llama.cpp produces them; a consumer that stops 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import queue
 import secrets
 import threading
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +49,6 @@ class ServerConfig:
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_unified: bool = False
     cache_ram_mib: int = 256  # host-RAM store of evicted slot prompts; the 8 GiB default lets RSS grow
-    slot_dir: str | None = None  # where processed prompts are saved to disk and restored from (slot files)
     warm_up: bool = True  # one 1-token request at load, so the first question does not pay for page faults
 
 
@@ -97,9 +93,6 @@ def _load_server(config: ServerConfig) -> LocalServer:
     p.n_ubatch = config.n_ubatch
     p.kv_unified = config.kv_unified
     p.cache_ram_mib = config.cache_ram_mib
-    if config.slot_dir:
-        Path(config.slot_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-        p.slot_save_path = str(config.slot_dir).rstrip("/") + "/"  # llama.cpp appends the file name as is
     p.cpuparams.n_threads = config.n_threads
     p.cpuparams_batch.n_threads = config.n_threads
     p.flash_attn_type = {"auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -139,7 +132,6 @@ class LocalChatModel(BaseChatModel):
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_unified: bool = False
     cache_ram_mib: int = 256
-    slot_dir: Path | None = None  # save_prompt/restore_prompt keep a processed prompt here across processes
     temperature: float = 0.0
     max_tokens: int | None = 160
     stop: list[str] | None = None
@@ -158,57 +150,11 @@ class LocalChatModel(BaseChatModel):
         return ServerConfig(model_path=str(self.model_path), n_ctx=self.n_ctx, n_parallel=self.n_parallel,
                             n_threads=self.n_threads, n_batch=self.n_batch, n_ubatch=self.n_ubatch,
                             flash_attn=self.flash_attn, kv_unified=self.kv_unified,
-                            cache_ram_mib=self.cache_ram_mib,
-                            slot_dir=str(self.slot_dir) if self.slot_dir else None)
+                            cache_ram_mib=self.cache_ram_mib)
 
     def load(self) -> None:
         """Load the model now (e.g. at start-up, alongside the embedder) instead of on the first question."""
         local_server(self.server_config())
-
-    # --- processed prompts on disk ----------------------------------------------------------------------------
-    def prompt_file(self, key: str) -> str:
-        """The slot file name for a prompt identified by `key` (e.g. the documents prompt's text), for this
-        model file: a file processed by another model or build of it is never restored."""
-        st = Path(self.model_path).stat()
-        digest = hashlib.sha256(f"{Path(self.model_path).name}\0{st.st_size}\0{self.n_ctx}\0{key}".encode())
-        return f"prompt-{digest.hexdigest()[:24]}.bin"
-
-    def save_prompt(self, key: str) -> bool:
-        """Save the processed prompt of the slot holding the longest one (the one just primed) to disk, and
-        remove other saved prompts (each is ~12 KB per token). False when there is no slot_dir or it failed."""
-        if self.slot_dir is None:
-            return False
-        name = self.prompt_file(key)
-        try:
-            slots = _slots_call(self, "GET", "/slots")
-            slot = max(slots, key=lambda x: x.get("n_prompt_tokens") or 0)
-            saved = _slots_call(self, "POST", f"/slots/{slot['id']}?action=save", {"filename": name})
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("could not save the processed prompt: %s", exc)
-            return False
-        for old in Path(self.slot_dir).glob("prompt-*.bin"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-        return bool(saved.get("n_saved"))
-
-    def restore_prompt(self, key: str) -> bool:
-        """Load a processed prompt saved by save_prompt into every idle slot: milliseconds instead of a prefill,
-        and two people asking at once both start from it (measured: with one slot primed, the second person's
-        first answer took 12 s, processing the documents, and slowed the first one to 12 s too)."""
-        if self.slot_dir is None:
-            return False
-        name = self.prompt_file(key)
-        if not (Path(self.slot_dir) / name).is_file():
-            return False
-        restored = 0
-        try:
-            for slot in _slots_call(self, "GET", "/slots"):
-                if not slot.get("is_processing"):
-                    done = _slots_call(self, "POST", f"/slots/{slot['id']}?action=restore", {"filename": name})
-                    restored += bool(done.get("n_restored"))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("could not restore the processed prompt: %s", exc)
-        return restored > 0
 
     # --- requests -----------------------------------------------------------------------------------------
 
@@ -227,6 +173,8 @@ class LocalChatModel(BaseChatModel):
             request["stop"] = stops
         if self.n_cache_reuse:
             request["n_cache_reuse"] = self.n_cache_reuse
+        if kwargs.get("grammar"):  # llama.cpp GBNF: the reply can only take this form
+            request["grammar"] = kwargs["grammar"]
         return request
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -325,17 +273,6 @@ class LocalChatModel(BaseChatModel):
             usage_metadata=_usage(item.get("timings")), chunk_position="last"))
 
 
-def _slots_call(model: LocalChatModel, method: str, path: str, body: dict | None = None) -> Any:
-    """llama.cpp's slot API on the in-process server's loopback HTTP port (locked with its random key)."""
-    loaded = local_server(model.server_config())
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(loaded.url + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {loaded.api_key}",
-                                          "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.load(resp)
-
-
 def _raise_for_error(response: dict) -> None:
     error = response.get("error")
     if error is None and {"code", "message"} <= response.keys():  # bare error objects from the wrapper
@@ -369,12 +306,9 @@ def get_chat_model(settings: Settings, openai_api_key: str | None = None) -> Bas
         from qa.model_file import ensure_model_file
 
         model_path = ensure_model_file(settings)
-        # Processed prompts are kept beside the model file they belong to (one server per model file), when
-        # that folder is writable; the packaged model's folder is <data_dir>/models.
-        slot_dir = model_path.parent / "prompt-cache" if os.access(model_path.parent, os.W_OK) else None
         return LocalChatModel(model_path=model_path, n_ctx=settings.llm_ctx,
                               n_parallel=settings.llm_parallel, n_threads=settings.llm_threads,
-                              temperature=settings.temperature, max_tokens=settings.max_tokens, slot_dir=slot_dir)
+                              temperature=settings.temperature, max_tokens=settings.max_tokens)
     if settings.llm == "openai":
         from langchain_openai import ChatOpenAI
         from openai import OpenAIError

@@ -8,7 +8,6 @@ the atomic pointer switch and reopens, so chats move to the new index without a 
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 from collections import Counter
@@ -21,10 +20,6 @@ from qa.types import Answer, QAError, StreamEvent
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class _Cancelled(Exception):
-    pass
 
 
 def clean_question(question: str | None, max_chars: int) -> str:
@@ -86,12 +81,7 @@ class QAService:
         self._retriever = None
         self._llm = None
         self._llm_loaded = False
-        self._chain = None
-        self._docs_prompt: tuple[str, str | None] | None = None  # (collection, prompt) of documents mode
-        self.documents_mode = True  # False: always passages mode (bench/answer.py compares the two)
-        self._auto_prime = False  # set by warm_up: keep the live corpus in the model's prompt cache
-        self._priming: str | None = None  # collection whose corpus is being / was sent to the cache
-        self._primed: str | None = None  # collection whose corpus is in the cache: documents mode is on
+        self._parts = None
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
 
     # --- lazily created parts -----------------------------------------------------------------------------
@@ -133,123 +123,37 @@ class QAService:
             log.warning("LLM unavailable, falling back to extractive: %s", exc)
             return None
 
-    def _start_llm(self) -> None:
-        llm = self.llm()
-        if llm is not None and hasattr(llm, "load"):
-            try:
-                llm.load()
-            except Exception as exc:  # the first question reports it properly
-                log.warning("LLM load failed: %s", exc)
-
-    def _prime(self, collection: str | None, prompt: str | None) -> None:
-        """Put the fixed system prompt (documents mode: the documents) into the model's prompt cache, so a
-        question prefills only its own tokens. Documents mode is used once this has run for the live index.
-
-        The processed prompt is saved to disk, so the next process (a restart, `qa chat`) restores it instead of
-        processing the documents again (~10 s)."""
-        llm = self.llm()
-        if llm is None or not hasattr(llm, "load") or self._restore(collection, prompt):
-            return  # nothing to cache, or a saved, processed copy was loaded in milliseconds
-        from qa import prompts
-
-        try:
-            llm.invoke(prompts.answer_messages("", [], prompt), max_tokens=1)
-            key = prompt or prompts.ANSWER_SYSTEM
-            if hasattr(llm, "save_prompt") and llm.save_prompt(key):
-                llm.restore_prompt(key)  # the other slots too: a second person's first question is as fast
-        except Exception as exc:  # the first question reports it properly
-            log.warning("LLM warm-up failed: %s", exc)
-            return
-        if prompt is not None:
-            with self._init_lock:
-                self._primed = collection
-
-    def chain(self):
-        from qa.chain import ChainParts, build_chain
+    def pipeline_parts(self):
+        """The answer pipeline's parts, built once: the retriever, the cached embedder and the model."""
+        from qa.pipeline import Parts
 
         llm = self.llm()
         embedder = self.embedder()
         retriever = self.retriever()
         with self._init_lock:
-            if self._chain is None:
-                self._chain = build_chain(ChainParts(
-                    retrieve=lambda q, k=None: retriever.retrieve(q, k or self.settings.top_k),
-                    embed=CachedEmbed(embedder),
-                    llm=llm,
-                    max_tokens=self.settings.max_tokens,
-                    context_chars=self.settings.context_chars,
-                    documents=self._documents_prompt,
-                    hint_chars=self.settings.hint_chars,
-                    hint_margin=self.settings.hint_margin,
-                    top_k=self.settings.top_k,
-                    reserve_k=self.settings.reserve_k,
-                ))
-            return self._chain
+            if self._parts is None:
+                s = self.settings
+                self._parts = Parts(
+                    retrieve=lambda q, k: retriever.retrieve(q, k), embed=CachedEmbed(embedder), llm=llm,
+                    top_k=s.top_k, read_sentences=s.read_sentences, min_relevance=s.min_relevance,
+                    grammar=s.llm == "local")
+            return self._parts
 
-    def _corpus_prompt(self) -> tuple[str | None, str | None]:
-        """(collection, documents-mode system prompt or None when the corpus is too long) of the live index."""
-        from index.types import IndexError_
-        from qa.chain import documents_prompt
+    def _start_llm(self) -> None:
+        """Load the model and process the reader's fixed instructions, so the first question pays for neither."""
+        llm = self.llm()
+        if llm is None or not hasattr(llm, "load"):
+            return
+        from qa.read import READER_SYSTEM
 
         try:
-            reader = self.retriever().reader
-        except IndexError_:
-            return None, None
-        with self._init_lock:
-            cached = self._docs_prompt
-        if cached is not None and cached[0] == reader.collection:
-            return cached
-        # Built outside the lock: questions, page loads and rebuilds never wait on it.
-        docs = [(reader.document_title(s), reader.document_text(s)) for s in reader.sources()]
-        built = (reader.collection, documents_prompt(docs, self.settings.documents_prompt_chars))
-        with self._init_lock:
-            self._docs_prompt = built
-        return built
-
-    def _documents_prompt(self) -> str | None:
-        """Documents mode's system prompt once it is in the model's cache, else None (passages mode).
-
-        The whole corpus costs ~10 s of prefill once and then saves seconds on every question: worth it for a
-        server or a chat (warm_up), not for one `qa ask` (unless an earlier process saved the processed
-        documents to disk: then restoring them costs milliseconds). After a rebuild, passages mode answers while
-        the new corpus is put into the cache in the background.
-        """
-        if not self.documents_mode:
-            return None
-        collection, prompt = self._corpus_prompt()
-        if prompt is None:
-            return None
-        with self._init_lock:
-            if self._primed == collection:
-                return prompt
-            start = self._auto_prime and self._priming != collection
-            if start:
-                self._priming = collection
-        if start:
-            threading.Thread(target=self._prime, args=(collection, prompt), name="qa-prime", daemon=True).start()
-        elif self._restore(collection, prompt):  # saved by an earlier process: free to use
-            return prompt
-        return None
-
-    def _restore(self, collection: str | None, prompt: str | None) -> bool:
-        """Load the system prompt (documents mode: the documents) processed and saved by an earlier process."""
-        from qa import prompts
-
-        restore = getattr(self.llm(), "restore_prompt", None)
-        try:
-            if restore is None or not restore(prompt or prompts.ANSWER_SYSTEM):  # the key save_prompt used
-                return False
-        except Exception as exc:
-            log.warning("could not restore the processed prompt: %s", exc)
-            return False
-        if prompt is not None:
-            with self._init_lock:
-                self._primed = collection
-        return True
+            llm.load()
+            llm.invoke([("system", READER_SYSTEM), ("human", "Question: ?\nReply:")], max_tokens=1)
+        except Exception as exc:  # the first question reports it properly
+            log.warning("LLM load failed: %s", exc)
 
     def warm_up(self) -> None:
-        """Load the embedder and the LLM concurrently, open the index (if there is one), then put the fixed
-        prompt (documents mode: the documents) into the model's cache and keep it there across rebuilds."""
+        """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
         threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._start_llm)]
         for t in threads:
             t.start()
@@ -258,50 +162,19 @@ class QAService:
         from index.types import IndexError_
 
         try:
-            self.chain()
+            self.pipeline_parts()
+            self.retriever().reader
         except IndexError_ as exc:
             log.warning("%s", exc)
-        collection, prompt = self._corpus_prompt()
-        with self._init_lock:
-            self._auto_prime, self._priming = True, collection
-        self._prime(collection, prompt)
 
     # --- answering -------------------------------------------------------------------------------------------
     def stream(self, question: str, history: Sequence | None = None) -> Iterator[StreamEvent]:
-        """Events as they happen: passages, model tokens, then the final Answer. Closing the iterator early
-        (a Stop button, Ctrl-C) stops the generation."""
+        """Events as they happen: passages, the reader's words, then the final Answer. Closing the iterator
+        early (a Stop button, Ctrl-C) stops the generation."""
+        from qa.pipeline import answer
+
         q = clean_question(question, self.settings.max_query_chars)
-        hist = clean_history(history)
-        chain = self.chain()
-        events: queue.Queue = queue.Queue()
-        cancelled = threading.Event()
-        done = object()
-
-        def emit(event: StreamEvent) -> None:
-            if cancelled.is_set():
-                raise _Cancelled()
-            events.put(event)
-
-        def run() -> None:
-            try:
-                answer = chain.invoke({"question": q, "history": hist, "emit": emit})
-                events.put(StreamEvent("answer", answer=answer))
-            except _Cancelled:
-                pass
-            except BaseException as exc:  # re-raised in the caller's thread
-                events.put(exc)
-            finally:
-                events.put(done)
-
-        worker = threading.Thread(target=run, name="qa-answer", daemon=True)
-        worker.start()
-        try:
-            while (item := events.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancelled.set()
+        return answer(self.pipeline_parts(), q, clean_history(history))
 
     def ask(self, question: str, history: Sequence | None = None) -> Answer:
         answer = None

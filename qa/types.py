@@ -45,6 +45,7 @@ class Answer:
     rewritten_question: str | None = None
     timings_ms: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.0, "first_token": 0.0, "total": 0.0})
     abstain_reason: str | None = None  # why code abstained; for eval and logs, not part of the public JSON
+    rules: list[dict] = field(default_factory=list)  # the answer rules that fired (qa/checks.py); for qa eval
 
     def to_json(self) -> dict:
         return {

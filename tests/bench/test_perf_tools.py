@@ -43,9 +43,9 @@ def test_isolated_settings_never_touch_the_callers_store(settings, tmp_path):
 
 def test_answer_schedule_alternates_and_never_repeats_a_question_back_to_back():
     order = answer.schedule(15, 2)
-    assert len(order) == 90
-    assert [v for v, _ in order[:4]] == ["cached", "passages", "uncached", "cached"]
-    for variant in ("cached", "passages", "uncached"):
+    assert len(order) == 60
+    assert [v for v, _ in order[:4]] == ["cached", "uncached", "cached", "uncached"]
+    for variant in ("cached", "uncached"):
         assert sorted(i for v, i in order if v == variant) == sorted(list(range(15)) * 2)
     assert all(a[1] != b[1] for a, b in zip(order, order[1:]))
     with pytest.raises(ValueError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from index.build import build_index
-from qa.chain import addresses_model
+from qa.checks import addresses_model
 from qa.service import QAService
 from tests.qa.llm_testing import packaged_model_path  # noqa: F401  (session fixture)
 

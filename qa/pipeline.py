@@ -1,0 +1,195 @@
+"""The answer pipeline, readable in one place: a typed generator of StreamEvents.
+
+    question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve ─ rank sentences ─ gate ─ read ─ cite
+
+1. `Question.parse` removes markup and reads the question's language and kind (qa/question.py).
+2. A follow-up that points back into the conversation, or a question in another language, is rewritten into a
+   standalone English question by the model; a self-contained question is searched as typed.
+3. Hybrid retrieval finds the top passages; every sentence in them is ranked against the question (qa/read.py).
+4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
+   a name or number of the question that no passage has, or no sentence close enough to the question.
+5. The reader (the model, under a grammar) names the sentence that answers and copies the words that do; code
+   finds those words in that sentence. Without a model, the best sentence is the answer.
+6. The answer is those words (or the whole sentence, when they are not a span of it), cited to the sentence by
+   code. Every rule that fired is recorded on the Answer (`rules`), so `qa eval` reports how often each fires.
+
+Nothing here holds state between questions: `answer()` reads its inputs, yields events, and returns.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from langchain_core.language_models import BaseChatModel
+
+from qa import checks, prompts
+from qa.question import Question, is_self_contained
+from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar
+from qa.types import Answer, Citation, Passage, StreamEvent
+
+Retrieve = Callable[[str, int], list[Passage]]
+Embed = Callable[[list[str]], list[list[float]]]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the pipeline runs on; built from Settings by QAService."""
+
+    retrieve: Retrieve
+    embed: Embed
+    llm: BaseChatModel | None  # None: the extractive backend (the best sentence is the answer)
+    top_k: int = 4
+    read_sentences: int = 5  # how many ranked sentences the reader sees
+    min_relevance: float = 0.4  # below this, no sentence is close enough to the question: abstain
+    reply_tokens: int = 48
+    grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
+
+
+@dataclass
+class Turn:
+    """The typed state of one question: each step fills its part."""
+
+    question: Question
+    history: list[dict]
+    started: float = field(default_factory=time.perf_counter)
+    rewritten: str | None = None
+    passages: list[Passage] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.0})
+    rules: list[dict] = field(default_factory=list)
+
+    @property
+    def query(self) -> str:
+        return self.rewritten or self.question.text
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def fired(self, name: str, **detail) -> None:
+        self.rules.append({"name": name, **detail})
+
+
+def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[StreamEvent]:
+    """Passages, then the reader's words as they come, then the final Answer (always last)."""
+    turn = Turn(Question.parse(asked), list(history))
+    turn.rewritten = rewrite(parts, turn)
+    t0 = time.perf_counter()
+    turn.passages = parts.retrieve(turn.query, parts.top_k)
+    turn.timings["retrieve"] = (time.perf_counter() - t0) * 1000
+    yield StreamEvent("passages", passages=turn.passages)
+    turn.candidates = rank_sentences(turn.query, turn.passages, parts.embed,
+                                     usable=lambda s: not checks.addresses_model(s))
+    refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance)
+    if refusal:
+        turn.fired(refusal.rule)
+        yield StreamEvent("answer", answer=_abstain(turn, refusal.reason))
+        return
+    words = yield from read(parts, turn)
+    yield StreamEvent("answer", answer=_finish(turn, *words))
+
+
+def rewrite(parts: Parts, turn: Turn) -> str | None:
+    """A standalone English question for a follow-up that points back, or for another language; else None."""
+    q, history = turn.question, turn.history
+    needs = (history and not is_self_contained(q.text)) or q.lang != "en"
+    if parts.llm is None or not needs:
+        return None
+    msg = parts.llm.invoke(prompts.rewrite_messages(q.text, history), max_tokens=48)
+    return clean_rewrite(str(msg.content), q.text, history)
+
+
+def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
+    """The model's rewrite when it is a usable new English question; else the previous question + this one,
+    which still retrieves the right passages for a follow-up."""
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
+    last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
+    same = {_plain(question), _plain(last_user)}
+    usable = 3 <= len(line) <= 300 and checks.script_of(line) == "en"
+    if usable and (not history or (_plain(line) not in same and checks.is_question(line))):
+        return line
+    return f"{last_user} {question}".strip()
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
+    """The reader's choice: yields its words as tokens and returns (candidate or None, words)."""
+    shown = turn.candidates[:parts.read_sentences]
+    if parts.llm is None:
+        best = shown[0]
+        turn.timings["first_token"] = turn.elapsed_ms()
+        yield StreamEvent("token", text=best.text)
+        return best, best.text
+    messages = reader_messages(turn.query, shown)
+    reply = ""
+    streamed = 0
+    extra = {"grammar": reply_grammar(len(shown))} if parts.grammar else {}
+    for chunk in parts.llm.stream(messages, max_tokens=parts.reply_tokens, **extra):
+        reply += str(chunk.content)
+        head, sep, words = reply.partition(":")
+        if sep and len(words.lstrip()) > streamed:  # the sentence is chosen: pass its words on as they come
+            if not streamed:
+                turn.timings["first_token"] = turn.elapsed_ms()
+            new = words.lstrip()[streamed:]
+            streamed += len(new)
+            yield StreamEvent("token", text=new)
+    n, words = parse_reply(reply)
+    chosen = next((c for c in shown if c.n == n), None)
+    return chosen, words
+
+
+def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
+    if chosen is None:
+        turn.fired("reader_found_none")
+        return _abstain(turn, "the reader found no sentence that answers")
+    span = locate(words, chosen.text) if words != chosen.text else (0, len(chosen.text))
+    if span is None:
+        turn.fired("words_not_in_sentence")  # the model wrote words of its own: the sentence is the answer
+        span = (0, len(chosen.text))
+    text = chosen.text[span[0]:span[1]]
+    if span != (0, len(chosen.text)) and checks.is_echo(text, turn.query):
+        turn.fired("echo_of_question")  # it repeated the question: the sentence says more
+        text = chosen.text
+    wrong = checks.wrong_kind(text, turn.question)
+    if wrong and text != chosen.text and not checks.wrong_kind(chosen.text, turn.question):
+        turn.fired("kind_from_sentence")  # "How many ...?" answered without a number: the sentence has it
+        text = chosen.text
+    elif wrong:
+        turn.fired("wrong_kind")
+        return _abstain(turn, wrong)
+    p = chosen.passage
+    cite = Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + chosen.start,
+                    end=p.start + chosen.end, quote=chosen.text)
+    return _answer(turn, with_marker(text, p.n), [cite])
+
+
+def with_marker(text: str, n: int) -> str:
+    """The answer on one line with its [n] marker, before a closing full stop.
+
+    >>> with_marker("Beijing,", 2), with_marker("It was held in Beijing.", 1)
+    ('Beijing [2]', 'It was held in Beijing [1].')
+    """
+    text = " ".join(text.split()).rstrip(" ,;:")
+    m = re.search(r"[.!?。！？؟۔]+[\"'”’)]*$", text)
+    return f"{text[:m.start()]} [{n}]{text[m.start():]}" if m else f"{text} [{n}]"
+
+
+def _abstain(turn: Turn, reason: str) -> Answer:
+    return _answer(turn, prompts.abstain_message(turn.question.lang), [], abstained=True, reason=reason)
+
+
+def _answer(turn: Turn, text: str, citations: list[Citation], abstained: bool = False,
+            reason: str | None = None) -> Answer:
+    turn.timings["total"] = turn.elapsed_ms()
+    turn.timings.setdefault("first_token", turn.timings["total"])
+    return Answer(turn.question.asked, text, abstained, citations, turn.passages, turn.rewritten,
+                  timings_ms=dict(turn.timings), abstain_reason=reason, rules=list(turn.rules))
+
+
+__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite"]
