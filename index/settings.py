@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str | None = None  # "user:password"
+    allowed_hosts: str | None = None  # more names the page may be reached by (comma-separated), e.g. "qa.lan"
     upload_max_mb: int = 20
     max_queue: int = 32
     feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl

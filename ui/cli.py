@@ -261,6 +261,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve the network without a login (QA_AUTH unset).")] = False,
     llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (default http://127.0.0.1:7860)."""
@@ -270,7 +271,7 @@ def serve(
         _fail("The chat UI is not available in this build.")
     settings = _settings(seeds, store, llm=llm)
     try:
-        serve_web(settings, host=host, port=port, allow_remote=allow_remote)
+        serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth)
     except _user_errors() as exc:
         _fail(str(exc))
     except ValueError as exc:

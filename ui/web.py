@@ -314,15 +314,43 @@ def build_app(service: QAService) -> gr.Blocks:
     return demo
 
 
-def check_host(host: str, allow_remote: bool) -> None:
-    """Refuse to listen beyond this computer unless asked to explicitly (ValueError with what to do)."""
+def _loopback(host: str) -> bool:
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback and not allow_remote:
+        return False
+
+
+def check_host(host: str, allow_remote: bool, auth: str | None = None, no_auth: bool = False) -> None:
+    """Refuse to listen beyond this computer unless asked to explicitly, and to serve the network without a
+    login unless that is asked for explicitly too (ValueError with what to do)."""
+    if _loopback(host):
+        return
+    if not allow_remote:
         raise ValueError(f"Refusing to listen on {host}: by default only this computer (127.0.0.1) may connect. "
                          "Pass --allow-remote (and set QA_AUTH=user:password) to serve other machines.")
+    if not auth and not no_auth:
+        raise ValueError(f"Refusing to serve {host} without a login: anyone on the network could read the "
+                         "documents and add files. Set QA_AUTH=user:password, or pass --no-auth to serve "
+                         "without one.")
+
+
+def allowed_hosts(host: str, extra: str | None = None) -> list[str]:
+    """The names a request's Host header may carry: the bound name, this computer's loopback names and the
+    comma-separated `extra` names (QA_ALLOWED_HOSTS). Any other name is refused, so a web page whose name is
+    re-pointed at this computer (DNS rebinding) cannot reach the server. On a wildcard address (0.0.0.0, ::)
+    the machine's own names and addresses are allowed as well."""
+    names = {"127.0.0.1", "localhost", "::1", host}
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        names |= {socket.gethostname(), socket.getfqdn()}
+        try:
+            names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        except OSError:
+            pass
+    names |= {name.strip() for name in (extra or "").split(",")}
+    return sorted(n.lower() for n in names if n and "*" not in n)
 
 
 def _auth(value: str | None) -> tuple[str, str] | None:
@@ -334,24 +362,32 @@ def _auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, block: bool = True):
+def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, no_auth: bool = False,
+           block: bool = True):
     """Start the page for `service` on host:port; returns (app, url) when block is False (tests)."""
-    check_host(host, allow_remote)
     s = service.settings
+    check_host(host, allow_remote, s.auth, no_auth)
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts),
+                         www_redirect=False)
     demo = build_app(service).queue(max_size=s.max_queue, default_concurrency_limit=4)
     theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     fast_app, url, _ = demo.launch(
         server_name=host, server_port=port, auth=_auth(s.auth), max_file_size=f"{s.upload_max_mb}mb",
         prevent_thread_lock=not block, show_error=False, quiet=not block, ssr_mode=False,
-        footer_links=["api"], css=CSS, head=HEAD, theme=theme,
+        footer_links=["api"], css=CSS, head=HEAD, theme=theme, run_history=False,
+        app_kwargs={"middleware": [trusted]},
     )
     return demo, url
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False) -> None:
+def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False,
+          no_auth: bool = False) -> None:
     """Serve the chat until interrupted. The models load in the background while the page starts."""
     host, port = host or settings.host, port or settings.port
-    check_host(host, allow_remote)
+    check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
     service = QAService(settings)
@@ -363,7 +399,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             log.warning("warm-up failed", exc_info=True)
 
     threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
-    launch(service, host, port, allow_remote=allow_remote)
+    launch(service, host, port, allow_remote=allow_remote, no_auth=no_auth)
 
 
-__all__ = ["ChatApp", "build_app", "check_host", "launch", "serve"]
+__all__ = ["ChatApp", "allowed_hosts", "build_app", "check_host", "launch", "serve"]

@@ -159,7 +159,8 @@ def test_only_loopback_without_an_explicit_flag(host, allowed):
     else:
         with pytest.raises(ValueError, match="--allow-remote"):
             check_host(host, allow_remote=False)
-        check_host(host, allow_remote=True)
+        check_host(host, allow_remote=True, auth="ana:s3cret-pass")
+        check_host(host, allow_remote=True, no_auth=True)
 
 
 def test_serve_refuses_a_public_interface_before_loading_anything(settings, monkeypatch):
