@@ -26,7 +26,7 @@ from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
 from qa.types import Answer, QAError
-from qa.uploads import ALLOWED_SUFFIXES, save_uploads
+from qa.uploads import ALLOWED_SUFFIXES, remove_partial_uploads, save_uploads
 from ui import web_render as render
 
 log = logging.getLogger(__name__)
@@ -390,6 +390,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
+    for name in remove_partial_uploads(settings):
+        log.info("removed %s, left by an interrupted upload", name)
     service = QAService(settings)
 
     def warm_up() -> None:

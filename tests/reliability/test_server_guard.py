@@ -47,9 +47,13 @@ def _dependencies(config: dict) -> dict[int, dict]:
 
 def test_every_event_needs_the_login_when_one_is_set(tmp_path):
     """Without the login, no event runs: not the named endpoints, not the private ones (like, upload, rebuild)
-    called by their fn_index, not a file upload. With it, a private event called by fn_index runs."""
+    called by their fn_index, not a file upload. With it, a private event called by fn_index runs.
+    (Also: the server removes a partial upload left in the seeds folder by a killed server when it starts.)"""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / ".upload-k1ll3d.part").write_bytes(b"half an upload")
     server, proc = start_server(tmp_path, "guard-auth-server", QA_LLM="extractive", QA_AUTH="ana:s3cret-pass")
     try:
+        assert not (server.seeds_dir / ".upload-k1ll3d.part").exists()
         anonymous = httpx.Client(base_url=server.url, timeout=30)
         assert anonymous.get("config").status_code == 401
         logged_in = httpx.Client(base_url=server.url, timeout=30)
