@@ -26,6 +26,23 @@ _FOOTER_LINES = re.compile(
 )
 
 
+# Terminal escape sequences (CSI such as a screen clear, OSC such as a title change or a clipboard write, and
+# the short ESC forms) and every control character except newline and tab: document text is printed by the
+# CLI and must never drive the terminal. Bounded repeats keep this linear on any input.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]{0,64}[ -/]{0,16}[@-~]?"  # CSI (ESC [ or the one-byte C1 form)
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\x9d\n]{0,4096}(?:\x07|\x1b\\|\x9c)"  # OSC, up to BEL or ST
+    r"|\x1b[@-Z\\-_]?"  # other ESC sequences (and a lone ESC)
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str, limit: int = 250) -> str:
+    """A title or name as one line of at most `limit` characters (whitespace runs become one space)."""
+    text = " ".join(_CONTROLS.sub(" ", text[: 4 * limit]).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 class _Skip(Exception):
     """A file that cannot be indexed; the message says why."""
 
@@ -37,6 +54,7 @@ def clean_text(raw: str) -> tuple[str, str, str]:
     is a short heading) stay in the text so they are searchable, and are returned as metadata too.
     """
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    text = _CONTROLS.sub("", _ESCAPES.sub("", text.replace("\f", "\n").replace("\v", "\n")))
     footer = _FOOTER_START.search(text)
     if footer:
         text = text[: footer.start()]
@@ -44,10 +62,10 @@ def clean_text(raw: str) -> tuple[str, str, str]:
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     lines = text.split("\n")
-    title = lines[0].lstrip("#").strip() if lines and len(lines[0]) <= _MAX_HEADING_CHARS else ""
+    title = one_line(lines[0].lstrip("#")) if lines and len(lines[0]) <= _MAX_HEADING_CHARS else ""
     subtitle = ""
     if title and len(lines) > 1 and lines[1].strip() and len(lines[1]) <= _MAX_HEADING_CHARS:
-        subtitle = lines[1].lstrip("#").strip()
+        subtitle = one_line(lines[1].lstrip("#"))
     return title, subtitle, text
 
 
@@ -139,7 +157,7 @@ def load_documents(
         documents.append(
             Document(
                 source=source,
-                title=markup_title or title or path.stem,
+                title=one_line(markup_title) or title or one_line(path.stem),
                 subtitle=subtitle,
                 text=text,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
