@@ -37,6 +37,11 @@ _ESCAPES = re.compile(
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def printable(text: str) -> str:
+    """The text without terminal escape sequences or control characters (newline and tab stay)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
 def one_line(text: str, limit: int = 250) -> str:
     """A title or name as one line of at most `limit` characters (whitespace runs become one space)."""
     text = " ".join(_CONTROLS.sub(" ", text[: 4 * limit]).split())
@@ -54,7 +59,7 @@ def clean_text(raw: str) -> tuple[str, str, str]:
     is a short heading) stay in the text so they are searchable, and are returned as metadata too.
     """
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
-    text = _CONTROLS.sub("", _ESCAPES.sub("", text.replace("\f", "\n").replace("\v", "\n")))
+    text = printable(text.replace("\f", "\n").replace("\v", "\n"))
     footer = _FOOTER_START.search(text)
     if footer:
         text = text[: footer.start()]
@@ -166,4 +171,4 @@ def load_documents(
     return documents, warnings
 
 
-__all__ = ["SUPPORTED", "clean_text", "load_documents"]
+__all__ = ["SUPPORTED", "clean_text", "load_documents", "one_line", "printable"]
