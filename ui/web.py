@@ -11,8 +11,10 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import queue
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -81,11 +83,25 @@ FOCUS_QUESTION = "() => { document.querySelector('#qa-question textarea')?.focus
 
 
 NO_INDEX = "Nothing is indexed yet: press Rebuild index (or Add documents) and ask again."
-_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+_PATH = re.compile(r"file://[^\s'\"<>]*|(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+_ROOTS: set[str] = set()  # folders of the served settings (data, seeds, store), which may contain spaces
+
+
+def _roots() -> list[str]:
+    """Known folders, longest first: the served settings' folders, the home folder and the temp folder."""
+    found = set(_ROOTS)
+    for root in (str(Path.home()), os.environ.get("TMPDIR", ""), tempfile.gettempdir()):
+        if root.startswith("/") and len(root) > 1:
+            found.add(root.rstrip("/"))
+    return sorted(found, key=len, reverse=True)
 
 
 def hide_paths(text: str) -> str:
-    """The text with every absolute file-system path replaced: the page never shows where files live."""
+    """The text with every absolute file-system path and file:// URL replaced: the page never shows where
+    files live. Known folders are replaced first, as text, so a path with spaces goes whole."""
+    for root in _roots():
+        if root in text:
+            text = re.sub(re.escape(root) + r"(?![\w.@+-])(?:/[^\s'\"<>]*)?", "(path hidden)", text)
     return _PATH.sub("(path hidden)", text)
 
 
@@ -106,6 +122,9 @@ class ChatApp:
     def __init__(self, service: QAService):
         self.service = service
         self.settings: Settings = service.settings
+        s = self.settings
+        _ROOTS.update(str(Path(p).absolute()).rstrip("/") for p in (s.data_dir, s.seeds_dir, s.store_path)
+                      if len(str(Path(p).absolute())) > 1)
 
     # --- chat ----------------------------------------------------------------------------------------------
     @staticmethod

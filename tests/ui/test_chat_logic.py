@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -171,3 +172,22 @@ def test_serve_refuses_a_public_interface_before_loading_anything(settings, monk
         ui.web.serve(settings, host="0.0.0.0")
     with pytest.raises(ValueError, match="QA_AUTH must look like user:password"):
         ui.web.serve(settings.with_overrides(auth="no-colon"))
+
+
+@pytest.mark.parametrize("text, leaks", [
+    ("the manifest /home/John Smith/qa/.qa/store/builds/x/manifest.json is missing", ["Smith", "manifest.json"]),
+    ("cannot read '/srv/qa data/seeds/a.txt'", ["data/seeds", "a.txt", "seeds"]),
+    ("see file:///home/u/x and file://host/share/y.txt", ["home/u", "share", "file:"]),
+    ("store at /tmp/qa run 7/store: damaged", ["run 7", "store:"]),
+])
+def test_paths_with_spaces_and_file_urls_are_hidden(settings, monkeypatch, text, leaks):
+    from ui.web import hide_paths
+
+    monkeypatch.setenv("HOME", "/home/John Smith")
+    monkeypatch.setenv("TMPDIR", "/tmp/qa run 7")
+    ChatApp(FakeService(settings.with_overrides(seeds_dir=Path("/srv/qa data/seeds"),
+                                                data_dir=Path("/home/John Smith/qa/.qa"))))
+    shown = hide_paths(text)
+    assert "(path hidden)" in shown
+    for leak in leaks:
+        assert leak not in shown, shown
