@@ -33,6 +33,7 @@ from ui import web_render as render
 
 log = logging.getLogger(__name__)
 
+MAX_RECORDS = 100  # answers remembered per session (for votes and history); older ones are dropped
 UNEXPECTED = "Something went wrong while answering. The details are in the server log; please try again."
 
 CSS = """
@@ -115,6 +116,13 @@ def _message(exc: Exception) -> str:
     return UNEXPECTED
 
 
+def _bounded(records: dict) -> dict:
+    """The session's records without the oldest, so that one more fits within MAX_RECORDS."""
+    if len(records) < MAX_RECORDS:
+        return records
+    return {k: records[k] for k in sorted(records)[-(MAX_RECORDS - 1):]}
+
+
 class ChatApp:
     """Event handlers of the page, over one QAService. Per-session data lives in Gradio state:
     `records` maps the chat index of each assistant message to what was asked and answered (raw text)."""
@@ -147,7 +155,9 @@ class ChatApp:
             chat.append({"role": "user", "content": render.question_html(question)})
         chat.append({"role": "assistant", "content": render.streaming_html("")})
         turn = len(chat) - 1
-        record = {"question": question, "answer": "", "citations": [], "abstained": None, "complete": False}
+        record = {"question": question[: self.settings.max_query_chars], "answer": "", "citations": [],
+                  "abstained": None, "complete": False}
+        records = _bounded(records)
         sources = render.sources_message("Searching the documents…")
         yield [*chat], sources, records
         raw = ""
@@ -174,7 +184,7 @@ class ChatApp:
     def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
         numbers = {p.n for p in answer.passages}
         message = {"role": "assistant", "content": render.answer_html(answer.answer, turn, numbers)}
-        record = {"question": answer.question, "answer": answer.answer, "abstained": answer.abstained,
+        record = {"question": answer.question[: self.settings.max_query_chars], "answer": answer.answer, "abstained": answer.abstained,
                   "citations": [c.to_json() for c in answer.citations], "complete": True}
         return message, render.sources_html(answer, turn), {**records, turn: record}
 
@@ -193,13 +203,18 @@ class ChatApp:
         return [], {}, render.sources_placeholder()
 
     def like(self, records: dict | None, data: gr.LikeData) -> None:
-        """Append a thumbs up/down for an answer, with its question and citations, to the feedback log."""
+        """Append a thumbs up/down for an answer, with its question and citations, to the feedback log.
+        Error messages and stopped answers take no votes."""
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        record = (records or {}).get(index)
-        if record is None or data.liked not in (True, False):
+        record = (records or {}).get(index) if isinstance(records, dict) else None
+        if not isinstance(record, dict) or data.liked not in (True, False):
             return
-        record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
-                        citations=record.get("citations"), abstained=record.get("abstained"))
+        if record.get("error") or not record.get("complete"):
+            return
+        if record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
+                           citations=record.get("citations"), abstained=record.get("abstained")) is None:
+            gr.Info("Feedback is not being saved at the moment.")
+            return
         gr.Info("Thanks, your feedback was saved.")
 
     # --- page state ----------------------------------------------------------------------------------------

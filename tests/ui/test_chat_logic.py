@@ -191,3 +191,20 @@ def test_paths_with_spaces_and_file_urls_are_hidden(settings, monkeypatch, text,
     assert "(path hidden)" in shown
     for leak in leaks:
         assert leak not in shown, shown
+
+
+def test_no_votes_on_error_turns_and_session_records_are_bounded(settings):
+    from ui.web import MAX_RECORDS
+
+    app = ChatApp(FakeService(settings, fail=QAError("The index is being rebuilt.")))
+    chat, _, records = run(app, "Who co-chaired the dialogue?")[-1]
+    assert records[1]["error"]
+    app.like(records, gr.LikeData(None, {"index": 1, "value": chat[1]["content"], "liked": True}))
+    assert read_feedback(settings) == []
+
+    app = ChatApp(FakeService(settings))
+    chat, _, records = run(app, "Who co-chaired the dialogue? " + "x" * 50_000)[-1]
+    assert len(records[1]["question"]) == settings.max_query_chars
+    for i in range(MAX_RECORDS + 5):
+        chat, _, records = run(app, f"question {i}", chat, records)[-1]
+    assert len(records) == MAX_RECORDS and max(records) == len(chat) - 1
