@@ -7,6 +7,7 @@ that says "ignore previous instructions" is quoted material, not an instruction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from qa.cite import strip_markers
@@ -55,8 +56,30 @@ def abstain_message(lang: str) -> str:
     return ABSTAIN.get(lang, ABSTAIN["en"])
 
 
+# The prompts' own markup inside document text or titles: `</passages>`, `</documents>`, `< / Documents >`,
+# turn tags and the chat template's `<|im_start|>`. Its angle brackets become look-alikes, so a document can
+# neither close the block that marks it as data nor open a turn of its own; the words stay readable.
+_MARKUP = re.compile(r"<(?=\s*/?\s*(?:passages|documents|system|user|assistant|human|question|answer)\b)|<(?=\|)"
+                     r"|(?<=\|)>", re.IGNORECASE)
+
+
+def neutral(text: str) -> str:
+    """Document text as data: the prompt's delimiter tags and template tokens inside it defused."""
+    return _MARKUP.sub(lambda m: "\u2039" if m.group() == "<" else "\u203a", text)
+
+
+def _title(title: str) -> str:
+    """A document title for a prompt: one short line of data; a title that speaks to the model is left out."""
+    from qa.chain import addresses_model  # qa.chain imports this module
+
+    if any(addresses_model(line) for line in title[:1000].splitlines()):
+        return ""
+    short = " ".join(title[:1000].split())
+    return neutral(short if len(short) <= 250 else short[:249] + "\u2026")
+
+
 def format_passages(passages: Sequence[Passage]) -> str:
-    body = "\n".join(f"[{p.n}] {' '.join(p.text.split())}" for p in passages)
+    body = "\n".join(f"[{p.n}] {neutral(' '.join(p.text.split()))}" for p in passages)
     return f"<passages>\n{body}\n</passages>"
 
 
@@ -69,14 +92,14 @@ def answer_messages(question: str, passages: Sequence[Passage], documents: str |
             ("system", ANSWER_SYSTEM),
             ("human", f"{format_passages(passages)}\nQuestion: {question}\nAnswer:"),
         ]
-    hint = " ".join(" ".join(p.text.split()) for p in passages)
+    hint = neutral(" ".join(" ".join(p.text.split()) for p in passages))
     return [("system", documents), *_turns(history),
             ("human", (f"Most relevant: {hint}\n" if hint else "") + f"Question: {question}\nAnswer:")]
 
 
 def documents_system(documents: Sequence[tuple[str, str]]) -> str:
     """The documents-mode system prompt: instructions, then each (title, text) document in <documents> tags."""
-    body = "\n\n".join(f"Document: {title}\n{text.strip()}" for title, text in documents)
+    body = "\n\n".join(f"Document: {_title(title)}\n{neutral(text.strip())}" for title, text in documents)
     return f"{DOCUMENTS_SYSTEM}\n\n<documents>\n{body}\n</documents>"
 
 
