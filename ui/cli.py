@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from index.load import printable
-from index.settings import Settings
+from index.settings import Settings, endpoints
 
 app = typer.Typer(help="Grounded question answering over your documents, offline.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -33,7 +33,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object pe
 
 
 def _settings(seeds: Path | None, store: Path | None, **extra) -> Settings:
-    return Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
+    settings = Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
+    if settings.chroma_host or settings.llm == "openai":  # say so whenever text leaves this computer
+        err.print(f"[dim]{_lit(endpoints(settings))}[/]", markup=True, highlight=False)
+    return settings
 
 
 def _lit(value) -> str:

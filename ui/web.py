@@ -23,7 +23,7 @@ from pathlib import Path
 import gradio as gr
 
 from index.owner import claim_store
-from index.settings import Settings
+from index.settings import Settings, endpoints
 from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
@@ -424,6 +424,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
+    log.info("serving http://%s:%s; %s", host, port, endpoints(settings))
     for name in remove_partial_uploads(settings):
         log.info("removed %s, left by an interrupted upload", name)
     service = QAService(settings)

@@ -34,6 +34,11 @@ def test_requests_for_another_host_name_are_refused(page_server):
         assert r.status_code == 200, (host, r.status_code)
 
 
+def test_the_server_states_where_questions_and_documents_go(page_server):
+    log = page_server.log.read_text()
+    assert f"answers: extractive (no model); index: embedded Chroma in {page_server.data_dir / 'store'}" in log
+
+
 def test_run_history_is_off(page_server):
     """Questions, answers and passages are not kept in the browser's run history, and its page is gone."""
     config = httpx.get(page_server.url + "config", timeout=30).json()
