@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from index.types import Document
@@ -83,16 +84,61 @@ def _decode(data: bytes) -> str:
         raise _Skip(f"is not valid UTF-8 text (byte {e.start})") from None
 
 
+_HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+
+
+class _VisibleText(HTMLParser):
+    """The text nodes of a page outside scripts, styles and the like, and its first <title>, in one streaming
+    pass: no tree is built, so deep nesting or a huge page costs linear time (a tree builder did not)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.strings: list[str] = []
+        self.title: str | None = None
+        self._title: list[str] | None = None
+        self._hidden: list[str] = []  # open hidden elements, innermost last
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title" and self.title is None and self._title is None:
+            self._title = []
+        if tag == "body" and "head" in self._hidden:  # an unclosed <head> ends where the body starts
+            del self._hidden[self._hidden.index("head"):]
+        if tag in _HIDDEN_TAGS:
+            self._hidden.append(tag)
+
+    def handle_startendtag(self, tag, attrs):  # <svg/>, <br/>: nothing opens
+        pass
+
+    def handle_endtag(self, tag):
+        if tag == "title" and self._title is not None:
+            self._end_title()
+        if tag in self._hidden:
+            del self._hidden[len(self._hidden) - 1 - self._hidden[::-1].index(tag):]
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self._title.append(data)
+        if not self._hidden:
+            self.strings.append(data)
+
+    def unknown_decl(self, data):
+        if data.startswith("CDATA[") and not self._hidden:
+            self.strings.append(data[6:])
+
+    def _end_title(self):
+        self.title = " ".join(s.strip() for s in self._title or [] if s.strip())
+        self._title = None
+
+
 def _html_text(data: bytes) -> tuple[str, str]:
     """Visible text of an HTML page and its <title>: scripts, styles and markup never reach the index."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(_decode(data), "html.parser")
-    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
-        tag.decompose()
-    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in soup.get_text("\n").split("\n"))
-    return "\n".join(lines), page_title
+    parser = _VisibleText()
+    parser.feed(_decode(data))
+    parser.close()
+    if parser._title is not None:  # an unclosed <title>
+        parser._end_title()
+    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in "\n".join(parser.strings).split("\n"))
+    return "\n".join(lines), parser.title or ""
 
 
 def _pdf_text(path: Path) -> str:

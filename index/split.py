@@ -27,11 +27,26 @@ def chunk_id(source: str, start: int, end: int, text: str) -> str:
     return hashlib.sha256(f"{source}\x00{start}\x00{end}\x00{text}".encode("utf-8")).hexdigest()[:32]
 
 
+class _Splitter(RecursiveCharacterTextSplitter):
+    """The recursive splitter, except that text with no separator but single characters left (a long run with
+    no space, comma or sentence end) is cut into fixed windows at once. The library would split it into single
+    characters and merge them back, dropping merged pieces one list copy at a time: linear in the text, but
+    about chunk_size times slower than this."""
+
+    def _split_text(self, text: str, separators: list[str]) -> list[str]:
+        if not any(sep and re.search(sep, text) for sep in separators):
+            if not text:
+                return []
+            step = self._chunk_size - self._chunk_overlap
+            return [text[i:i + self._chunk_size] for i in range(0, max(len(text) - self._chunk_overlap, 1), step)]
+        return super()._split_text(text, separators)
+
+
 def split_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
     """Chunks of at most chunk_size characters, neighbours sharing up to chunk_overlap characters."""
     if chunk_size <= 0 or not 0 <= chunk_overlap < chunk_size:
         raise ValueError(f"need chunk_size > 0 and 0 <= chunk_overlap < chunk_size (got {chunk_size}, {chunk_overlap})")
-    splitter = RecursiveCharacterTextSplitter(
+    splitter = _Splitter(
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
         separators=_SEPARATORS,
