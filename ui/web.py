@@ -76,6 +76,20 @@ HEAD = """
     el.scrollIntoView({behavior: 'smooth', block: 'nearest'});
     el.classList.remove('qa-flash'); void el.offsetWidth; el.classList.add('qa-flash');
   }, true);
+  // The chat's copy button copies a message's content, which is our escaped HTML: give the clipboard the plain
+  // text instead (tags dropped, the entities html.escape writes decoded), for copies made from the chat only.
+  const plain = (html) => html.replace(/<[^>]*>/g, '').replace(/&(amp|lt|gt|quot|#x27);/g,
+    (m, e) => ({amp: '&', lt: '<', gt: '>', quot: '"', '#x27': "'"})[e]).replace(/\u258d$/, '');
+  window.qaPlainText = plain;
+  const clip = navigator.clipboard;
+  if (clip && clip.writeText) {
+    const write = clip.writeText.bind(clip);
+    clip.writeText = (text) => {
+      const inChat = document.activeElement && document.activeElement.closest &&
+        document.activeElement.closest('#qa-chat');
+      return write(inChat && typeof text === 'string' ? plain(text) : text);
+    };
+  }
 })();
 </script>
 """
