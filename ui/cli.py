@@ -50,6 +50,16 @@ def _fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def _claim_for_reading(settings: Settings) -> None:
+    """Own the embedded store while this command reads it (opening it writes), or fail with what to do."""
+    from index.owner import claim_store
+
+    try:
+        claim_store(settings, "read")
+    except _user_errors() as exc:
+        _fail(str(exc))
+
+
 def _user_errors():
     from index.types import IndexError_
     from qa.types import QAError
@@ -127,6 +137,7 @@ def search(
     if mode not in ("hybrid", "dense", "bm25"):
         _fail("--mode must be hybrid, dense or bm25.", 2)
     settings = _settings(seeds, store)
+    _claim_for_reading(settings)
     from qa.retrieve import Retriever
 
     errors = _user_errors()
@@ -165,7 +176,9 @@ def _service(seeds, store, llm):
 
     if llm is not None and llm not in ("local", "openai", "extractive"):
         _fail("--llm must be local, openai or extractive.", 2)
-    return QAService(_settings(seeds, store, llm=llm))
+    settings = _settings(seeds, store, llm=llm)
+    _claim_for_reading(settings)
+    return QAService(settings)
 
 
 def _print_sources(answer) -> None:
@@ -301,6 +314,7 @@ def eval_cmd(
     from qa.evaluate import print_report, run_eval
 
     backends = [b.strip() for b in llm.split(",") if b.strip()]
+    _claim_for_reading(_settings(seeds, store))
     try:
         reports = [run_eval(_settings(seeds, store, llm=b), data_path=data, limit=limit, progress=not as_json)
                    for b in backends]

@@ -119,3 +119,25 @@ def test_allowed_host_names_follow_the_bound_address():
     assert "evil.example" not in allowed_hosts("127.0.0.1")
     assert "qa.lan" in allowed_hosts("qa.lan") and "files.lan" in allowed_hosts("qa.lan", "files.lan, x.lan")
     assert "*" not in allowed_hosts("0.0.0.0")
+
+
+def test_command_line_readers_wait_their_turn_while_the_server_owns_the_store(page_server):
+    """Opening Chroma's embedded store writes to it (measured: chroma.sqlite3 and the vector segment change on
+    every open), so `qa ask`/`qa search` beside a running server are refused with what to do instead, before
+    touching the store."""
+    from index.owner import store_owner
+    from index.settings import Settings
+    from tests.reliability.qa_cli import assert_no_traceback, run_qa
+
+    owner = store_owner(Settings(_env_file=None, data_dir=page_server.data_dir))
+    assert owner is not None and owner[0] == "serve"
+    chroma = page_server.data_dir / "store" / "chroma" / "chroma.sqlite3"
+    before = chroma.stat().st_mtime_ns
+    for args in (["ask", "--json", "--llm", "extractive", "Who co-chaired the dialogue?"],
+                 ["search", "co-chaired"]):
+        out = run_qa(args, page_server.seeds_dir, page_server.data_dir, timeout=120)
+        assert out.returncode == 1, out.stdout
+        assert f"in use by a running `qa serve` (pid {owner[1]})" in out.stderr
+        assert "ask through the page or its /ask API" in out.stderr
+        assert_no_traceback(out.stdout, out.stderr)
+    assert chroma.stat().st_mtime_ns == before
