@@ -119,7 +119,8 @@ def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: Js
         print(json.dumps(info, default=str))
         return
     if not info.get("exists"):
-        out.print(f"No index yet at {printable(str(info.get('store')))}. Run `qa index build`.", markup=False)
+        where = printable(str(info.get("store")))
+        out.print(f"No index yet at {where}. Run `qa index build`.", markup=False)
         raise typer.Exit(1)
     for key, value in info.items():
         out.print(f"{key:>14}: {printable(str(value))}", markup=False)
@@ -286,7 +287,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
-    no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve the network without a login (QA_AUTH unset).")] = False,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve without a login.")] = False,
     llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (default http://127.0.0.1:7860)."""

@@ -198,8 +198,9 @@ class ChatApp:
     def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
         numbers = {p.n for p in answer.passages}
         message = {"role": "assistant", "content": render.answer_html(answer.answer, turn, numbers)}
-        record = {"question": answer.question[: self.settings.max_query_chars], "answer": answer.answer, "abstained": answer.abstained,
-                  "citations": [c.to_json() for c in answer.citations], "complete": True}
+        record = {"question": answer.question[: self.settings.max_query_chars], "answer": answer.answer,
+                  "abstained": answer.abstained, "citations": [c.to_json() for c in answer.citations],
+                  "complete": True}
         return message, render.sources_html(answer, turn), {**records, turn: record}
 
     @staticmethod
