@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from index.types import Document
@@ -26,6 +27,28 @@ _FOOTER_LINES = re.compile(
 )
 
 
+# Terminal escape sequences (CSI such as a screen clear, OSC such as a title change or a clipboard write, and
+# the short ESC forms) and every control character except newline and tab: document text is printed by the
+# CLI and must never drive the terminal. Bounded repeats keep this linear on any input.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]{0,64}[ -/]{0,16}[@-~]?"  # CSI (ESC [ or the one-byte C1 form)
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\x9d\n]{0,4096}(?:\x07|\x1b\\|\x9c)"  # OSC, up to BEL or ST
+    r"|\x1b[@-Z\\-_]?"  # other ESC sequences (and a lone ESC)
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """The text without terminal escape sequences or control characters (newline and tab stay)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def one_line(text: str, limit: int = 250) -> str:
+    """A title or name as one line of at most `limit` characters (whitespace runs become one space)."""
+    text = " ".join(_CONTROLS.sub(" ", text[: 4 * limit]).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 class _Skip(Exception):
     """A file that cannot be indexed; the message says why."""
 
@@ -37,6 +60,7 @@ def clean_text(raw: str) -> tuple[str, str, str]:
     is a short heading) stay in the text so they are searchable, and are returned as metadata too.
     """
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    text = printable(text.replace("\f", "\n").replace("\v", "\n"))
     footer = _FOOTER_START.search(text)
     if footer:
         text = text[: footer.start()]
@@ -44,10 +68,10 @@ def clean_text(raw: str) -> tuple[str, str, str]:
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     lines = text.split("\n")
-    title = lines[0].lstrip("#").strip() if lines and len(lines[0]) <= _MAX_HEADING_CHARS else ""
+    title = one_line(lines[0].lstrip("#")) if lines and len(lines[0]) <= _MAX_HEADING_CHARS else ""
     subtitle = ""
     if title and len(lines) > 1 and lines[1].strip() and len(lines[1]) <= _MAX_HEADING_CHARS:
-        subtitle = lines[1].lstrip("#").strip()
+        subtitle = one_line(lines[1].lstrip("#"))
     return title, subtitle, text
 
 
@@ -60,16 +84,61 @@ def _decode(data: bytes) -> str:
         raise _Skip(f"is not valid UTF-8 text (byte {e.start})") from None
 
 
+_HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+
+
+class _VisibleText(HTMLParser):
+    """The text nodes of a page outside scripts, styles and the like, and its first <title>, in one streaming
+    pass: no tree is built, so deep nesting or a huge page costs linear time (a tree builder did not)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.strings: list[str] = []
+        self.title: str | None = None
+        self._title: list[str] | None = None
+        self._hidden: list[str] = []  # open hidden elements, innermost last
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title" and self.title is None and self._title is None:
+            self._title = []
+        if tag == "body" and "head" in self._hidden:  # an unclosed <head> ends where the body starts
+            del self._hidden[self._hidden.index("head"):]
+        if tag in _HIDDEN_TAGS:
+            self._hidden.append(tag)
+
+    def handle_startendtag(self, tag, attrs):  # <svg/>, <br/>: nothing opens
+        pass
+
+    def handle_endtag(self, tag):
+        if tag == "title" and self._title is not None:
+            self._end_title()
+        if tag in self._hidden:
+            del self._hidden[len(self._hidden) - 1 - self._hidden[::-1].index(tag):]
+
+    def handle_data(self, data):
+        if self._title is not None:
+            self._title.append(data)
+        if not self._hidden:
+            self.strings.append(data)
+
+    def unknown_decl(self, data):
+        if data.startswith("CDATA[") and not self._hidden:
+            self.strings.append(data[6:])
+
+    def _end_title(self):
+        self.title = " ".join(s.strip() for s in self._title or [] if s.strip())
+        self._title = None
+
+
 def _html_text(data: bytes) -> tuple[str, str]:
     """Visible text of an HTML page and its <title>: scripts, styles and markup never reach the index."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(_decode(data), "html.parser")
-    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
-        tag.decompose()
-    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in soup.get_text("\n").split("\n"))
-    return "\n".join(lines), page_title
+    parser = _VisibleText()
+    parser.feed(_decode(data))
+    parser.close()
+    if parser._title is not None:  # an unclosed <title>
+        parser._end_title()
+    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in "\n".join(parser.strings).split("\n"))
+    return "\n".join(lines), parser.title or ""
 
 
 def _pdf_text(path: Path) -> str:
@@ -139,7 +208,7 @@ def load_documents(
         documents.append(
             Document(
                 source=source,
-                title=markup_title or title or path.stem,
+                title=one_line(markup_title) or title or one_line(path.stem),
                 subtitle=subtitle,
                 text=text,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -148,4 +217,4 @@ def load_documents(
     return documents, warnings
 
 
-__all__ = ["SUPPORTED", "clean_text", "load_documents"]
+__all__ = ["SUPPORTED", "clean_text", "load_documents", "one_line", "printable"]

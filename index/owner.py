@@ -1,4 +1,6 @@
-"""One process at a time owns an embedded store: a running `qa serve`, or a `qa index build/rebuild`.
+"""One process at a time owns an embedded store: a running `qa serve`, a `qa index build/rebuild`, or a command
+that reads it (`qa ask`, `qa search`, `qa chat`, `qa eval`): Chroma's embedded client writes to its files even
+when it only reads (measured: chroma.sqlite3 and the vector segment change on every open).
 
 Chroma's embedded database is not safe for two processes writing one folder: a rebuild from a second process
 while the server runs would change files under the server's open Chroma and could corrupt or silently
@@ -24,13 +26,22 @@ from index.settings import Settings
 from index.types import IndexBusy
 
 OWNER_LOCK = "owner.lock"
-Role = Literal["serve", "build"]
+Role = Literal["serve", "build", "read"]
 
 _held: dict[Path, tuple[int, str]] = {}  # store folder -> (fd of the held lock, role), for this process
 _held_lock = threading.Lock()
 
 
 def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
+    if role == "read":
+        if holder_role == "serve":
+            return (f"the index in {store} is in use by a running `qa serve` (pid {pid}): ask through the page or "
+                    "its /ask API, or stop the server and run this command again")
+        return (f"the index in {store} is in use by another `qa` command (pid {pid}, {holder_role}); wait for it "
+                "to finish, then try again")
+    if holder_role == "read":
+        return (f"the index in {store} is in use by a `qa ask/search/chat/eval` command (pid {pid}); wait for it "
+                "to finish or stop it, then try again")
     if holder_role == "serve" and role == "build":
         return (f"the index in {store} is in use by a running `qa serve` (pid {pid}): rebuild it with the page's "
                 "\"Rebuild index\" button, or stop the server and run this command again")

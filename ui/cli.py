@@ -14,8 +14,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from index.settings import Settings
+from index.load import printable
+from index.settings import Settings, endpoints
 
 app = typer.Typer(help="Grounded question answering over your documents, offline.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -31,12 +33,31 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object pe
 
 
 def _settings(seeds: Path | None, store: Path | None, **extra) -> Settings:
-    return Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
+    settings = Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
+    if settings.chroma_host or settings.llm == "openai":  # say so whenever text leaves this computer
+        err.print(f"[dim]{_lit(endpoints(settings))}[/]", markup=True, highlight=False)
+    return settings
+
+
+def _lit(value) -> str:
+    """A value to print inside Rich markup, literally: no markup tags, escape sequences or control characters
+    (names and messages can hold `[bold]`, `[/]` or an ESC from a document or a file name)."""
+    return escape(printable(str(value)))
 
 
 def _fail(message: str, code: int = 1):
-    err.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]Error:[/] {_lit(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def _claim_for_reading(settings: Settings) -> None:
+    """Own the embedded store while this command reads it (opening it writes), or fail with what to do."""
+    from index.owner import claim_store
+
+    try:
+        claim_store(settings, "read")
+    except _user_errors() as exc:
+        _fail(str(exc))
 
 
 def _user_errors():
@@ -78,7 +99,7 @@ def _build(settings: Settings, force: bool, as_json: bool) -> None:
     except _user_errors() as exc:
         _fail(str(exc))
     for warning in report.skipped:
-        err.print(f"[yellow]Skipped:[/] {warning}", markup=True)
+        err.print(f"[yellow]Skipped:[/] {_lit(warning)}", markup=True)
     if as_json:
         print(json.dumps(report.__dict__))
     elif report.up_to_date:
@@ -98,10 +119,11 @@ def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: Js
         print(json.dumps(info, default=str))
         return
     if not info.get("exists"):
-        out.print(f"No index yet at {info.get('store')}. Run `qa index build`.")
+        where = printable(str(info.get("store")))
+        out.print(f"No index yet at {where}. Run `qa index build`.", markup=False)
         raise typer.Exit(1)
     for key, value in info.items():
-        out.print(f"{key:>14}: {value}")
+        out.print(f"{key:>14}: {printable(str(value))}", markup=False)
 
 
 # --- search --------------------------------------------------------------------------------------------------
@@ -116,6 +138,7 @@ def search(
     if mode not in ("hybrid", "dense", "bm25"):
         _fail("--mode must be hybrid, dense or bm25.", 2)
     settings = _settings(seeds, store)
+    _claim_for_reading(settings)
     from qa.retrieve import Retriever
 
     errors = _user_errors()
@@ -139,8 +162,8 @@ def search(
             print(json.dumps({"query": q, "results": results}), flush=True)
         else:
             for p in passages:
-                out.print(f"[bold]{p.n}.[/] {p.source}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
-                out.print(f"   {' '.join(p.text.split())}", markup=False)
+                out.print(f"[bold]{p.n}.[/] {_lit(p.source)}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
+                out.print(f"   {' '.join(printable(p.text).split())}", markup=False)
     if failed:
         raise typer.Exit(1)
 
@@ -154,19 +177,22 @@ def _service(seeds, store, llm):
 
     if llm is not None and llm not in ("local", "openai", "extractive"):
         _fail("--llm must be local, openai or extractive.", 2)
-    return QAService(_settings(seeds, store, llm=llm))
+    settings = _settings(seeds, store, llm=llm)
+    _claim_for_reading(settings)
+    return QAService(settings)
 
 
 def _print_sources(answer) -> None:
     if answer.abstained:
         out.print("\n[dim]Related passages:[/]", markup=True)
         for p in answer.passages[:3]:
-            out.print(f"  [{p.n}] {p.source}:{p.start}-{p.end}  {' '.join(p.text.split())[:160]}…", markup=False)
+            text = " ".join(printable(p.text).split())[:160]
+            out.print(f"  [{p.n}] {printable(p.source)}:{p.start}-{p.end}  {text}…", markup=False)
         return
     if answer.citations:
         out.print("\n[dim]Sources:[/]", markup=True)
     for c in answer.citations:
-        out.print(f"  [{c.n}] {c.source}:{c.start}-{c.end}  “{c.quote}”", markup=False)
+        out.print(f"  [{c.n}] {printable(c.source)}:{c.start}-{c.end}  “{printable(c.quote)}”", markup=False)
 
 
 def _stream_to_terminal(service, question: str, history: list[dict]):
@@ -175,14 +201,14 @@ def _stream_to_terminal(service, question: str, history: list[dict]):
     shown = False
     for event in service.stream(question, history):
         if event.kind == "token":
-            out.print(event.text, end="", markup=False)
+            out.print(printable(event.text), end="", markup=False)
             shown = True
         elif event.kind == "answer":
             answer = event.answer
     if shown:
         out.print()
         out.print("[dim]— checked and cited:[/]", markup=True)
-    out.print(answer.answer, markup=False)
+    out.print(printable(answer.answer), markup=False)
     _print_sources(answer)
     return answer
 
@@ -250,7 +276,7 @@ def chat(llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None) -> 
             out.print("\n[dim](stopped)[/]", markup=True)
             continue
         except errors as exc:
-            err.print(f"[red]{exc}[/]", markup=True)
+            err.print(f"[red]{_lit(exc)}[/]", markup=True)
             continue
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
 
@@ -261,6 +287,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve without a login.")] = False,
     llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (default http://127.0.0.1:7860)."""
@@ -270,7 +297,7 @@ def serve(
         _fail("The chat UI is not available in this build.")
     settings = _settings(seeds, store, llm=llm)
     try:
-        serve_web(settings, host=host, port=port, allow_remote=allow_remote)
+        serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth)
     except _user_errors() as exc:
         _fail(str(exc))
     except ValueError as exc:
@@ -292,6 +319,7 @@ def eval_cmd(
         _fail(f"--split must be article, dev or test (got {split!r}).")
     backends = [b.strip() for b in llm.split(",") if b.strip()]
     if split == "article":
+        _claim_for_reading(_settings(seeds, store))
         from qa.evaluate import print_report as show, run_eval
 
         def one(settings):
@@ -313,7 +341,12 @@ def eval_cmd(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as exc:  # a busy port, an unwritable or full disk: a message, not a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        err.print(f"[bold red]Error:[/] {_lit((exc.strerror or str(exc)) + where)}", markup=True, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import queue
 import re
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -21,16 +23,17 @@ from pathlib import Path
 import gradio as gr
 
 from index.owner import claim_store
-from index.settings import Settings
+from index.settings import Settings, endpoints
 from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
 from qa.types import Answer, QAError
-from qa.uploads import ALLOWED_SUFFIXES, save_uploads
+from qa.uploads import ALLOWED_SUFFIXES, remove_partial_uploads, save_uploads
 from ui import web_render as render
 
 log = logging.getLogger(__name__)
 
+MAX_RECORDS = 100  # answers remembered per session (for votes and history); older ones are dropped
 UNEXPECTED = "Something went wrong while answering. The details are in the server log; please try again."
 
 CSS = """
@@ -73,6 +76,20 @@ HEAD = """
     el.scrollIntoView({behavior: 'smooth', block: 'nearest'});
     el.classList.remove('qa-flash'); void el.offsetWidth; el.classList.add('qa-flash');
   }, true);
+  // The chat's copy button copies a message's content, which is our escaped HTML: give the clipboard the plain
+  // text instead (tags dropped, the entities html.escape writes decoded), for copies made from the chat only.
+  const plain = (html) => html.replace(/<[^>]*>/g, '').replace(/&(amp|lt|gt|quot|#x27);/g,
+    (m, e) => ({amp: '&', lt: '<', gt: '>', quot: '"', '#x27': "'"})[e]).replace(/\u258d$/, '');
+  window.qaPlainText = plain;
+  const clip = navigator.clipboard;
+  if (clip && clip.writeText) {
+    const write = clip.writeText.bind(clip);
+    clip.writeText = (text) => {
+      const inChat = document.activeElement && document.activeElement.closest &&
+        document.activeElement.closest('#qa-chat');
+      return write(inChat && typeof text === 'string' ? plain(text) : text);
+    };
+  }
 })();
 </script>
 """
@@ -81,11 +98,25 @@ FOCUS_QUESTION = "() => { document.querySelector('#qa-question textarea')?.focus
 
 
 NO_INDEX = "Nothing is indexed yet: press Rebuild index (or Add documents) and ask again."
-_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+_PATH = re.compile(r"file://[^\s'\"<>]*|(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+_ROOTS: set[str] = set()  # folders of the served settings (data, seeds, store), which may contain spaces
+
+
+def _roots() -> list[str]:
+    """Known folders, longest first: the served settings' folders, the home folder and the temp folder."""
+    found = set(_ROOTS)
+    for root in (str(Path.home()), os.environ.get("TMPDIR", ""), tempfile.gettempdir()):
+        if root.startswith("/") and len(root) > 1:
+            found.add(root.rstrip("/"))
+    return sorted(found, key=len, reverse=True)
 
 
 def hide_paths(text: str) -> str:
-    """The text with every absolute file-system path replaced: the page never shows where files live."""
+    """The text with every absolute file-system path and file:// URL replaced: the page never shows where
+    files live. Known folders are replaced first, as text, so a path with spaces goes whole."""
+    for root in _roots():
+        if root in text:
+            text = re.sub(re.escape(root) + r"(?![\w.@+-])(?:/[^\s'\"<>]*)?", "(path hidden)", text)
     return _PATH.sub("(path hidden)", text)
 
 
@@ -99,6 +130,13 @@ def _message(exc: Exception) -> str:
     return UNEXPECTED
 
 
+def _bounded(records: dict) -> dict:
+    """The session's records without the oldest, so that one more fits within MAX_RECORDS."""
+    if len(records) < MAX_RECORDS:
+        return records
+    return {k: records[k] for k in sorted(records)[-(MAX_RECORDS - 1):]}
+
+
 class ChatApp:
     """Event handlers of the page, over one QAService. Per-session data lives in Gradio state:
     `records` maps the chat index of each assistant message to what was asked and answered (raw text)."""
@@ -106,6 +144,9 @@ class ChatApp:
     def __init__(self, service: QAService):
         self.service = service
         self.settings: Settings = service.settings
+        s = self.settings
+        _ROOTS.update(str(Path(p).absolute()).rstrip("/") for p in (s.data_dir, s.seeds_dir, s.store_path)
+                      if len(str(Path(p).absolute())) > 1)
 
     # --- chat ----------------------------------------------------------------------------------------------
     @staticmethod
@@ -128,7 +169,9 @@ class ChatApp:
             chat.append({"role": "user", "content": render.question_html(question)})
         chat.append({"role": "assistant", "content": render.streaming_html("")})
         turn = len(chat) - 1
-        record = {"question": question, "answer": "", "citations": [], "abstained": None, "complete": False}
+        record = {"question": question[: self.settings.max_query_chars], "answer": "", "citations": [],
+                  "abstained": None, "complete": False}
+        records = _bounded(records)
         sources = render.sources_message("Searching the documents…")
         yield [*chat], sources, records
         raw = ""
@@ -155,8 +198,9 @@ class ChatApp:
     def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
         numbers = {p.n for p in answer.passages}
         message = {"role": "assistant", "content": render.answer_html(answer.answer, turn, numbers)}
-        record = {"question": answer.question, "answer": answer.answer, "abstained": answer.abstained,
-                  "citations": [c.to_json() for c in answer.citations], "complete": True}
+        record = {"question": answer.question[: self.settings.max_query_chars], "answer": answer.answer,
+                  "abstained": answer.abstained, "citations": [c.to_json() for c in answer.citations],
+                  "complete": True}
         return message, render.sources_html(answer, turn), {**records, turn: record}
 
     @staticmethod
@@ -174,13 +218,18 @@ class ChatApp:
         return [], {}, render.sources_placeholder()
 
     def like(self, records: dict | None, data: gr.LikeData) -> None:
-        """Append a thumbs up/down for an answer, with its question and citations, to the feedback log."""
+        """Append a thumbs up/down for an answer, with its question and citations, to the feedback log.
+        Error messages and stopped answers take no votes."""
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        record = (records or {}).get(index)
-        if record is None or data.liked not in (True, False):
+        record = (records or {}).get(index) if isinstance(records, dict) else None
+        if not isinstance(record, dict) or data.liked not in (True, False):
             return
-        record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
-                        citations=record.get("citations"), abstained=record.get("abstained"))
+        if record.get("error") or not record.get("complete"):
+            return
+        if record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
+                           citations=record.get("citations"), abstained=record.get("abstained")) is None:
+            gr.Info("Feedback is not being saved at the moment.")
+            return
         gr.Info("Thanks, your feedback was saved.")
 
     # --- page state ----------------------------------------------------------------------------------------
@@ -314,15 +363,43 @@ def build_app(service: QAService) -> gr.Blocks:
     return demo
 
 
-def check_host(host: str, allow_remote: bool) -> None:
-    """Refuse to listen beyond this computer unless asked to explicitly (ValueError with what to do)."""
+def _loopback(host: str) -> bool:
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback and not allow_remote:
+        return False
+
+
+def check_host(host: str, allow_remote: bool, auth: str | None = None, no_auth: bool = False) -> None:
+    """Refuse to listen beyond this computer unless asked to explicitly, and to serve the network without a
+    login unless that is asked for explicitly too (ValueError with what to do)."""
+    if _loopback(host):
+        return
+    if not allow_remote:
         raise ValueError(f"Refusing to listen on {host}: by default only this computer (127.0.0.1) may connect. "
                          "Pass --allow-remote (and set QA_AUTH=user:password) to serve other machines.")
+    if not auth and not no_auth:
+        raise ValueError(f"Refusing to serve {host} without a login: anyone on the network could read the "
+                         "documents and add files. Set QA_AUTH=user:password, or pass --no-auth to serve "
+                         "without one.")
+
+
+def allowed_hosts(host: str, extra: str | None = None) -> list[str]:
+    """The names a request's Host header may carry: the bound name, this computer's loopback names and the
+    comma-separated `extra` names (QA_ALLOWED_HOSTS). Any other name is refused, so a web page whose name is
+    re-pointed at this computer (DNS rebinding) cannot reach the server. On a wildcard address (0.0.0.0, ::)
+    the machine's own names and addresses are allowed as well."""
+    names = {"127.0.0.1", "localhost", "::1", host}
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        names |= {socket.gethostname(), socket.getfqdn()}
+        try:
+            names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        except OSError:
+            pass
+    names |= {name.strip() for name in (extra or "").split(",")}
+    return sorted(n.lower() for n in names if n and "*" not in n)
 
 
 def _auth(value: str | None) -> tuple[str, str] | None:
@@ -334,26 +411,37 @@ def _auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, block: bool = True):
+def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, no_auth: bool = False,
+           block: bool = True):
     """Start the page for `service` on host:port; returns (app, url) when block is False (tests)."""
-    check_host(host, allow_remote)
     s = service.settings
+    check_host(host, allow_remote, s.auth, no_auth)
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts),
+                         www_redirect=False)
     demo = build_app(service).queue(max_size=s.max_queue, default_concurrency_limit=4)
     theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     fast_app, url, _ = demo.launch(
         server_name=host, server_port=port, auth=_auth(s.auth), max_file_size=f"{s.upload_max_mb}mb",
         prevent_thread_lock=not block, show_error=False, quiet=not block, ssr_mode=False,
-        footer_links=["api"], css=CSS, head=HEAD, theme=theme,
+        footer_links=["api"], css=CSS, head=HEAD, theme=theme, run_history=False,
+        app_kwargs={"middleware": [trusted]},
     )
     return demo, url
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False) -> None:
+def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False,
+          no_auth: bool = False) -> None:
     """Serve the chat until interrupted. The models load in the background while the page starts."""
     host, port = host or settings.host, port or settings.port
-    check_host(host, allow_remote)
+    check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
+    log.info("serving http://%s:%s; %s", host, port, endpoints(settings))
+    for name in remove_partial_uploads(settings):
+        log.info("removed %s, left by an interrupted upload", name)
     service = QAService(settings)
 
     def warm_up() -> None:
@@ -363,7 +451,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             log.warning("warm-up failed", exc_info=True)
 
     threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
-    launch(service, host, port, allow_remote=allow_remote)
+    launch(service, host, port, allow_remote=allow_remote, no_auth=no_auth)
 
 
-__all__ = ["ChatApp", "build_app", "check_host", "launch", "serve"]
+__all__ = ["ChatApp", "allowed_hosts", "build_app", "check_host", "launch", "serve"]

@@ -115,3 +115,41 @@ def test_pdf_text_is_read_and_encrypted_pdf_skipped(tmp_path: Path):
 def test_missing_seeds_folder_is_a_warning_not_a_crash(tmp_path: Path):
     docs, warnings = load_documents(tmp_path / "nope")
     assert docs == [] and "nope" in warnings[0]
+
+
+def test_titles_are_one_short_line_whatever_the_file_says(tmp_path: Path):
+    """A huge or multi-line HTML <title> (copied into every chunk's metadata) is cut to one line of 250
+    characters; so are first-line titles, subtitles and file-name titles."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    huge = "Budget\n\tReport " + "A" * 100_000
+    (seeds / "page.html").write_text(f"<title>{huge}</title><p>The budget grew.</p>", encoding="utf-8")
+    (seeds / "plain.txt").write_text("Short title\n" + "Sub " * 62 + "\n\nBody text.", encoding="utf-8")
+    (seeds / ("n" * 240 + ".txt")).write_text("\n" + "x" * 300 + "\n", encoding="utf-8")
+    docs, warnings = load_documents(seeds)
+    assert warnings == [] and len(docs) == 3
+    for doc in docs:
+        assert len(doc.title) <= 250 and len(doc.subtitle) <= 250, doc.source
+        assert "\n" not in doc.title + doc.subtitle and "\t" not in doc.title + doc.subtitle
+    page = next(d for d in docs if d.source == "page.html")
+    assert page.title.startswith("Budget Report AAA") and page.title.endswith("…")
+    chunks = split_document(page, 500, 100)
+    assert all(len(c.title) <= 250 for c in chunks)
+
+
+def test_terminal_escape_sequences_and_control_characters_are_removed(tmp_path: Path):
+    """Document text is printed by the CLI: escape sequences (title change, screen clear, clipboard write) and
+    control characters other than newline and tab never reach it; the words around them stay."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    raw = ("\x1b]0;PWNED\x07Title\x1b[2J here\nThe \x1b[31mred\x1b[0m fox\x9b31m ran\x07.\tTabbed\x00."
+           "\x1b]52;c;ZXZpbA==\x1b\\ Done\x0cNext page.\x7f")
+    (seeds / "a.txt").write_bytes(raw.replace("\x00", "").encode("utf-8"))
+    docs, _ = load_documents(seeds)
+    text = docs[0].text
+    assert "PWNED" not in text and "ZXZpbA" not in text
+    assert not [ch for ch in text if (ord(ch) < 32 and ch not in "\n\t") or 0x7f <= ord(ch) <= 0x9f]
+    assert text.startswith("Title here\nThe red fox ran.\tTabbed. Done\nNext page.")
+    assert docs[0].title == "Title here"
+    title, _, cleaned = clean_text("\x1b[1mBold\x1b[0m heading\nline")
+    assert (title, cleaned) == ("Bold heading", "Bold heading\nline")

@@ -58,3 +58,19 @@ def test_concurrent_votes_never_interleave(settings):
     records = read_feedback(settings)
     assert len(records) == 80
     assert all(r["answer"] == answer for r in records)
+
+
+def test_a_vote_is_bounded_and_the_log_stops_at_its_size_limit(settings):
+    """A 5 MB question cannot make a 5 MB line, and a full log takes no more votes (the disk never fills)."""
+    from qa.feedback import MAX_LOG_BYTES
+
+    cites = [{"n": i, "quote": "q" * 10_000} for i in range(500)]
+    path = record_feedback(settings, liked=True, question="x" * 5_000_000, answer="y" * 5_000_000, citations=cites)
+    line = path.read_bytes()
+    assert len(line) < 200_000
+    vote = read_feedback(settings)[0]
+    assert vote["question"] == "x" * settings.max_query_chars and len(vote["citations"]) <= 32
+    with path.open("r+b") as f:
+        f.truncate(MAX_LOG_BYTES)  # sparse: a full log without writing 20 MB
+    assert record_feedback(settings, liked=False, question="q", answer="a") is None
+    assert path.stat().st_size == MAX_LOG_BYTES

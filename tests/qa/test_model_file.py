@@ -29,12 +29,18 @@ def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
         pkg = site / f"qa_tiny_model_part{i}"
         (pkg / "data").mkdir(parents=True)
         (pkg / "data" / f"part{i}.bin").write_bytes(piece)
-        (pkg / "__init__.py").write_text(textwrap.dedent("""
-            import os
+        (pkg / "__init__.py").write_text(textwrap.dedent(f"""
+            import os, pathlib
+            pathlib.Path({str(tmp_path / "EXECUTED")!r}).write_text("the part package ran as code")
             def get_part_path():
                 d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
                 return os.path.join(d, os.listdir(d)[0])
         """))
+        info = site / f"qa_tiny_model_part{i}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: qa-tiny-model-part{i}\nVersion: 1.0\n")
+        (info / "RECORD").write_text(f"qa_tiny_model_part{i}/__init__.py,,\nqa_tiny_model_part{i}/data/part{i}.bin,,\n"
+                                     f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
     monkeypatch.syspath_prepend(str(site))
     whole = b"".join(pieces)
     spec = ModelSpec(name="tiny", filename="tiny.gguf", package_prefix="qa-tiny-model-part", parts=3,
@@ -43,8 +49,9 @@ def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
     return spec
 
 
-def test_assembles_parts_in_order_and_reuses_the_file(settings, tiny_model):
+def test_assembles_parts_in_order_and_reuses_the_file(settings, tiny_model, tmp_path):
     path = ensure_model_file(settings, model="tiny")
+    assert not (tmp_path / "EXECUTED").exists()  # the parts are located as data; their code never runs
     assert path == settings.models_path / "tiny.gguf"
     assert _sha256(path) == tiny_model.sha256
     assert [p.name for p in path.parent.iterdir() if p.suffix == ".part"] == []  # no temp file left behind

@@ -62,6 +62,12 @@ def seeds_listing(settings) -> list[str]:
     ("café_über.txt", "café_über.txt"),
     ("a, b + c.txt", "a_b_c.txt"),
     ("x" * 300 + ".txt", "x" * 96 + ".txt"),
+    ("report (1).pdf", "report_1.pdf"),
+    ("John's notes.txt", "John_s_notes.txt"),
+    ("Q&A.md", "Q_A.md"),
+    ("Issue #5.md", "Issue_5.md"),
+    ("draft [v2] = final!.txt", "draft_v2_final.txt"),
+    ("50% ~ ^done.html", "50_done.html"),
 ])
 def test_safe_name_rebuilds_names_from_a_small_alphabet(name, expected):
     assert safe_name(name) == expected
@@ -74,6 +80,7 @@ def test_safe_name_rebuilds_names_from_a_small_alphabet(name, expected):
     ("..\\win.txt", "folders"),
     ("a..txt", "'..'"),
     ("rm -rf $(HOME).txt", "not allowed"),
+    ("a{b}.txt", "not allowed"),
     ("x;reboot.txt", "not allowed"),
     ("a|b.txt", "not allowed"),
     ("`id`.md", "not allowed"),
@@ -182,4 +189,71 @@ def test_stored_file_is_readable_by_the_indexer(settings, upload):
     docs, warnings = load_documents(settings.seeds_dir)
     assert "page.html" in [d.source for d in docs]
     assert not warnings
-    assert os.stat(settings.seeds_dir / "page.html").st_mode & 0o777 == 0o644
+    assert os.stat(settings.seeds_dir / "page.html").st_mode & 0o777 == 0o600
+
+
+def test_an_os_error_refuses_that_file_only_and_leaves_nothing(settings, upload, monkeypatch):
+    """A full disk while one file is copied: that file gets a clear refusal, the others are saved."""
+    import errno
+    import shutil
+
+    real_copy = shutil.copyfileobj
+
+    def copy(src, dst, *args):
+        if b"fills the disk" in src.read(100):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        src.seek(0)
+        return real_copy(src, dst, *args)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy)
+    result = save_uploads([(upload(b"one\n", "a"), "one.txt"), (upload(b"this fills the disk\n", "b"), "big.txt"),
+                           (upload(b"three\n", "c"), "three.txt")], settings)
+    assert result.saved == ["one.txt", "three.txt"]
+    assert result.rejected == ["big.txt could not be saved (No space left on device)."]
+    assert not [p for p in settings.seeds_dir.iterdir() if p.name.startswith(".") or p.name == "big.txt"]
+
+
+def test_a_folder_without_hard_links_still_takes_uploads(settings, upload, monkeypatch):
+    """Some mounts (SMB, FUSE, exFAT) refuse os.link: the file is moved into place instead, never overwriting."""
+    import errno
+
+    def no_links(*_args, **_kwargs):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert save_upload(upload(b"linked or not\n"), "notes.txt", settings) == ("notes.txt", False)
+    assert (settings.seeds_dir / "notes.txt").read_bytes() == b"linked or not\n"
+    assert save_upload(upload(b"other text\n"), "notes.txt", settings) == ("notes-2.txt", False)
+    assert (settings.seeds_dir / "notes.txt").read_bytes() == b"linked or not\n"
+    assert not [p for p in settings.seeds_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_the_same_content_under_another_name_is_refused(settings, upload):
+    seed = next(settings.seeds_dir.iterdir())
+    before = seeds_listing(settings)
+    with pytest.raises(UploadRejected, match=f"already in the library as {seed.name}"):
+        save_upload(upload(seed.read_bytes()), "copy of the article.txt", settings)
+    assert seeds_listing(settings) == before
+
+
+def test_uploads_are_synced_to_disk_before_they_appear(settings, upload, monkeypatch):
+    """The copy is fsynced before it takes its name, and the folder after (a power cut leaves no empty file)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_upload(upload(b"durable\n"), "durable.txt", settings)
+    assert any(".upload-" in p for p in synced) and str(settings.seeds_dir) in synced
+
+
+def test_stale_partial_uploads_are_removed(settings):
+    from qa.uploads import remove_partial_uploads
+
+    (settings.seeds_dir / ".upload-abc123.part").write_bytes(b"half a file")
+    (settings.seeds_dir / ".keep-me").write_bytes(b"not ours")
+    assert remove_partial_uploads(settings) == [".upload-abc123.part"]
+    assert seeds_listing(settings) == [".keep-me", "pakistan-china-strategic-dialogue.txt"]

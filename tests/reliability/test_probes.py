@@ -116,7 +116,7 @@ BAD_FILES = [
     ("binary.md", lambda: b"\x89PNG\r\n\x1a\n\x00\x00" * 50, "binary"),
     ("notes; rm -rf ~.txt", lambda: b"text", "not allowed"),
     ("..\\..\\evil.txt", lambda: b"text", "'..'"),
-    ("<img src=x onerror=alert(1)>.txt", lambda: b"text", "not allowed"),
+    ("<img src=x onerror=alert(1)>;.txt", lambda: b"text", "not allowed"),
 ]
 
 

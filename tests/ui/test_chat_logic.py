@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -159,7 +160,8 @@ def test_only_loopback_without_an_explicit_flag(host, allowed):
     else:
         with pytest.raises(ValueError, match="--allow-remote"):
             check_host(host, allow_remote=False)
-        check_host(host, allow_remote=True)
+        check_host(host, allow_remote=True, auth="ana:s3cret-pass")
+        check_host(host, allow_remote=True, no_auth=True)
 
 
 def test_serve_refuses_a_public_interface_before_loading_anything(settings, monkeypatch):
@@ -170,3 +172,39 @@ def test_serve_refuses_a_public_interface_before_loading_anything(settings, monk
         ui.web.serve(settings, host="0.0.0.0")
     with pytest.raises(ValueError, match="QA_AUTH must look like user:password"):
         ui.web.serve(settings.with_overrides(auth="no-colon"))
+
+
+@pytest.mark.parametrize("text, leaks", [
+    ("the manifest /home/John Smith/qa/.qa/store/builds/x/manifest.json is missing", ["Smith", "manifest.json"]),
+    ("cannot read '/srv/qa data/seeds/a.txt'", ["data/seeds", "a.txt", "seeds"]),
+    ("see file:///home/u/x and file://host/share/y.txt", ["home/u", "share", "file:"]),
+    ("store at /tmp/qa run 7/store: damaged", ["run 7", "store:"]),
+])
+def test_paths_with_spaces_and_file_urls_are_hidden(settings, monkeypatch, text, leaks):
+    from ui.web import hide_paths
+
+    monkeypatch.setenv("HOME", "/home/John Smith")
+    monkeypatch.setenv("TMPDIR", "/tmp/qa run 7")
+    ChatApp(FakeService(settings.with_overrides(seeds_dir=Path("/srv/qa data/seeds"),
+                                                data_dir=Path("/home/John Smith/qa/.qa"))))
+    shown = hide_paths(text)
+    assert "(path hidden)" in shown
+    for leak in leaks:
+        assert leak not in shown, shown
+
+
+def test_no_votes_on_error_turns_and_session_records_are_bounded(settings):
+    from ui.web import MAX_RECORDS
+
+    app = ChatApp(FakeService(settings, fail=QAError("The index is being rebuilt.")))
+    chat, _, records = run(app, "Who co-chaired the dialogue?")[-1]
+    assert records[1]["error"]
+    app.like(records, gr.LikeData(None, {"index": 1, "value": chat[1]["content"], "liked": True}))
+    assert read_feedback(settings) == []
+
+    app = ChatApp(FakeService(settings))
+    chat, _, records = run(app, "Who co-chaired the dialogue? " + "x" * 50_000)[-1]
+    assert len(records[1]["question"]) == settings.max_query_chars
+    for i in range(MAX_RECORDS + 5):
+        chat, _, records = run(app, f"question {i}", chat, records)[-1]
+    assert len(records) == MAX_RECORDS and max(records) == len(chat) - 1

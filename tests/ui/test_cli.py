@@ -95,3 +95,61 @@ def test_ask_json_extractive_batch_and_conversation(dirs):
 def test_index_status_without_index(tmp_path):
     r = qa("index", "status", "--store", str(tmp_path / "none"))
     assert r.returncode == 1 and "qa index build" in r.stdout
+
+
+def test_names_and_messages_are_printed_literally(tmp_path):
+    """File names with square brackets are not Rich markup: printed as they are, never dropped or a crash."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "notes [draft].md").write_text("The orchard in Hunza grows apricots.\n", encoding="utf-8")
+    (seeds / "report [bold red]final.doc").write_bytes(b"old format")
+    store = str(tmp_path / "store")
+    r = qa("index", "build", "--seeds", str(seeds), "--store", store, env={"COLUMNS": "300"})
+    assert r.returncode == 0, r.stderr
+    assert "Skipped: skipped report [bold red]final.doc: unsupported file type" in r.stderr
+    r = qa("search", "apricots in Hunza", "--k", "1", "--seeds", str(seeds), "--store", store,
+           env={"COLUMNS": "300"})
+    assert r.returncode == 0 and "1. notes [draft].md:0-" in r.stdout, r.stdout + r.stderr
+    r = qa("index", "status", "--seeds", str(seeds), "--store", store + " [/]", env={"COLUMNS": "300"})
+    assert r.returncode == 1 and f"No index yet at {store} [/]." in r.stdout and "Traceback" not in r.stderr
+
+
+def test_printed_text_never_carries_terminal_escape_sequences(monkeypatch):
+    """Answers, quotes, passages and names reach the terminal without escape sequences or control characters."""
+    import io
+
+    from rich.console import Console
+
+    from qa.types import Answer, Citation, Passage
+    from ui import cli
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buffer, force_terminal=True, color_system=None, width=300))
+    evil = "\x1b]0;PWNED\x07Clear\x1b[2J screen\x1b]52;c;ZXZpbA==\x07 now\x9b31m."
+    passage = Passage(1, "c1", f"a [/] {evil}.txt", "t", 0, 10, 1.0, evil)
+    cli._print_sources(Answer("q", evil, False, [Citation(1, f"[b]{evil}[/b].txt", "c1", 0, 10, evil)], [passage]))
+    cli._print_sources(Answer("q", evil, True, [], [passage]))
+    shown = buffer.getvalue()
+    assert "\x1b]" not in shown and "\x9b" not in shown and "\x07" not in shown and "PWNED" not in shown
+    assert "\x1b[2J" not in shown and "ZXZpbA" not in shown
+    assert "Clear screen now." in shown and "[b]Clear screen now.[/b].txt" in shown and "a [/] Clear" in shown
+
+
+def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
+    import socket
+
+    blocker = tmp_path / "store-is-a-file"
+    blocker.write_text("not a folder")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("Some text.\n", encoding="utf-8")
+    r = qa("index", "build", "--seeds", str(seeds), "--store", str(blocker / "store"))
+    assert r.returncode == 1 and "Error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = qa("serve", "--port", str(port), "--llm", "extractive", "--seeds", str(seeds), "--store",
+               str(tmp_path / "store"), env={"QA_DATA_DIR": str(tmp_path / "data")})
+    assert r.returncode == 1 and "Error:" in r.stderr and str(port) in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr

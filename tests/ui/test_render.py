@@ -134,3 +134,31 @@ def test_rebuild_report_lists_warnings():
 def test_long_question_bubble_is_shortened():
     html = render.question_html("x" * 200_000)
     assert len(html) < 2100 and html.endswith("(200,000 characters)")
+
+
+def test_the_copy_button_gets_plain_text(tmp_path):
+    """The page's script turns a chat message's HTML back into the text shown (run by node on the script itself;
+    tests/ui/test_browser.py drives the page in Chromium)."""
+    import json
+    import re
+    import shutil
+    import subprocess
+
+    from ui.web import HEAD
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    plain = re.search(r"const plain = (\(html\) => .*?\);)\n", HEAD, re.S).group(1)
+    answer = "Mayor Ann Lee & O'Brien said \"<b>x</b> < y\" [1] [7]."
+    samples = {
+        render.answer_html(answer, 3, {1}): answer,
+        render.question_html("<img src=x onerror=alert(1)> & 'q'"): "<img src=x onerror=alert(1)> & 'q'",
+        render.streaming_html("Partial &amp; text"): "Partial &amp; text",
+        render.text_html("The documents don't say."): "The documents don't say.",
+    }
+    script = f"const plain = {plain}\nconst cases = {json.dumps(list(samples))};\n" \
+             "console.log(JSON.stringify(cases.map(plain)));"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == list(samples.values())
