@@ -286,7 +286,7 @@ def build_app(service: QAService) -> gr.Blocks:
             upload = gr.UploadButton("Add documents", file_count="multiple", size="sm", scale=0, min_width=160,
                                      elem_id="qa-upload", file_types=list(ALLOWED_SUFFIXES))
             rebuild = gr.Button("Rebuild index", size="sm", scale=0, min_width=160, elem_id="qa-rebuild")
-            gr.HTML(f'<span class="qa-note">.txt, .md, .html or .pdf, up to {s.upload_max_mb} MB each</span>',
+            gr.HTML(f'<span class="qa-note">.txt, .md, .html, .pdf or .docx, up to {s.upload_max_mb} MB each</span>',
                     js_on_load=None)
         progress = gr.HTML("", elem_id="qa-progress-box", js_on_load=None)
         pending = gr.Textbox(visible=False)
