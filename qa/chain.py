@@ -7,6 +7,7 @@ Answer, whose markers and abstention are decided by code (qa.cite), not by the m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -308,7 +309,7 @@ def select_context(question: str, passages: Sequence[Passage], embed: Embed, bud
     for p in passages:
         if p.n in chosen:
             text = " ".join(p.text[s:e] for s, e in sorted(chosen[p.n]))
-            out.append(Passage(p.n, p.chunk_id, p.source, p.title, p.start, p.end, p.score, text))
+            out.append(dataclasses.replace(p, text=text))
     return out
 
 

@@ -152,7 +152,8 @@ def align(answer: str, passages: Sequence[Passage], embed: Embed, question: str 
                 seen.add(key)
                 p = al.support.passage
                 citations.append(Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=al.support.start,
-                                          end=al.support.end, quote=al.support.text))
+                                          end=al.support.end, quote=al.support.text,
+                                          page=p.page_at(al.support.start)))
         pieces.append(sentence)
         cursor = e
     pieces.append(clean[cursor:])

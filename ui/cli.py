@@ -135,11 +135,12 @@ def search(
             _fail(str(exc))
         if as_json:
             results = [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
-                        "score": round(float(p.score), 6), "text": p.text} for p in passages]
+                        "score": round(float(p.score), 6), "text": p.text, "page": p.page} for p in passages]
             print(json.dumps({"query": q, "results": results}), flush=True)
         else:
             for p in passages:
-                out.print(f"[bold]{p.n}.[/] {p.source}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
+                page = f" p. {p.page}" if p.page is not None else ""
+                out.print(f"[bold]{p.n}.[/] {p.source}{page}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
                 out.print(f"   {' '.join(p.text.split())}", markup=False)
     if failed:
         raise typer.Exit(1)
@@ -166,7 +167,8 @@ def _print_sources(answer) -> None:
     if answer.citations:
         out.print("\n[dim]Sources:[/]", markup=True)
     for c in answer.citations:
-        out.print(f"  [{c.n}] {c.source}:{c.start}-{c.end}  “{c.quote}”", markup=False)
+        page = f" p. {c.page}" if c.page is not None else ""
+        out.print(f"  [{c.n}] {c.source}{page}:{c.start}-{c.end}  “{c.quote}”", markup=False)
 
 
 def _stream_to_terminal(service, question: str, history: list[dict]):

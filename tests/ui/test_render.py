@@ -134,3 +134,15 @@ def test_rebuild_report_lists_warnings():
 def test_long_question_bubble_is_shortened():
     html = render.question_html("x" * 200_000)
     assert len(html) < 2100 and html.endswith("(200,000 characters)")
+
+
+def test_pdf_passages_and_citations_say_their_page_and_other_formats_do_not():
+    text = "Override.xml takes precedence over all other files."
+    pdf = Passage(n=1, chunk_id="p", source="spec.pdf", title="Spec", start=0, end=len(text), score=1, text=text,
+                  page=12)
+    txt = Passage(n=2, chunk_id="t", source="notes.txt", title="Notes", start=0, end=len(text), score=1, text=text)
+    cite = Citation(n=1, source="spec.pdf", chunk_id="p", start=0, end=len(text), quote=text, page=12)
+    html = render.sources_html(Answer(question="q", answer=f"{text} [1]", abstained=False, citations=[cite],
+                                      passages=[pdf, txt]), 1)
+    assert "spec.pdf · p. 12 · characters" in html and "Spec, p. 12</a>" in html
+    assert "notes.txt · characters" in html and "p. None" not in html
