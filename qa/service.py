@@ -93,6 +93,7 @@ class QAService:
         self._priming: str | None = None  # collection whose corpus is being / was sent to the cache
         self._primed: str | None = None  # collection whose corpus is in the cache: documents mode is on
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
+        self.watch_status: Callable[[], str] | None = None  # the folder watcher's status line, when one runs
 
     # --- lazily created parts -----------------------------------------------------------------------------
     def embedder(self):
@@ -318,6 +319,8 @@ class QAService:
         info = dict(index_status(self.settings))
         info["embedding_model"] = self.settings.embedding_model
         info["llm"] = self.llm_name()
+        if self.watch_status is not None:
+            info["watch"] = self.watch_status()
         return info
 
     def llm_name(self) -> str:

@@ -174,13 +174,14 @@ def status_html(status: dict) -> str:
     llm = escape(str(status.get("llm") or "unknown model"))
     if status.get("llm_note"):
         llm += f' <span class="qa-note">({escape(str(status["llm_note"]))})</span>'
+    watch = f' <span class="qa-watch">{escape(str(status["watch"]))}</span>' if status.get("watch") else ""
     if not status.get("exists"):
         return (f'<div class="qa-status" id="qa-status">No index yet: add documents or press '
-                f'<b>Rebuild index</b>. Answering model: {llm}.</div>')
+                f'<b>Rebuild index</b>. Answering model: {llm}.{watch}</div>')
     docs, chunks = int(status.get("documents") or 0), int(status.get("chunks") or 0)
     return (f'<div class="qa-status" id="qa-status">Indexed: {docs} document{"s" * (docs != 1)}, '
             f'{chunks} passages, built {escape(_when(status.get("built_at")))}. '
-            f'Answering model: {llm}.</div>')
+            f'Answering model: {llm}.{watch}</div>')
 
 
 def progress_html(stage: str, done: int, total: int) -> str:

@@ -146,3 +146,11 @@ def test_pdf_passages_and_citations_say_their_page_and_other_formats_do_not():
                                       passages=[pdf, txt]), 1)
     assert "spec.pdf · p. 12 · characters" in html and "Spec, p. 12</a>" in html
     assert "notes.txt · characters" in html and "p. None" not in html
+
+
+def test_status_line_shows_the_watcher_escaped():
+    base = {"exists": True, "documents": 2, "chunks": 9, "built_at": "2026-01-02T03:04:05", "llm": "m"}
+    assert "qa-watch" not in render.status_html(base)
+    html = render.status_html({**base, "watch": "Rebuilding the index after a change <b>now</b>…"})
+    assert '<span class="qa-watch">Rebuilding the index after a change &lt;b&gt;now&lt;/b&gt;…</span>' in html
+    assert "Rebuilding" in render.status_html({"exists": False, "watch": "Rebuilding…"})
