@@ -120,3 +120,21 @@ def test_an_overrunning_worker_is_killed_and_the_next_file_gets_a_fresh_one(tmp_
         assert "Readable text." in extractor.extract(pdf).text
         worker = extractor._proc
     assert worker is not None and not worker.is_alive()  # closed on exit
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ("Shared MIME-info Database", "Shared MIME-info Database"),
+    ("Microsoft Word - draft3.docx", "1 Introduction"),  # a file name, not a title: the first line is
+    ("Long\ntitle " * 200, ("Long title " * 200)[:249].rstrip() + "…"),  # one line, capped
+])
+def test_pdf_title_comes_from_its_metadata_when_it_is_a_real_one(tmp_path: Path, meta: str, expected: str):
+    from pypdf import PdfReader, PdfWriter
+
+    write_pdf(tmp_path / "plain.pdf", spec_pages())
+    writer = PdfWriter(clone_from=PdfReader(tmp_path / "plain.pdf"))
+    writer.add_metadata({"/Title": meta})
+    with open(tmp_path / "spec.pdf", "wb") as f:
+        writer.write(f)
+    (tmp_path / "plain.pdf").unlink()
+    [doc], _ = load_documents(tmp_path)
+    assert doc.title == expected and len(doc.title) <= 250
