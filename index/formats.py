@@ -58,6 +58,8 @@ _PAGE_NUMBER = re.compile(
 _SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]]*$")
 _LIST_ITEM = re.compile(r"^(?:[-•▪◦*–]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")
 _HYPHENATED = re.compile(r"[^\W\d_]-$")
+_WORD = re.compile(r"\w+(?:-\w+)*")
+_WORD_END = re.compile(r"\w+(?:-\w+)*$")
 _JUNK_TITLE = re.compile(r"^(untitled|microsoft \w+ - )|\.(docx?|pdf|odt|rtf|tex|dvi)$", re.IGNORECASE)
 _FURNITURE_LINES = 2  # how many lines at the top and at the bottom of a page may be a running header/footer
 
@@ -67,32 +69,50 @@ def _furniture_key(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.split()).lower())
 
 
+def _trim(lines: list[str], repeated: set[str]) -> list[str]:
+    """The page's lines without blank ends, running headers/footers (keys in `repeated`) and page numbers."""
+    def furniture(line: str) -> bool:
+        return not line or _furniture_key(line) in repeated or bool(_PAGE_NUMBER.match(line))
+
+    top, bottom = 0, len(lines)
+    dropped = 0
+    while top < bottom and furniture(lines[top]) and dropped <= _FURNITURE_LINES:
+        dropped += bool(lines[top])
+        top += 1
+    dropped = 0
+    while bottom > top and furniture(lines[bottom - 1]) and dropped <= _FURNITURE_LINES:
+        dropped += bool(lines[bottom - 1])
+        bottom -= 1
+    while top < bottom and not lines[top]:
+        top += 1
+    while bottom > top and not lines[bottom - 1]:
+        bottom -= 1
+    return lines[top:bottom]
+
+
 def _page_lines(raw_pages: list[str]) -> list[list[str]]:
-    """Each page's lines without running headers, footers and bare page numbers."""
-    pages = [[" ".join(line.split()) for line in (raw or "").splitlines()] for raw in raw_pages]
-    pages = [[line for line in lines if line] for lines in pages]
+    """Each page's lines without running headers, footers and bare page numbers; "" marks a paragraph gap."""
+    pages = []
+    for raw in raw_pages:
+        lines: list[str] = []
+        for line in (raw or "").splitlines():
+            line = " ".join(line.split())
+            if line or (lines and lines[-1]):  # runs of blank lines become one gap mark
+                lines.append(line)
+        pages.append(lines)
     counts: Counter = Counter()
     for lines in pages:
-        edge = set(lines[:_FURNITURE_LINES]) | set(lines[-_FURNITURE_LINES:])
+        text = [line for line in lines if line]
+        edge = set(text[:_FURNITURE_LINES]) | set(text[-_FURNITURE_LINES:])
         counts.update({_furniture_key(line) for line in edge})
     threshold = max(2, (len(pages) + 1) // 2)  # on at least half of the pages (and at least two)
     repeated = {key for key, n in counts.items() if n >= threshold}
-    out = []
-    for lines in pages:
-        top, bottom = 0, len(lines)
-        for _ in range(_FURNITURE_LINES + 1):  # header lines, then a page number above or below them
-            if top < bottom and (_furniture_key(lines[top]) in repeated or _PAGE_NUMBER.match(lines[top])):
-                top += 1
-        for _ in range(_FURNITURE_LINES + 1):
-            if bottom > top and (_furniture_key(lines[bottom - 1]) in repeated or _PAGE_NUMBER.match(lines[bottom - 1])):
-                bottom -= 1
-        out.append(lines[top:bottom])
-    return out
+    return [_trim(lines, repeated) for lines in pages]
 
 
 def _line_width(lines: list[str]) -> int:
     """The length of a full line on this page: a high percentile, so one overlong line does not set it."""
-    lengths = sorted(len(line) for line in lines)
+    lengths = sorted(len(line) for line in lines if line)
     return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
 
 
@@ -102,18 +122,32 @@ def _continues(prev: str, line: str, width: int) -> bool:
         return False  # a list item starts; a short line is a heading or the end of a paragraph
     first_word = len(line.split(" ", 1)[0])
     # A sentence that ends well before the margin, although the next word would have fitted, ends a paragraph.
-    return not (_SENTENCE_END.search(prev) and len(prev) + 1 + first_word < 0.9 * width)
+    return not (_SENTENCE_END.search(prev[-20:]) and len(prev) + 1 + first_word < 0.9 * width)
+
+
+def _keeps_hyphen(prev: str, line: str, vocabulary: set[str]) -> bool:
+    head = _WORD_END.search(prev[-101:-1])  # a bounded tail: a search from every position of a long line is quadratic
+    tail = _WORD.match(line)
+    if not head or not tail:
+        return False
+    hyphenated = f"{head.group(0)}-{tail.group(0)}".lower()
+    return hyphenated in vocabulary and hyphenated.replace("-", "") not in vocabulary
 
 
 def reflow_pages(raw_pages: list[str]) -> Extracted:
     """Paragraphs of running text from the text of each page, and where each page starts in it.
 
-    A line ends its paragraph when it is clearly shorter than the page's full lines, or ends a sentence before
-    the margin, or the next line starts a list item; otherwise the next line continues it (across a page break
-    too). A word hyphenated at a line end is joined back ("infor-" + "mation"); a hyphen before a capital or a
-    digit stays ("Franco-" + "German").
+    A line ends its paragraph when a blank line (a wider gap on the page) follows it, when it is clearly
+    shorter than the page's full lines, or ends a sentence before the margin, or the next line starts a list
+    item; otherwise the next line continues it (across a page break
+    too). A word hyphenated at a line end is joined back ("infor-" + "mation"), unless the document writes it
+    with that hyphen elsewhere ("update-mime-" + "database"); a hyphen before a capital or a digit stays
+    ("Franco-" + "German").
     """
     pages = _page_lines(raw_pages)
+    # Words written with a hyphen inside a line: "update-mime-" + "database" keeps its hyphen when the document
+    # writes "update-mime-database" elsewhere and never "update-mimedatabase".
+    vocabulary = {w.lower() for lines in pages for line in lines for w in _WORD.findall(line)}
     text: list[str] = []  # pieces of the result
     size = 0
     starts: list[int] = []
@@ -121,13 +155,20 @@ def reflow_pages(raw_pages: list[str]) -> Extracted:
     for lines in pages:
         width = _line_width(lines)
         starts.append(-1)
+        gap = False
         for line in lines:
+            if not line:  # the page shows a paragraph gap here
+                gap = True
+                continue
             if not text:
                 sep = ""
+            elif gap:
+                sep = "\n\n"
             elif _continues(prev, line, prev_width) and _HYPHENATED.search(prev) and line[:1].islower():
-                text[-1] = text[-1][:-1]  # "infor-" + "mation": one word again
-                size -= 1
                 sep = ""
+                if not _keeps_hyphen(prev, line, vocabulary):
+                    text[-1] = text[-1][:-1]  # "infor-" + "mation": one word again
+                    size -= 1
             elif _continues(prev, line, prev_width):
                 sep = " "
             else:
@@ -138,7 +179,7 @@ def reflow_pages(raw_pages: list[str]) -> Extracted:
                 starts[-1] = size
             text.append(line)
             size += len(line)
-            prev, prev_width = line, width
+            prev, prev_width, gap = line, width, False
     body = "".join(text)
     # A page without text starts where the next page's text does (or at the end).
     fixed: list[int] = []
@@ -152,6 +193,43 @@ def _over(chars: int, max_chars: int) -> FormatError:
     return FormatError(f"has more than {max_chars:,} characters of text (the limit is QA_MAX_DOC_CHARS)")
 
 
+def _page_text(page) -> str:
+    """The page's text, one line per line of print, with a blank line where the gap between two lines is
+    clearly wider than the page's usual line spacing (a paragraph break that the plain text does not show)."""
+    pieces: list[tuple[str, float]] = []
+
+    def visit(text, cm, tm, _font, _size) -> None:
+        if text:
+            pieces.append((text, tm[4] * cm[1] + tm[5] * cm[3] + cm[5]))  # the y of the text on the page
+
+    plain = page.extract_text(visitor_text=visit) or ""
+    lines: list[tuple[str, float | None]] = []
+    current, y_of = "", None
+    for text, y in pieces:
+        for i, part in enumerate(text.split("\n")):
+            if i:
+                lines.append((current, y_of))
+                current, y_of = "", None
+            if y_of is None and part.strip():
+                y_of = y
+            current += part
+    lines.append((current, y_of))
+    lines = [(t, y) for t, y in lines if t.strip()]
+    if "".join("".join(t.split()) for t, _ in lines) != "".join(plain.split()):
+        return plain  # the pieces do not add up to the page's text: no gap information
+    steps = sorted(a - b for (_, a), (_, b) in zip(lines, lines[1:]) if a is not None and b is not None and a > b)
+    if len(steps) < 2:
+        return plain
+    usual = steps[len(steps) // 2]
+    out, prev_y = [], None
+    for t, y in lines:
+        if prev_y is not None and y is not None and prev_y - y > 1.4 * usual:
+            out.append("")
+        out.append(t)
+        prev_y = y if y is not None else prev_y
+    return "\n".join(out)
+
+
 def pdf_text(path: str | Path, max_chars: int) -> Extracted:
     from pypdf import PdfReader
 
@@ -161,7 +239,7 @@ def pdf_text(path: str | Path, max_chars: int) -> Extracted:
             raise FormatError("is an encrypted PDF")
         raw, total = [], 0
         for page in reader.pages:
-            raw.append(page.extract_text() or "")
+            raw.append(_page_text(page))
             total += len(raw[-1])
             if total > max_chars:
                 raise _over(total, max_chars)
