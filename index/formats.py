@@ -139,8 +139,7 @@ def reflow_pages(raw_pages: list[str]) -> Extracted:
 
     A line ends its paragraph when a blank line (a wider gap on the page) follows it, when it is clearly
     shorter than the page's full lines, or ends a sentence before the margin, or the next line starts a list
-    item; otherwise the next line continues it (across a page break
-    too). A word hyphenated at a line end is joined back ("infor-" + "mation"), unless the document writes it
+    item; otherwise the next line continues it (across a page break too). A word hyphenated at a line end is joined back ("infor-" + "mation"), unless the document writes it
     with that hyphen elsewhere ("update-mime-" + "database"); a hyphen before a capital or a digit stays
     ("Franco-" + "German").
     """
