@@ -18,6 +18,7 @@ from pathlib import Path
 
 from index import store
 from index.bm25 import Bm25Index
+from index.formats import SUPPORTED_SUFFIXES
 from index.load import load_documents
 from index.settings import Settings
 from index.split import split_document
@@ -193,10 +194,12 @@ def build_index(
         active, manifest = _active_state(settings)
         _remove_leftovers(settings, client, keep=active)
 
-        docs, warnings = load_documents(settings.seeds_dir, on_file=lambda done, total: report_progress("read", done, total))
+        docs, warnings = load_documents(settings.seeds_dir, on_file=lambda done, total: report_progress("read", done, total),
+                                        max_chars=settings.max_doc_chars, max_seconds=settings.max_extract_seconds,
+                                        memory_mb=settings.max_extract_mb)
         if not docs:
             raise IndexError_(
-                f"no documents to index in {settings.seeds_dir} (put .txt, .md, .html or .pdf files there)"
+                f"no documents to index in {settings.seeds_dir} (put {', '.join(SUPPORTED_SUFFIXES)} files there)"
                 + "".join(f"\n  {w}" for w in warnings)
             )
         same_config = manifest is not None and store.config_mismatch(manifest, settings) is None
@@ -261,7 +264,8 @@ def build_index(
                 ids=[c.id for c in batch],
                 embeddings=ordered[i : i + step],
                 documents=[c.text for c in batch],
-                metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end} for c in batch],
+                metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end,
+                            **({"page": c.page} if c.page is not None else {})} for c in batch],
             )
             report_progress("write", min(i + step, len(chunks)), len(chunks))
         _write_files(folder, name, config, docs, chunks_by_doc, chunks)
@@ -286,7 +290,8 @@ def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
     """documents.json (texts + chunk spans), BM25, then the manifest last: the manifest is the 'complete' mark."""
     store.write_json_atomic(folder / store.DOCUMENTS, {
         d.source: {"title": d.title, "subtitle": d.subtitle, "sha256": d.sha256, "text": d.text,
-                   "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]]}
+                   "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]],
+                   **({"pages": list(d.pages)} if d.pages else {})}
         for d in docs
     })
     Bm25Index.build([c.id for c in chunks], [c.text for c in chunks]).save(folder / store.BM25_DIR)

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
+from index.formats import EXTRACTED_SUFFIXES, SUPPORTED_SUFFIXES, Extractor, FormatError
 from index.types import Document
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+SUPPORTED = frozenset(SUPPORTED_SUFFIXES)
+_SUPPORTED_NAMES = ", ".join(SUPPORTED_SUFFIXES)
 
 # A title or subtitle is a short line; a long first line is a paragraph, not a heading.
 _MAX_HEADING_CHARS = 250
@@ -141,29 +143,19 @@ def _html_text(data: bytes) -> tuple[str, str]:
     return "\n".join(lines), parser.title or ""
 
 
-def _pdf_text(path: Path) -> str:
-    from pypdf import PdfReader
-
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise _Skip("is an encrypted PDF")
-        return "\n\n".join((page.extract_text() or "") for page in reader.pages)
-    except _Skip:
-        raise
-    except Exception as e:  # pypdf raises many kinds on damaged or encrypted files (e.g. missing crypto deps)
-        raise _Skip(f"is not a readable PDF ({type(e).__name__}: {e})") from None
-
-
-def _read(path: Path) -> tuple[str, str]:
-    """Raw text of one file and a title found in its markup (HTML only)."""
+def _read(path: Path, extractor: Extractor) -> tuple[str, str, tuple[int, ...]]:
+    """Raw text of one file, a title found in its markup (HTML; PDF metadata) and its page starts (PDF only)."""
     suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        return _pdf_text(path), ""
+    if suffix in EXTRACTED_SUFFIXES:
+        try:
+            extracted = extractor.extract(path)
+        except FormatError as e:
+            raise _Skip(str(e)) from None
+        return extracted.text, extracted.title, extracted.pages
     data = path.read_bytes()
     if suffix in {".html", ".htm"}:
-        return _html_text(data)
-    return _decode(data), ""
+        return (*_html_text(data), ())
+    return _decode(data), "", ()
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -172,13 +164,21 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def load_documents(
-    seeds_dir: Path, on_file: Callable[[int, int], None] | None = None
+    seeds_dir: Path, on_file: Callable[[int, int], None] | None = None, *,
+    max_chars: int = 5_000_000, max_seconds: float = 120.0, memory_mb: int = 0,
 ) -> tuple[list[Document], list[str]]:
     """All indexable documents under seeds_dir (recursively, in path order) and one warning per skipped file.
 
-    on_file(done, total) is called after each file, for progress bars.
+    on_file(done, total) is called after each file, for progress bars. A file with more than max_chars
+    characters of text, or a PDF/.docx whose extraction takes longer than max_seconds (in a worker process
+    limited to memory_mb MB; 0: no limit), is skipped with a warning naming it.
     """
-    seeds_dir = Path(seeds_dir)
+    with Extractor(max_chars, max_seconds, memory_mb) as extractor:
+        return _load(Path(seeds_dir), on_file, max_chars, extractor)
+
+
+def _load(seeds_dir: Path, on_file: Callable[[int, int], None] | None, max_chars: int,
+          extractor: Extractor) -> tuple[list[Document], list[str]]:
     if not seeds_dir.is_dir():
         return [], [f"seeds folder {seeds_dir} does not exist or is not a folder"]
     documents: list[Document] = []
@@ -192,13 +192,17 @@ def load_documents(
             warnings.append(f"skipped {source}: cannot be read (broken link or not a regular file)")
             continue
         if path.suffix.lower() not in SUPPORTED:
-            warnings.append(f"skipped {source}: unsupported file type (use .txt, .md, .html or .pdf)")
+            warnings.append(f"skipped {source}: unsupported file type (use {_SUPPORTED_NAMES})")
             continue
         try:
-            raw, markup_title = _read(path)
+            raw, markup_title, pages = _read(path, extractor)
             title, subtitle, text = clean_text(raw)
+            if pages:  # reflowed PDF text is already clean, and its page offsets point into it as it is
+                text = raw
             if not text:
                 raise _Skip("is empty (no text after cleaning)")
+            if len(text) > max_chars:
+                raise _Skip(f"has more than {max_chars:,} characters of text (the limit is QA_MAX_DOC_CHARS)")
         except _Skip as e:
             warnings.append(f"skipped {source}: {e}")
             continue
@@ -212,6 +216,7 @@ def load_documents(
                 subtitle=subtitle,
                 text=text,
                 sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                pages=pages,
             )
         )
     return documents, warnings

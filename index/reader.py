@@ -11,6 +11,7 @@ from pathlib import Path
 
 from index import store
 from index.bm25 import Bm25Index, tokenize
+from index.formats import page_at
 from index.settings import Settings
 from index.status import index_status
 from index.types import Chunk, IndexCorrupt, IndexMismatch, IndexMissing
@@ -49,6 +50,10 @@ class IndexReader:
     def document_title(self, source: str) -> str:
         return self._documents[source]["title"]
 
+    def document_pages(self, source: str) -> list[int]:
+        """Where each page starts in a PDF's text (see index.formats.page_at); [] for other formats."""
+        return self._documents[source].get("pages") or []
+
     def dense(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """Nearest chunks by cosine similarity (higher is better)."""
         k = min(k, len(self.chunks))
@@ -82,7 +87,7 @@ class IndexReader:
 def _chunks(documents: dict, path: Path) -> dict[str, Chunk]:
     try:
         return {
-            cid: Chunk(cid, source, doc["title"], start, end, doc["text"][start:end])
+            cid: Chunk(cid, source, doc["title"], start, end, doc["text"][start:end], page_at(doc.get("pages"), start))
             for source, doc in documents.items()
             for cid, start, end in doc["chunks"]
         }

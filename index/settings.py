@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     chunk_size: int = 500  # characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval
     chunk_overlap: int = 100
 
+    # --- reading documents (budgets: a file over one is skipped with a message naming it) ---------------------
+    max_doc_chars: int = 5_000_000  # characters of text per file (about a 2,500-page book)
+    max_extract_seconds: float = 120.0  # per PDF or .docx file, in a worker process that is killed on overrun
+    max_extract_mb: int = 2048  # address-space limit of that worker (0: none)
+    watch_debounce_seconds: float = 1.0  # watched folder: quiet time after the last change before a rebuild
+
     # --- retrieval ----------------------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     top_k: int = 4

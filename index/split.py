@@ -10,6 +10,7 @@ import re
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from index.formats import page_at
 from index.types import Chunk, Document
 
 # Coarsest first: paragraph breaks, sentence ends, other line breaks, clauses, words, characters.
@@ -62,7 +63,8 @@ def split_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[C
         if start < 0:
             raise ValueError(f"splitter produced text that is not in {doc.source}")
         end = start + len(piece)
-        chunks.append(Chunk(chunk_id(doc.source, start, end, piece), doc.source, doc.title, start, end, piece))
+        chunks.append(Chunk(chunk_id(doc.source, start, end, piece), doc.source, doc.title, start, end, piece,
+                            page_at(doc.pages, start)))
         prev_start, prev_end = start, end
     return chunks
 

@@ -12,6 +12,7 @@ class Document:
     subtitle: str
     text: str  # cleaned text: boilerplate removed; what chunk offsets point into
     sha256: str  # of the cleaned text
+    pages: tuple[int, ...] = ()  # PDF: offset in `text` where page i+1 starts (index.formats.page_at); () otherwise
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Chunk:
     start: int  # Document.text[start:end] == text
     end: int
     text: str
+    page: int | None = None  # PDF: 1-based page of `start`; None for other formats
 
 
 @dataclass

@@ -165,7 +165,7 @@ def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
         return _abstain(turn, wrong)
     p = chosen.passage
     cite = Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + chosen.start,
-                    end=p.start + chosen.end, quote=chosen.text)
+                    end=p.start + chosen.end, quote=chosen.text, page=p.page_at(p.start + chosen.start))
     return _answer(turn, with_marker(text, p.n), [cite])
 
 

@@ -10,6 +10,7 @@ sentence. That ranking joins the fusion as a third list (weight SENTENCE_WEIGHT)
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
@@ -56,6 +57,14 @@ def sentence_ranking(chunks: list[Chunk], weights: dict[str, float]) -> list[Chu
     """The chunks that share a word with the query, best sentence first (ties keep the given order)."""
     scored = [(best_sentence_score(weights, c.text), i, c) for i, c in enumerate(chunks)] if weights else []
     return [c for score, _, c in sorted(scored, key=lambda t: (-t[0], t[1])) if score > 0]
+
+
+def _page_starts(reader: IndexReader, chunk: Chunk) -> tuple[int, ...]:
+    """Offsets inside the chunk where a new page of its PDF starts (for the page of a cited sentence)."""
+    if chunk.page is None:
+        return ()
+    pages = reader.document_pages(chunk.source)
+    return tuple(s for s in pages[chunk.page : bisect_right(pages, chunk.end)] if chunk.start < s < chunk.end)
 
 
 class Retriever:
@@ -120,7 +129,7 @@ class Retriever:
             hits = self._search(self.reader, query, k, mode)  # a rebuild switched and deleted it mid-search
         return [
             Passage(n=n, chunk_id=c.id, source=c.source, title=c.title, start=c.start, end=c.end,
-                    score=float(score), text=c.text)
+                    score=float(score), text=c.text, page=c.page, page_starts=_page_starts(reader, c))
             for n, (c, score) in enumerate(hits, 1)
         ]
 
@@ -155,7 +164,7 @@ class PassageRetriever(BaseRetriever):
         return [
             LCDocument(page_content=p.text, id=p.chunk_id,
                        metadata={"n": p.n, "chunk_id": p.chunk_id, "source": p.source, "title": p.title,
-                                 "start": p.start, "end": p.end, "score": p.score})
+                                 "start": p.start, "end": p.end, "score": p.score, "page": p.page})
             for p in self.retriever.retrieve(query, k=self.k, mode=self.mode)
         ]
 

@@ -83,6 +83,7 @@ class QAService:
         self._llm_loaded = False
         self._parts = None
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
+        self.watch_status: Callable[[], str] | None = None  # the folder watcher's status line, when one runs
 
     # --- lazily created parts -----------------------------------------------------------------------------
     def embedder(self):
@@ -191,6 +192,8 @@ class QAService:
         info = dict(index_status(self.settings))
         info["embedding_model"] = self.settings.embedding_model
         info["llm"] = self.llm_name()
+        if self.watch_status is not None:
+            info["watch"] = self.watch_status()
         return info
 
     def llm_name(self) -> str:

@@ -16,10 +16,18 @@ class Passage:
     end: int
     score: float
     text: str
+    page: int | None = None  # PDF: 1-based page where the passage starts; None for other formats
+    page_starts: tuple[int, ...] = ()  # PDF: document offsets inside the passage where a new page starts
+
+    def page_at(self, offset: int) -> int | None:
+        """The page of a document offset inside this passage (None for a document without pages)."""
+        if self.page is None:
+            return None
+        return self.page + sum(1 for s in self.page_starts if s <= offset)
 
     def to_json(self) -> dict:
         return {"n": self.n, "source": self.source, "start": self.start, "end": self.end,
-                "score": round(float(self.score), 6), "text": self.text}
+                "score": round(float(self.score), 6), "text": self.text, "page": self.page}
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Citation:
     start: int  # offsets of the supporting sentence in the document's cleaned text
     end: int
     quote: str  # that sentence
+    page: int | None = None  # PDF: 1-based page where that sentence starts; None for other formats
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -20,10 +20,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.formats import SUPPORTED_SUFFIXES
 from index.settings import Settings
 from qa.types import QAError
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+ALLOWED_SUFFIXES = SUPPORTED_SUFFIXES  # the loader's list: whatever can be uploaded can be indexed
 MAX_NAME_CHARS = 100
 PART_PREFIX, PART_SUFFIX = ".upload-", ".part"  # an upload being copied; hidden from the index
 
@@ -77,10 +78,10 @@ def safe_name(original: str) -> str:
     return stem[: MAX_NAME_CHARS - len(suffix)] + suffix
 
 
-def _check_content(path: Path, name: str) -> None:
+def _check_content(path: Path, name: str, settings: Settings) -> None:
     """Refuse content the index could not read, so a bad file never lands in the seeds folder."""
-    if name.endswith(".pdf"):
-        _check_pdf(path, name)
+    if name.endswith((".pdf", ".docx")):
+        _check_extracted(path, name, settings)
         return
     data = path.read_bytes()
     if b"\x00" in data:
@@ -91,25 +92,33 @@ def _check_content(path: Path, name: str) -> None:
         raise UploadRejected(f"{name} was refused: it is not UTF-8 text. Save it as UTF-8 and try again.") from None
     if not text.strip():
         raise UploadRejected(f"{name} was refused: it contains no text.")
+    if len(text) > settings.max_doc_chars:
+        raise UploadRejected(f"{name} was refused: it has more than {settings.max_doc_chars:,} characters of text "
+                             "(the limit is QA_MAX_DOC_CHARS).")
 
 
-def _check_pdf(path: Path, name: str) -> None:
+def _check_extracted(path: Path, name: str, settings: Settings) -> None:
+    """A PDF or Word file: its text is extracted in a worker process under the same budgets as the index's."""
+    from index.formats import Extractor, FormatError
+
+    pdf = name.endswith(".pdf")
     with path.open("rb") as f:
-        if f.read(5) != b"%PDF-":
-            raise UploadRejected(f"{name} was refused: it is not a PDF file.")
-    from pypdf import PdfReader
-
+        if f.read(5 if pdf else 4) != (b"%PDF-" if pdf else b"PK\x03\x04"):
+            raise UploadRejected(f"{name} was refused: it is not a {'PDF' if pdf else 'Word (.docx)'} file.")
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UploadRejected(f"{name} was refused: it is an encrypted PDF. Remove the password and try again.")
-        text = "".join((page.extract_text() or "") for page in reader.pages)
-    except UploadRejected:
-        raise
-    except Exception:  # pypdf raises many kinds on damaged files
-        raise UploadRejected(f"{name} was refused: the PDF is damaged and cannot be read.") from None
+        with Extractor(settings.max_doc_chars, settings.max_extract_seconds, settings.max_extract_mb) as extractor:
+            text = extractor.extract(path, ".pdf" if pdf else ".docx").text
+    except FormatError as e:
+        message = str(e)
+        if "encrypted" in message:
+            message = "it is an encrypted PDF. Remove the password and try again"
+        elif "not a readable" in message:
+            message = f"the {'PDF' if pdf else 'Word file'} is damaged and cannot be read"
+        raise UploadRejected(f"{name} was refused: {message}.") from None
     if not text.strip():
-        raise UploadRejected(f"{name} was refused: the PDF has no text layer (a scan?), so it cannot be searched.")
+        if pdf:
+            raise UploadRejected(f"{name} was refused: the PDF has no text layer (a scan?), so it cannot be searched.")
+        raise UploadRejected(f"{name} was refused: it contains no text.")
 
 
 def _sha256(path: Path) -> str:
@@ -163,7 +172,7 @@ def save_upload(source: str | Path, original_name: str, settings: Settings) -> t
     if size == 0:
         raise UploadRejected(f"{name} was refused: the file is empty.")
     try:
-        _check_content(source, name)
+        _check_content(source, name, settings)
         return _store(source, name, size, Path(settings.seeds_dir))
     except OSError as e:  # a full disk, a read-only or odd mount, a name too long: this file only
         raise UploadRejected(f"{name} could not be saved ({e.strerror or e}).") from None

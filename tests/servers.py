@@ -25,7 +25,7 @@ SERVE = (
     "logging.basicConfig(level=logging.INFO)\n"
     "from index.settings import Settings\n"
     "from ui.web import serve\n"
-    "serve(Settings(_env_file=None), port=int(sys.argv[1]))\n"
+    "serve(Settings(_env_file=None), port=int(sys.argv[1]), watch=sys.argv[2] == 'watch')\n"
 )
 
 
@@ -58,8 +58,11 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server not ready after {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
-def start_server(root: Path, name: str, **env_overrides: str):
-    """Start `serve` in a subprocess with QA_* settings from env_overrides; returns (Server, process)."""
+def start_server(root: Path, name: str, watch: bool = False, **env_overrides: str):
+    """Start `serve` in a subprocess with QA_* settings from env_overrides; returns (Server, process).
+
+    The documents folder is watched only when asked (`watch`): tests that add files and press Rebuild
+    themselves must not race the watcher's own rebuild."""
     seeds, data = root / "seeds", root / "data"
     seeds.mkdir(parents=True, exist_ok=True)
     shutil.copy(SEED, seeds / SEED.name)
@@ -70,7 +73,8 @@ def start_server(root: Path, name: str, **env_overrides: str):
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env_overrides)
     port = free_port()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"],
+                                cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:

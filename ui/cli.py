@@ -109,6 +109,58 @@ def _build(settings: Settings, force: bool, as_json: bool) -> None:
                   f"({report.embedded} embedded, {report.reused} reused, {report.removed_documents} documents removed).")
 
 
+@index_app.command("watch")
+def index_watch(
+    seeds: SeedsOpt = None, store: StoreOpt = None,
+    debounce: Annotated[Optional[float], typer.Option("--debounce", min=0.0, help="Seconds of quiet after a change before rebuilding (default 1, or QA_WATCH_DEBOUNCE_SECONDS).")] = None,
+) -> None:
+    """Keep the index in step with the documents folder: rebuild after each change, until Ctrl-C."""
+    import time
+
+    from index.build import build_index
+    from index.owner import claim_store
+    from index.types import IndexBusy
+    from index.watch import FolderWatcher
+
+    settings = _settings(seeds, store, watch_debounce_seconds=debounce)
+    try:
+        claim_store(settings, "build")
+    except _user_errors() as exc:
+        _fail(str(exc))
+    from index.embed import get_embedder
+
+    embedder = get_embedder(settings)  # loaded once: every rebuild reuses it
+
+    def rebuild():
+        return build_index(settings, force=False, progress=False, embedder=embedder)
+
+    def report(outcome) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if isinstance(outcome, Exception):
+            err.print(f"{stamp} [bold red]Rebuild failed:[/] {escape(str(outcome))}", markup=True)
+            return
+        for warning in outcome.skipped:
+            err.print(f"{stamp} [yellow]Skipped:[/] {escape(warning)}", markup=True)
+        if outcome.up_to_date:
+            out.print(f"{stamp} Index is up to date: {outcome.documents} documents, {outcome.chunks} chunks.")
+        else:
+            out.print(f"{stamp} Indexed {outcome.documents} documents into {outcome.chunks} chunks in "
+                      f"{outcome.seconds:.1f} s ({outcome.embedded} embedded, {outcome.reused} reused, "
+                      f"{outcome.removed_documents} documents removed).")
+
+    watcher = FolderWatcher(settings.seeds_dir, rebuild, debounce=settings.watch_debounce_seconds,
+                            retry_on=(IndexBusy,), on_done=report)
+    out.print(f"Watching {settings.seeds_dir} (Ctrl-C stops).", markup=False)
+    watcher.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        out.print("Stopping…")
+    finally:
+        watcher.stop(timeout=600)
+
+
 @index_app.command("status")
 def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Documents, chunks, model, dimension, when built, where stored."""
@@ -158,11 +210,12 @@ def search(
             _fail(str(exc))
         if as_json:
             results = [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
-                        "score": round(float(p.score), 6), "text": p.text} for p in passages]
+                        "score": round(float(p.score), 6), "text": p.text, "page": p.page} for p in passages]
             print(json.dumps({"query": q, "results": results}), flush=True)
         else:
             for p in passages:
-                out.print(f"[bold]{p.n}.[/] {_lit(p.source)}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
+                page = f" p. {p.page}" if p.page is not None else ""
+                out.print(f"[bold]{p.n}.[/] {_lit(p.source)}{page}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
                 out.print(f"   {' '.join(printable(p.text).split())}", markup=False)
     if failed:
         raise typer.Exit(1)
@@ -192,7 +245,8 @@ def _print_sources(answer) -> None:
     if answer.citations:
         out.print("\n[dim]Sources:[/]", markup=True)
     for c in answer.citations:
-        out.print(f"  [{c.n}] {printable(c.source)}:{c.start}-{c.end}  “{printable(c.quote)}”", markup=False)
+        page = f" p. {c.page}" if c.page is not None else ""
+        out.print(f"  [{c.n}] {printable(c.source)}{page}:{c.start}-{c.end}  “{printable(c.quote)}”", markup=False)
 
 
 def _stream_to_terminal(service, question: str, history: list[dict]):
@@ -288,16 +342,17 @@ def serve(
     port: Annotated[Optional[int], typer.Option("--port")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve without a login.")] = False,
+    watch: Annotated[bool, typer.Option("--watch/--no-watch", help="Rebuild the index when the documents folder changes.")] = True,
     llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
 ) -> None:
-    """Serve the chat UI (default http://127.0.0.1:7860)."""
+    """Serve the chat UI (default http://127.0.0.1:7860); the documents folder is watched for changes."""
     try:
         from ui.web import serve as serve_web
     except ImportError:
         _fail("The chat UI is not available in this build.")
     settings = _settings(seeds, store, llm=llm)
     try:
-        serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth)
+        serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth, watch=watch)
     except _user_errors() as exc:
         _fail(str(exc))
     except ValueError as exc:

@@ -335,7 +335,7 @@ def build_app(service: QAService) -> gr.Blocks:
             upload = gr.UploadButton("Add documents", file_count="multiple", size="sm", scale=0, min_width=160,
                                      elem_id="qa-upload", file_types=list(ALLOWED_SUFFIXES))
             rebuild = gr.Button("Rebuild index", size="sm", scale=0, min_width=160, elem_id="qa-rebuild")
-            gr.HTML(f'<span class="qa-note">.txt, .md, .html or .pdf, up to {s.upload_max_mb} MB each</span>',
+            gr.HTML(f'<span class="qa-note">.txt, .md, .html, .pdf or .docx, up to {s.upload_max_mb} MB each</span>',
                     js_on_load=None)
         progress = gr.HTML("", elem_id="qa-progress-box", js_on_load=None)
         pending = gr.Textbox(visible=False)
@@ -359,6 +359,8 @@ def build_app(service: QAService) -> gr.Blocks:
         rebuild.click(app.rebuild, None, [progress, status], api_name="rebuild", **rebuild_limit)
         upload.upload(app.add_documents, [upload], [progress, status], api_name="add_documents", **rebuild_limit)
         demo.load(app.on_load, None, [status, chat], **private)
+        if getattr(service, "watch_status", None) is not None:  # a watched folder rebuilds by itself: keep it shown
+            gr.Timer(3).tick(app.status, None, [status], **private)
         gr.api(app.ask, api_name="ask", **answer_limit)
     return demo
 
@@ -433,8 +435,9 @@ def launch(service: QAService, host: str, port: int, *, allow_remote: bool = Fal
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False,
-          no_auth: bool = False) -> None:
-    """Serve the chat until interrupted. The models load in the background while the page starts."""
+          no_auth: bool = False, watch: bool = True) -> None:
+    """Serve the chat until interrupted. The models load in the background while the page starts. With `watch`,
+    a change in the documents folder triggers the incremental rebuild (index/watch.py)."""
     host, port = host or settings.host, port or settings.port
     check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
@@ -451,6 +454,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
             log.warning("warm-up failed", exc_info=True)
 
     threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
+    if watch:
+        from index.types import IndexBusy
+        from index.watch import FolderWatcher
+
+        watcher = FolderWatcher(settings.seeds_dir, lambda: service.rebuild(force=False),
+                                debounce=settings.watch_debounce_seconds, retry_on=(IndexBusy,)).start(initial=False)
+        service.watch_status = lambda: hide_paths(watcher.status)
     launch(service, host, port, allow_remote=allow_remote, no_auth=no_auth)
 
 

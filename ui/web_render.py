@@ -90,7 +90,8 @@ def _passage_body(passage: Passage, spans: list[tuple[int, int]]) -> str:
 def _passage_html(passage: Passage, turn: int, citations: list[Citation], cited: bool) -> str:
     spans = highlight_spans(passage, citations) if cited else []
     title = escape(passage.title or passage.source)
-    where = f"{escape(passage.source)} · characters {passage.start:,}–{passage.end:,}"
+    page = f" · p. {passage.page}" if passage.page is not None else ""
+    where = f"{escape(passage.source)}{page} · characters {passage.start:,}–{passage.end:,}"
     return (
         f'<article class="qa-passage{" qa-cited" if cited else ""}" id="{passage_id(turn, passage.n)}">'
         f'<header><span class="qa-n">[{passage.n}]</span> <span class="qa-title">{title}</span>'
@@ -129,7 +130,8 @@ def sources_html(answer: Answer, turn: int) -> str:
     others = [p for p in answer.passages if p.n not in cited_ns]
     links = "".join(
         f'<li><a class="qa-source-link" href="#{passage_id(turn, c.n)}">[{c.n}] '
-        f'{escape(_title(answer.passages, c))}</a> <q>{escape(_short(c.quote))}</q></li>'
+        f'{escape(_title(answer.passages, c))}{f", p. {c.page}" if c.page is not None else ""}</a> '
+        f'<q>{escape(_short(c.quote))}</q></li>'
         for c in answer.citations
     )
     parts = ['<div class="qa-sources"><h3>Sources</h3>']
@@ -172,13 +174,14 @@ def status_html(status: dict) -> str:
     llm = escape(str(status.get("llm") or "unknown model"))
     if status.get("llm_note"):
         llm += f' <span class="qa-note">({escape(str(status["llm_note"]))})</span>'
+    watch = f' <span class="qa-watch">{escape(str(status["watch"]))}</span>' if status.get("watch") else ""
     if not status.get("exists"):
         return (f'<div class="qa-status" id="qa-status">No index yet: add documents or press '
-                f'<b>Rebuild index</b>. Answering model: {llm}.</div>')
+                f'<b>Rebuild index</b>. Answering model: {llm}.{watch}</div>')
     docs, chunks = int(status.get("documents") or 0), int(status.get("chunks") or 0)
     return (f'<div class="qa-status" id="qa-status">Indexed: {docs} document{"s" * (docs != 1)}, '
             f'{chunks} passages, built {escape(_when(status.get("built_at")))}. '
-            f'Answering model: {llm}.</div>')
+            f'Answering model: {llm}.{watch}</div>')
 
 
 def progress_html(stage: str, done: int, total: int) -> str:

@@ -131,12 +131,32 @@ def test_pdf_with_text_is_accepted(settings, upload):
     (b"text\x00with nul", "binary.txt", "binary"),
     (b"just text, not a pdf", "fake.pdf", "not a PDF"),
     (b"%PDF-1.4\n garbage garbage", "broken.pdf", "damaged"),
+    (b"just text, not a word file", "fake.docx", "not a Word (.docx) file"),
+    (b"PK\x03\x04 truncated zip", "broken.docx", "damaged"),
 ])
 def test_unreadable_contents_are_refused_and_leave_nothing(settings, upload, data, name, reason):
     before = seeds_listing(settings)
     with pytest.raises(UploadRejected) as err:
         save_upload(upload(data), name, settings)
     assert reason in str(err.value)
+    assert seeds_listing(settings) == before
+
+
+def test_word_file_is_accepted_and_indexed(settings, upload, tmp_path):
+    from index.load import load_documents
+    from tests.documents import write_docx
+
+    stored, present = save_upload(write_docx(tmp_path / "incoming.bin"), "Operations Manual.docx", settings)
+    assert (stored, present) == ("Operations_Manual.docx", False)
+    docs, warnings = load_documents(settings.seeds_dir)
+    assert warnings == [] and "Operations_Manual.docx" in [d.source for d in docs]
+
+
+def test_pdf_over_the_character_cap_is_refused(settings, upload):
+    before = seeds_listing(settings)
+    with pytest.raises(UploadRejected, match="more than 10 characters"):
+        save_upload(upload(text_pdf("Hello from a PDF with more than ten characters")), "long.pdf",
+                    settings.with_overrides(max_doc_chars=10))
     assert seeds_listing(settings) == before
 
 

@@ -4,6 +4,7 @@ API, upload + rebuild, login and friendly errors."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -91,5 +92,36 @@ def test_login_is_required_when_auth_is_set(tmp_path):
         with pytest.raises(AppError) as err:  # logged in, but nothing is indexed yet
             server.client().predict("Who co-chaired the dialogue?", None, api_name="/ask")
         assert "index" in str(err.value).lower() and str(server.data_dir) not in str(err.value)
+    finally:
+        stop_process(proc)
+
+
+def _wait_for(predicate, what: str, limit: float = 240) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {limit} s"
+        time.sleep(0.5)
+
+
+def test_served_folder_is_watched_a_new_file_is_answered_and_a_deleted_one_never_again(tmp_path):
+    """A watching server (extractive backend): no button pressed, the folder's changes reach the answers."""
+    server, proc = start_server(tmp_path, "watch-server", watch=True, QA_LLM="extractive",
+                                QA_WATCH_DEBOUNCE_SECONDS="0.3")
+    question = "How far did the Baltoro glacier retreat in the survey year?"
+    try:
+        client = server.client()
+        (server.seeds_dir / "glacier.txt").write_text(
+            "Glacier survey\n\nThe Baltoro glacier retreated 42 metres in the survey year.\n")
+
+        def cited() -> set[str]:
+            try:
+                out = client.predict(question, None, api_name="/ask")
+            except Exception:  # noqa: BLE001 - no index yet: the first rebuild is still running
+                return set()
+            return {c["source"] for c in out["citations"]} | {p["source"] for p in out["passages"]}
+
+        _wait_for(lambda: "glacier.txt" in cited(), "indexing the new file")
+        (server.seeds_dir / "glacier.txt").unlink()
+        _wait_for(lambda: "glacier.txt" not in cited(), "forgetting the deleted file")
     finally:
         stop_process(proc)

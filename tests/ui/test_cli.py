@@ -62,7 +62,8 @@ def test_search_json_batch_format_and_errors(dirs):
     first = lines[0]
     assert first["query"] == "Who co-chaired the dialogue?" and len(first["results"]) == 3
     top = first["results"][0]
-    assert set(top) == {"rank", "source", "chunk_id", "start", "end", "score", "text"}
+    assert set(top) == {"rank", "source", "chunk_id", "start", "end", "score", "text", "page"}
+    assert top["page"] is None  # a text file has no pages
     assert top["rank"] == 1 and top["source"] == "article.txt" and "co-chaired by" in top["text"]
     assert "empty" in lines[1]["error"] and "2,000" in lines[2]["error"]
     assert any("Karakoram Highway" in x["text"] for x in lines[3]["results"][:2])
@@ -85,8 +86,9 @@ def test_ask_json_extractive_batch_and_conversation(dirs):
     a = lines[0]
     assert set(a) == {"question", "answer", "abstained", "citations", "passages", "rewritten_question", "timings_ms"}
     assert not a["abstained"] and "Ishaq Dar" in a["answer"] and "[1]" in a["answer"]
-    assert set(a["citations"][0]) == {"n", "source", "chunk_id", "start", "end", "quote"}
-    assert set(a["passages"][0]) == {"n", "source", "start", "end", "score", "text"}
+    assert set(a["citations"][0]) == {"n", "source", "chunk_id", "start", "end", "quote", "page"}
+    assert set(a["passages"][0]) == {"n", "source", "start", "end", "score", "text", "page"}
+    assert a["citations"][0]["page"] is None and a["passages"][0]["page"] is None
     assert set(a["timings_ms"]) == {"retrieve", "first_token", "total"}
     assert "error" in lines[1] and lines[1]["question"] == ""
     assert lines[2]["abstained"] and lines[2]["citations"] == [] and lines[2]["passages"]

@@ -162,3 +162,23 @@ def test_the_copy_button_gets_plain_text(tmp_path):
     out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == list(samples.values())
+
+
+def test_pdf_passages_and_citations_say_their_page_and_other_formats_do_not():
+    text = "Override.xml takes precedence over all other files."
+    pdf = Passage(n=1, chunk_id="p", source="spec.pdf", title="Spec", start=0, end=len(text), score=1, text=text,
+                  page=12)
+    txt = Passage(n=2, chunk_id="t", source="notes.txt", title="Notes", start=0, end=len(text), score=1, text=text)
+    cite = Citation(n=1, source="spec.pdf", chunk_id="p", start=0, end=len(text), quote=text, page=12)
+    html = render.sources_html(Answer(question="q", answer=f"{text} [1]", abstained=False, citations=[cite],
+                                      passages=[pdf, txt]), 1)
+    assert "spec.pdf · p. 12 · characters" in html and "Spec, p. 12</a>" in html
+    assert "notes.txt · characters" in html and "p. None" not in html
+
+
+def test_status_line_shows_the_watcher_escaped():
+    base = {"exists": True, "documents": 2, "chunks": 9, "built_at": "2026-01-02T03:04:05", "llm": "m"}
+    assert "qa-watch" not in render.status_html(base)
+    html = render.status_html({**base, "watch": "Rebuilding the index after a change <b>now</b>…"})
+    assert '<span class="qa-watch">Rebuilding the index after a change &lt;b&gt;now&lt;/b&gt;…</span>' in html
+    assert "Rebuilding" in render.status_html({"exists": False, "watch": "Rebuilding…"})
