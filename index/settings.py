@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str | None = None  # "user:password"
+    api_key: str | None = None  # QA_API_KEY: the OpenAI-compatible API and `qa mcp --http` want it as a Bearer token
     upload_max_mb: int = 20
     max_queue: int = 32
     feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl

@@ -116,17 +116,19 @@ def search(
     if mode not in ("hybrid", "dense", "bm25"):
         _fail("--mode must be hybrid, dense or bm25.", 2)
     settings = _settings(seeds, store)
-    from qa.retrieve import Retriever
+    from qa.public import search_json
+    from qa.service import QAService
 
     errors = _user_errors()
+    service = QAService(settings)
     try:
-        retriever = Retriever(settings)
+        service.retriever()
     except errors as exc:
         _fail(str(exc))
     failed = False
     for q in _lines(query):
         try:
-            passages = retriever.retrieve(q, k, mode)
+            found = search_json(service, q, k, mode)
         except errors as exc:
             failed = True
             if as_json:
@@ -134,13 +136,12 @@ def search(
                 continue
             _fail(str(exc))
         if as_json:
-            results = [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
-                        "score": round(float(p.score), 6), "text": p.text} for p in passages]
-            print(json.dumps({"query": q, "results": results}), flush=True)
+            print(json.dumps(found), flush=True)
         else:
-            for p in passages:
-                out.print(f"[bold]{p.n}.[/] {p.source}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
-                out.print(f"   {' '.join(p.text.split())}", markup=False)
+            for r in found["results"]:
+                out.print(f"[bold]{r['rank']}.[/] {r['source']}:{r['start']}-{r['end']}  score {r['score']:.4f}",
+                          markup=True)
+                out.print(f"   {' '.join(r['text'].split())}", markup=False)
     if failed:
         raise typer.Exit(1)
 
