@@ -278,6 +278,25 @@ def serve(
         _fail(str(exc), 2)
 
 
+@app.command()
+def mcp(
+    http: Annotated[Optional[int], typer.Option("--http", metavar="PORT", min=1, max=65535,
+                                                help="Serve streamable HTTP on this port (at /mcp) instead of stdio.")] = None,
+    host: Annotated[str, typer.Option("--host", help="With --http: interface to bind.")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="With --http: allow a non-loopback interface (needs QA_API_KEY).")] = False,
+    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
+) -> None:
+    """Model Context Protocol server with the tools search, ask and status (stdio, or --http PORT)."""
+    if llm is not None and llm not in ("local", "openai", "extractive"):
+        _fail("--llm must be local, openai or extractive.", 2)
+    from ui.mcp_server import run
+
+    try:
+        run(_settings(seeds, store, llm=llm), http_port=http, host=host, allow_remote=allow_remote)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
 @app.command("eval")
 def eval_cmd(
     llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
