@@ -84,6 +84,11 @@ class AnswerGate:
             self._free = min(self.limit, self._free + 1)
 
     @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+    @property
     def free(self) -> int:
         with self._lock:
             return self._free

@@ -250,6 +250,9 @@ class OpenAIApi:
             check_question(question, self.settings.max_query_chars)
         except ApiError as err:
             return err.response()
+        if self.gate.waiting >= self.settings.max_queue:  # the page's queue is as long
+            return ApiError(429, "The server is busy answering other questions; please retry shortly.",
+                            code="server_busy", kind="rate_limit_error").response()
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not stream:
             async with self.gate.slot():

@@ -167,3 +167,30 @@ def test_a_cancelled_waiter_gives_its_slot_back():
 
     asyncio.run(asyncio.wait_for(main(), 10))
     assert gate.free == 1
+
+
+def test_requests_beyond_the_queue_length_get_429(settings):
+    """Routes over a scripted service: with the only answer slot taken and one request already waiting, the
+    next one is told the server is busy instead of queueing without bound."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from tests.ui.fake_service import FakeService
+    from ui.openai_api import OpenAIApi
+
+    gate = AnswerGate(1)
+    api = OpenAIApi(FakeService(settings.with_overrides(max_queue=1)), gate)
+    request = {"model": "grounded-qa", "messages": [{"role": "user", "content": "Who co-chaired the dialogue?"}]}
+    with TestClient(Starlette(routes=api.routes())) as http:
+        assert http.post("/v1/chat/completions", json=request).status_code == 200
+        gate.acquire()
+        waiter = threading.Thread(target=gate.acquire)
+        waiter.start()
+        while gate.waiting < 1:
+            time.sleep(0.001)
+        busy = http.post("/v1/chat/completions", json=request)
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "server_busy"
+        gate.release()  # to the waiting thread
+        waiter.join(5)
+        gate.release()
+        assert http.post("/v1/chat/completions", json=request).status_code == 200 and gate.free == 1
