@@ -194,3 +194,24 @@ def test_requests_beyond_the_queue_length_get_429(settings):
         waiter.join(5)
         gate.release()
         assert http.post("/v1/chat/completions", json=request).status_code == 200 and gate.free == 1
+
+
+def test_the_page_waits_for_the_shared_gate(settings):
+    """The page's answers and the API's draw on one gate: with its only slot held elsewhere, a page answer
+    does not start until the slot is given back."""
+    from tests.ui.fake_service import FakeService
+    from ui.web import ChatApp
+
+    gate = AnswerGate(1)
+    service = FakeService(settings)
+    app = ChatApp(service, gate)
+    gate.acquire()  # an API answer in progress
+    steps: list = []
+    page = threading.Thread(target=lambda: steps.extend(app.respond("Who co-chaired the dialogue?", [], {})))
+    page.start()
+    while gate.waiting < 1:
+        time.sleep(0.001)
+    assert service.calls == [] and page.is_alive()
+    gate.release()
+    page.join(10)
+    assert len(service.calls) == 1 and "qa-cite" in steps[-1][0][-1]["content"] and gate.free == 1
