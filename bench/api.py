@@ -167,29 +167,8 @@ def side_by_side(url: str, questions: list[str], key: str | None, auth=None) -> 
                                                       default=None)}
 
 
-def load(url: str, questions: list[str], clients: int, per_client: int, key: str | None) -> dict:
-    base = url.rstrip("/") + "/v1"
-    pool = questions[: max(1, min(clients, len(questions)))]
-    alone = {q: stream_api(base, q, key) for q in pool}
-    results: list[dict] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(clients)
-
-    def client(i: int) -> None:
-        barrier.wait(60)
-        for j in range(per_client):
-            q = pool[(i + j) % len(pool)]
-            r = stream_api(base, q, key)
-            with lock:
-                results.append(r)
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(1800)
-    wall = time.perf_counter() - began
+def classify(results: list[dict], alone: dict[str, dict]) -> tuple[int, int, int, list[dict]]:
+    """(errors, mixed, differing, problems) of answers under load against each question's alone answer."""
     errors = mixed = differs = 0
     problems = []
     for r in results:
@@ -213,6 +192,33 @@ def load(url: str, questions: list[str], clients: int, per_client: int, key: str
         if other is not None:
             mixed += 1
             problems.append({"question": r["question"], "mixed_with": other, "content": r["content"][:200]})
+    return errors, mixed, differs, problems
+
+
+def load(url: str, questions: list[str], clients: int, per_client: int, key: str | None) -> dict:
+    base = url.rstrip("/") + "/v1"
+    pool = questions[: max(1, min(clients, len(questions)))]
+    alone = {q: stream_api(base, q, key) for q in pool}
+    results: list[dict] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def client(i: int) -> None:
+        barrier.wait(60)
+        for j in range(per_client):
+            q = pool[(i + j) % len(pool)]
+            r = stream_api(base, q, key)
+            with lock:
+                results.append(r)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(1800)
+    wall = time.perf_counter() - began
+    errors, mixed, differs, problems = classify(results, alone)
     totals = [r["total_s"] for r in results if not r["error"]]
     firsts = [r["first_token_s"] for r in results if not r["error"] and r["first_token_s"] is not None]
     return {"clients": clients, "per_client": per_client, "requests": len(results),
