@@ -5,6 +5,7 @@ streams from the real local model."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -70,7 +71,7 @@ def test_completion_is_the_cited_answer_with_the_qa_ask_json_extras(api):
     assert "Ishaq Dar" in content and "[1]" in content
     assert extra["abstained"] is False
     assert extra["citations"] and set(extra["citations"][0]) == ANSWER_KEYS
-    assert {f"[{c['n']}]" for c in extra["citations"]} <= set(__import__("re").findall(r"\[\d+\]", content))
+    assert {f"[{c['n']}]" for c in extra["citations"]} <= set(re.findall(r"\[\d+\]", content))
     passages = {p["n"]: p for p in extra["passages"]}
     for c in extra["citations"]:  # each quote lies inside its passage, at its offsets
         p = passages[c["n"]]
