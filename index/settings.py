@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     port: int = 7860
     auth: str | None = None  # "user:password"
     allowed_hosts: str | None = None  # more names the page may be reached by (comma-separated), e.g. "qa.lan"
+    api_key: str | None = None  # QA_API_KEY: the OpenAI-compatible API and `qa mcp --http` want it as a Bearer token
     upload_max_mb: int = 20
     max_queue: int = 32
     feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl

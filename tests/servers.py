@@ -84,3 +84,19 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         raise
     user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
     return Server(url, seeds, data, log, (user, password) if user else None), proc
+
+
+def build_index(root: Path, timeout: int = STARTUP_SECONDS) -> dict[str, str]:
+    """Seeds (the article) and an index under root/seeds and root/data, built by `qa index build` as a user
+    would; returns the QA_* variables that point a server or a `qa` command at them."""
+    seeds, data = root / "seeds", root / "data"
+    seeds.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, seeds / SEED.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
+    qa_env = {"QA_SEEDS_DIR": str(seeds), "QA_DATA_DIR": str(data)}
+    env.update(qa_env, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-m", "ui.cli", "index", "build"], cwd=ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"qa index build failed:\n{done.stderr[-3000:]}")
+    return qa_env

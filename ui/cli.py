@@ -191,17 +191,19 @@ def search(
         _fail("--mode must be hybrid, dense or bm25.", 2)
     settings = _settings(seeds, store)
     _claim_for_reading(settings)
-    from qa.retrieve import Retriever
+    from qa.public import search_json
+    from qa.service import QAService
 
     errors = _user_errors()
+    service = QAService(settings)
     try:
-        retriever = Retriever(settings)
+        service.retriever()
     except errors as exc:
         _fail(str(exc))
     failed = False
     for q in _lines(query):
         try:
-            passages = retriever.retrieve(q, k, mode)
+            found = search_json(service, q, k, mode)
         except errors as exc:
             failed = True
             if as_json:
@@ -209,14 +211,13 @@ def search(
                 continue
             _fail(str(exc))
         if as_json:
-            results = [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
-                        "score": round(float(p.score), 6), "text": p.text, "page": p.page} for p in passages]
-            print(json.dumps({"query": q, "results": results}), flush=True)
+            print(json.dumps(found), flush=True)
         else:
-            for p in passages:
-                page = f" p. {p.page}" if p.page is not None else ""
-                out.print(f"[bold]{p.n}.[/] {_lit(p.source)}{page}:{p.start}-{p.end}  score {p.score:.4f}", markup=True)
-                out.print(f"   {' '.join(printable(p.text).split())}", markup=False)
+            for r in found["results"]:
+                page = f" p. {r['page']}" if r["page"] is not None else ""
+                out.print(f"[bold]{r['rank']}.[/] {_lit(r['source'])}{page}:{r['start']}-{r['end']}  "
+                          f"score {r['score']:.4f}", markup=True)
+                out.print(f"   {' '.join(printable(r['text']).split())}", markup=False)
     if failed:
         raise typer.Exit(1)
 
@@ -355,6 +356,25 @@ def serve(
         serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth, watch=watch)
     except _user_errors() as exc:
         _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def mcp(
+    http: Annotated[Optional[int], typer.Option("--http", metavar="PORT", min=1, max=65535,
+                                                help="Serve streamable HTTP on this port (at /mcp) instead of stdio.")] = None,
+    host: Annotated[str, typer.Option("--host", help="With --http: interface to bind.")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="With --http: allow a non-loopback interface (needs QA_API_KEY).")] = False,
+    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
+) -> None:
+    """Model Context Protocol server with the tools search, ask and status (stdio, or --http PORT)."""
+    if llm is not None and llm not in ("local", "openai", "extractive"):
+        _fail("--llm must be local, openai or extractive.", 2)
+    from ui.mcp_server import run
+
+    try:
+        run(_settings(seeds, store, llm=llm), http_port=http, host=host, allow_remote=allow_remote)
     except ValueError as exc:
         _fail(str(exc), 2)
 

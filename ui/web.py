@@ -30,6 +30,7 @@ from qa.service import QAService
 from qa.types import Answer, QAError
 from qa.uploads import ALLOWED_SUFFIXES, remove_partial_uploads, save_uploads
 from ui import web_render as render
+from ui.gate import AnswerGate
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,13 @@ class ChatApp:
     """Event handlers of the page, over one QAService. Per-session data lives in Gradio state:
     `records` maps the chat index of each assistant message to what was asked and answered (raw text)."""
 
-    def __init__(self, service: QAService):
+    def __init__(self, service: QAService, gate: AnswerGate | None = None):
         self.service = service
         self.settings: Settings = service.settings
         s = self.settings
         _ROOTS.update(str(Path(p).absolute()).rstrip("/") for p in (s.data_dir, s.seeds_dir, s.store_path)
                       if len(str(Path(p).absolute())) > 1)
+        self.gate = gate or AnswerGate(self.settings.llm_parallel)  # shared with the HTTP API by launch()
 
     # --- chat ----------------------------------------------------------------------------------------------
     @staticmethod
@@ -176,7 +178,7 @@ class ChatApp:
         yield [*chat], sources, records
         raw = ""
         try:
-            with closing(self.service.stream(question, history)) as events:
+            with self.gate.hold(), closing(self.service.stream(question, history)) as events:
                 for event in events:
                     if event.kind == "passages":
                         sources = render.retrieved_html(event.passages or [], turn)
@@ -297,14 +299,15 @@ class ChatApp:
             except json.JSONDecodeError:
                 raise gr.Error("history must be JSON: a list of messages or of [user, assistant] pairs.") from None
         try:
-            return self.service.ask(question, history).to_json()
+            with self.gate.hold():
+                return self.service.ask(question, history).to_json()
         except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
             raise gr.Error(_message(exc)) from None
 
 
-def build_app(service: QAService) -> gr.Blocks:
+def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
     """The chat page over one service. Call .queue() yourself or use serve(), which sizes it."""
-    app = ChatApp(service)
+    app = ChatApp(service, gate)
     s = service.settings
     answer_limit = {"concurrency_id": "answer", "concurrency_limit": max(1, s.llm_parallel)}
     rebuild_limit = {"concurrency_id": "rebuild", "concurrency_limit": 1}
@@ -415,21 +418,26 @@ def _auth(value: str | None) -> tuple[str, str] | None:
 
 def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, no_auth: bool = False,
            block: bool = True):
-    """Start the page for `service` on host:port; returns (app, url) when block is False (tests)."""
-    s = service.settings
-    check_host(host, allow_remote, s.auth, no_auth)
+    """Start the page and the OpenAI-compatible API (/v1, ui/openai_api.py) for `service` on host:port; returns
+    (app, url) when block is False (tests). Both share one limit on concurrent answers."""
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+    from ui.openai_api import OpenAIApi, check_api_key
+
+    s = service.settings
+    check_host(host, allow_remote, s.auth, no_auth)
+    check_api_key(s, allow_remote)
     trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts),
                          www_redirect=False)
-    demo = build_app(service).queue(max_size=s.max_queue, default_concurrency_limit=4)
+    gate = AnswerGate(s.llm_parallel)
+    demo = build_app(service, gate).queue(max_size=s.max_queue, default_concurrency_limit=4)
     theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     fast_app, url, _ = demo.launch(
         server_name=host, server_port=port, auth=_auth(s.auth), max_file_size=f"{s.upload_max_mb}mb",
         prevent_thread_lock=not block, show_error=False, quiet=not block, ssr_mode=False,
         footer_links=["api"], css=CSS, head=HEAD, theme=theme, run_history=False,
-        app_kwargs={"middleware": [trusted]},
+        app_kwargs={"middleware": [trusted], "routes": OpenAIApi(service, gate).routes()},
     )
     return demo, url
 
@@ -439,7 +447,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     """Serve the chat until interrupted. The models load in the background while the page starts. With `watch`,
     a change in the documents folder triggers the incremental rebuild (index/watch.py)."""
     host, port = host or settings.host, port or settings.port
+    from ui.openai_api import check_api_key
+
     check_host(host, allow_remote, settings.auth, no_auth)
+    check_api_key(settings, allow_remote)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
     log.info("serving http://%s:%s; %s", host, port, endpoints(settings))
