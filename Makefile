@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: run test install browser index bench clean
+.PHONY: run test test-fast lint install browser index bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,8 +31,15 @@ index: install
 run: install index
 	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)
 
-test: install browser
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install browser lint
 	$(VENV)/bin/python -m pytest -q
+
+# The inner loop: no real LLM, no servers, no browser.
+test-fast: install lint
+	$(VENV)/bin/python -m pytest -q -m "not slow and not browser"
 
 bench: install
 	$(VENV)/bin/python -m bench all

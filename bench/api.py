@@ -33,7 +33,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from bench.common import ROOT, article_seeds, envelope, save
+from bench.common import article_seeds, envelope, save
 
 _TAG = re.compile(r"<[^>]+>")
 

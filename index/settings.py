@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     llm_ctx: int = 4096  # shared by the llm_parallel slots; the reader's prompt is a few hundred tokens
     llm_parallel: int = 2
     max_tokens: int = 160  # longest model reply (the reader's replies are capped lower, at 48 tokens)
+    # What an answer is: "sentence", the best-ranked retrieved sentence (the model only rewrites follow-ups and
+    # other languages), or "words", the words the model picks from one of the best `read_sentences` sentences.
+    answer_with: Literal["sentence", "words"] = "sentence"
     read_sentences: int = 5  # how many of the best-ranked retrieved sentences the reader (the model) sees
     min_relevance: float = 0.4  # abstain when no retrieved sentence scores this close to the question
     temperature: float = 0.0

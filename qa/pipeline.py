@@ -8,10 +8,11 @@
 3. Hybrid retrieval finds the top passages; every sentence in them is ranked against the question (qa/read.py).
 4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
    a name or number of the question that no passage has, or no sentence close enough to the question.
-5. The reader (the model, under a grammar) names the sentence that answers and copies the words that do; code
-   finds those words in that sentence. Without a model, the best sentence is the answer.
-6. The answer is those words (or the whole sentence, when they are not a span of it), cited to the sentence by
-   code. Every rule that fired is recorded on the Answer (`rules`), so `qa eval` reports how often each fires.
+5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), or the reader's words
+   (QA_ANSWER_WITH=words): the model, under a grammar, names the sentence that answers and copies the words
+   that do, and code finds those words in that sentence (the whole sentence when they are not a span of it).
+6. The answer is cited to its sentence by code. Every rule that fired is recorded on the Answer (`rules`), so
+   `qa eval` reports how often each fires.
 
 Nothing here holds state between questions: `answer()` reads its inputs, yields events, and returns.
 """
@@ -40,7 +41,8 @@ class Parts:
 
     retrieve: Retrieve
     embed: Embed
-    llm: BaseChatModel | None  # None: the extractive backend (the best sentence is the answer)
+    llm: BaseChatModel | None  # None: the extractive backend (no rewrites; the best sentence is the answer)
+    answer_with: str = "sentence"  # "sentence": the best-ranked sentence; "words": the model's words of one
     top_k: int = 4
     read_sentences: int = 5  # how many ranked sentences the reader sees
     min_relevance: float = 0.4  # below this, no sentence is close enough to the question: abstain
@@ -102,14 +104,15 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
 
 
 def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
-    """The model's rewrite when it is a usable new English question; else the previous question + this one,
-    which still retrieves the right passages for a follow-up."""
+    """The model's rewrite when it is a usable new English question that no longer points back; else the previous
+    question + this one, which still retrieves the right passages for a follow-up."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
     last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
     same = {_plain(question), _plain(last_user)}
     usable = 3 <= len(line) <= 300 and checks.script_of(line) == "en"
-    if usable and (not history or (_plain(line) not in same and checks.is_question(line))):
+    if usable and (not history or (_plain(line) not in same and checks.is_question(line)
+                                   and is_self_contained(line))):
         return line
     return f"{last_user} {question}".strip()
 
@@ -121,7 +124,7 @@ def _plain(text: str) -> str:
 def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
     """The reader's choice: yields its words as tokens and returns (candidate or None, words)."""
     shown = turn.candidates[:parts.read_sentences]
-    if parts.llm is None:
+    if parts.llm is None or parts.answer_with == "sentence":
         best = shown[0]
         turn.timings["first_token"] = turn.elapsed_ms()
         yield StreamEvent("token", text=best.text)

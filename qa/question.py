@@ -43,8 +43,8 @@ def is_self_contained(text: str) -> bool:
 
     >>> is_self_contained("Which file takes precedence over all other files in the packages directory?")
     True
-    >>> is_self_contained("When did it end?")
-    False
+    >>> is_self_contained("When did it end?"), is_self_contained("Where will the next one take place?")
+    (False, False)
     """
     words = re.findall(r"[\w'’]+", text.lower())
     if _ELLIPTIC.search(text) or len(content_tokens(text)) < 2:
@@ -53,7 +53,10 @@ def is_self_contained(text: str) -> bool:
     # "all"/"any"/"each" stays inside the question.
     referring = [i for i, w in enumerate(words) if w in _REFERRING
                  and not (w in ("other", "others") and i and words[i - 1] in ("all", "any", "each", "every"))]
-    return not referring
+    # "the next one", "which ones": a noun left out; "one of the rivers" names it.
+    ones = [i for i, w in enumerate(words) if w in ("one", "ones") and (i + 1 == len(words) or words[i + 1] != "of")
+            and i and words[i - 1] in ("the", "which", "that", "this", "next", "last", "other", "first", "same")]
+    return not referring and not ones
 
 
 # The kind of answer a question asks for, from its wh-word. Checked against what the answer gives.

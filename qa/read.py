@@ -53,8 +53,13 @@ def rank_sentences(question: str, passages: Sequence[Passage], embed: Embed,
     Question words count by how few of the candidate sentences have them (idf over the candidates): among
     passages about one subject, the subject's name tells the sentences apart less than the rarer words do.
     """
-    spans = [(p, s, e) for p in passages for s, e in sentence_spans(p.text)
-             if is_prose(p.text[s:e]) and usable(p.text[s:e])]
+    spans, seen = [], set()
+    for p in passages:  # neighbouring chunks overlap: a sentence in two of them is one candidate
+        for s, e in sentence_spans(p.text):
+            key = (p.source, p.text[s:e])
+            if key not in seen and is_prose(p.text[s:e]) and usable(p.text[s:e]):
+                seen.add(key)
+                spans.append((p, s, e))
     if not spans:
         return []
     vecs = embed([question] + [p.text[s:e] for p, s, e in spans])

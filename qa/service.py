@@ -136,7 +136,8 @@ class QAService:
                 s = self.settings
                 self._parts = Parts(
                     retrieve=lambda q, k: retriever.retrieve(q, k), embed=CachedEmbed(embedder), llm=llm,
-                    top_k=s.top_k, read_sentences=s.read_sentences, min_relevance=s.min_relevance,
+                    answer_with=s.answer_with, top_k=s.top_k, read_sentences=s.read_sentences,
+                    min_relevance=s.min_relevance,
                     grammar=s.llm == "local")
             return self._parts
 

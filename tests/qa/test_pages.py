@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from index.build import build_index
 from index.embed import get_embedder
 from index.settings import Settings
-from qa import cite
+from qa.pipeline import Parts, answer
 from qa.retrieve import Retriever
 from qa.types import Passage
 from tests.documents import write_pdf
@@ -35,9 +34,7 @@ def test_pdf_passages_and_citations_carry_their_page(settings: Settings):
     chroma = retriever.reader._chroma.get(ids=[top.chunk_id], include=["metadatas"])
     assert chroma["metadatas"][0]["page"] == 2
 
-    cited = cite.align("Override.xml takes precedence over all other files in the same packages directory.",
-                       [top], bow_embed)
-    [c] = cited.citations
+    [c] = _cite("Which file takes precedence over all other files in the packages directory?", [top])
     assert c.page == 2 and json.loads(json.dumps(c.to_json()))["page"] == 2
 
 
@@ -45,6 +42,13 @@ def test_a_citation_gets_the_page_of_its_sentence_not_of_the_passage_start():
     text = "First page ends here. Second page sentence about Gwadar Port."
     second = text.index("Second")
     p = Passage(1, "c", "r.pdf", "R", 1000, 1000 + len(text), 1.0, text, page=4, page_starts=(1000 + second,))
-    [c] = cite.align("The second page sentence is about Gwadar Port.", [p], bow_embed).citations
+    [c] = _cite("What is the second page sentence about?", [p])
     assert c.start == 1000 + second and c.page == 5
     assert p.page_at(1000) == 4
+
+
+def _cite(question: str, passages: list[Passage]):
+    """The citations of the answer the pipeline gives from these passages alone (no model: the best sentence)."""
+    parts = Parts(retrieve=lambda q, k: passages, embed=bow_embed, llm=None, min_relevance=0.0)
+    *_, last = answer(parts, question)
+    return last.answer.citations

@@ -44,10 +44,10 @@ def _reader(*replies: str) -> Reader:
     return Reader(messages=iter([AIMessage(r) for r in replies]), seen=[])
 
 
-def _ask(llm, question, history=(), min_relevance=0.1):
+def _ask(llm, question, history=(), min_relevance=0.1, answer_with="words"):
     retrieve = Recorder()
     events = list(answer(Parts(retrieve=retrieve, embed=bow_embed, llm=llm, min_relevance=min_relevance,
-                               grammar=False), question, history))
+                               grammar=False, answer_with=answer_with), question, history))
     assert events[0].kind == "passages" and events[-1].kind == "answer"
     return events[-1].answer, events, retrieve
 
@@ -140,3 +140,14 @@ def test_a_rewrite_that_answers_instead_of_asking_falls_back_to_both_questions()
         "What does the plan cover? And its end?"
     assert clean_rewrite("Standalone question: When does the plan end?", "And its end?", history) == \
         "When does the plan end?"
+
+
+def test_in_sentence_mode_the_model_is_not_asked_and_the_best_sentence_answers():
+    a, _, _ = _ask(_reader(), "Who co-chaired the dialogue?", answer_with="sentence")  # no replies: no call
+    assert a.answer == "The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing [1]."
+
+
+def test_a_rewrite_that_still_points_back_falls_back_to_both_questions():
+    history = [{"role": "user", "content": "Which territory worried them?"}]
+    assert clean_rewrite("What other territory's situation worried them?", "Which other one?", history) == \
+        "Which territory worried them? Which other one?"

@@ -9,7 +9,7 @@ import pytest
 
 from bench.common import stop_process
 from tests.servers import ANSWER_SECONDS, start_server
-from tests.ui.test_browser import ARGS, CHROMIUM, FINAL, QUESTION, ask
+from tests.ui.test_browser import ARGS, CHROMIUM, FINAL, ask
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
