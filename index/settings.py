@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     answer_with: Literal["sentence", "words"] = "sentence"
     read_sentences: int = 5  # how many of the best-ranked retrieved sentences the reader (the model) sees
     min_relevance: float = 0.4  # abstain when no retrieved sentence scores this close to the question
+    # ... or when the best sentence leads the runner-up by less than this (chosen on `dev`: a wrong answer
+    # counted as twice as bad as an abstention; docs/answers.md)
+    min_margin: float = 0.04
     temperature: float = 0.0
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

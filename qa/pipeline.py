@@ -7,7 +7,8 @@
    standalone English question by the model; a self-contained question is searched as typed.
 3. Hybrid retrieval finds the top passages; every sentence in them is ranked against the question (qa/read.py).
 4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
-   a name or number of the question that no passage has, or no sentence close enough to the question.
+   a name or number of the question that no passage has, no sentence close enough to the question, or two
+   sentences so close in score that the ranking cannot tell which one answers.
 5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), or the reader's words
    (QA_ANSWER_WITH=words): the model, under a grammar, names the sentence that answers and copies the words
    that do, and code finds those words in that sentence (the whole sentence when they are not a span of it).
@@ -46,6 +47,7 @@ class Parts:
     top_k: int = 4
     read_sentences: int = 5  # how many ranked sentences the reader sees
     min_relevance: float = 0.4  # below this, no sentence is close enough to the question: abstain
+    min_margin: float = 0.0  # the best sentence must lead the runner-up by this much, else abstain
     reply_tokens: int = 48
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
 
@@ -84,7 +86,7 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     yield StreamEvent("passages", passages=turn.passages)
     turn.candidates = rank_sentences(turn.query, turn.passages, parts.embed,
                                      usable=lambda s: not checks.addresses_model(s))
-    refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance)
+    refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance, parts.min_margin)
     if refusal:
         turn.fired(refusal.rule)
         yield StreamEvent("answer", answer=_abstain(turn, refusal.reason))

@@ -151,3 +151,10 @@ def test_a_rewrite_that_still_points_back_falls_back_to_both_questions():
     history = [{"role": "user", "content": "Which territory worried them?"}]
     assert clean_rewrite("What other territory's situation worried them?", "Which other one?", history) == \
         "Which territory worried them? Which other one?"
+
+
+def test_two_sentences_that_answer_about_equally_well_are_not_guessed_between():
+    retrieve = Recorder()
+    parts = Parts(retrieve=retrieve, embed=bow_embed, llm=None, min_relevance=0.1, min_margin=0.99)
+    *_, last = answer(parts, "Who co-chaired the dialogue?")
+    assert last.answer.abstained and [r["name"] for r in last.answer.rules] == ["ambiguous"]
