@@ -35,8 +35,7 @@ def squad_normalize(text: str) -> str:
 
 def contains_gold(answer: Answer, golds: list[str]) -> bool:
     """The answer (not abstained) contains one of the gold answers, both SQuAD-normalised."""
-    text = squad_normalize(answer.answer)
-    return not answer.abstained and any(squad_normalize(g) and squad_normalize(g) in text for g in golds)
+    return not answer.abstained and _holds(answer.answer, golds)
 
 
 def prepare(base: Settings, data: dict) -> Settings:
@@ -103,18 +102,25 @@ def _mean(xs: list) -> float | None:
 
 def rule_stats(rows: list[dict]) -> dict:
     """Per answer rule: how often it fired, and how often that was right. A rule that refuses is right on an
-    out-of-corpus question or when the answer it refused was wrong; a rule that changes an answer is right
-    when the changed answer holds the gold one."""
+    out-of-corpus question, or when what would have been answered does not hold the gold answer; a rule that
+    changes an answer is right when the answer given holds it."""
     fired: Counter = Counter()
     right: Counter = Counter()
     for r in rows:
         for rule in r["rules"]:
-            name, ok = rule["name"], rule.get("right")
-            fired[name] += 1
-            if ok is None:
-                ok = r["kind"] == "out_of_corpus" or not rule.get("before_correct", False)
-            right[name] += bool(ok)
+            fired[rule["name"]] += 1
+            if r["kind"] == "out_of_corpus":
+                ok = "would_answer" in rule
+            elif "would_answer" in rule:
+                ok = not _holds(rule["would_answer"], r["gold"])
+            else:
+                ok = r["correct"]
+            right[rule["name"]] += bool(ok)
     return {name: {"fired": fired[name], "right": right[name]} for name in sorted(fired)}
+
+
+def _holds(text: str, golds: list[str]) -> bool:
+    return any(squad_normalize(g) and squad_normalize(g) in squad_normalize(text) for g in golds)
 
 
 def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
@@ -136,7 +142,7 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
                        "first_token_p95": round(percentile(ttft, 95), 1),
                        "total_p50": round(percentile(totals, 50), 1), "total_p95": round(percentile(totals, 95), 1)},
         "rules": rule_stats(rows),
-        "abstained_by_reason": dict(Counter(re.sub(r":.*", "", r["reason"] or "")
+        "abstained_by_reason": dict(Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "")
                                             for r in ans if r["abstained"]).most_common()),
     }
     if split == "dev":  # test misses are never shown: no rule may be written from them

@@ -87,8 +87,8 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     turn.candidates = rank_sentences(turn.query, turn.passages, parts.embed,
                                      usable=lambda s: not checks.addresses_model(s))
     refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance, parts.min_margin)
-    if refusal:
-        turn.fired(refusal.rule)
+    if refusal:  # what would have been answered is kept, so `qa eval` can tell whether the refusal was right
+        turn.fired(refusal.rule, would_answer=turn.candidates[0].text if turn.candidates else "")
         yield StreamEvent("answer", answer=_abstain(turn, refusal.reason))
         return
     words = yield from read(parts, turn)
@@ -151,7 +151,7 @@ def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
 
 def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
     if chosen is None:
-        turn.fired("reader_found_none")
+        turn.fired("reader_found_none", would_answer=turn.candidates[0].text)
         return _abstain(turn, "the reader found no sentence that answers")
     span = locate(words, chosen.text) if words != chosen.text else (0, len(chosen.text))
     if span is None:
@@ -166,7 +166,7 @@ def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
         turn.fired("kind_from_sentence")  # "How many ...?" answered without a number: the sentence has it
         text = chosen.text
     elif wrong:
-        turn.fired("wrong_kind")
+        turn.fired("wrong_kind", would_answer=text)
         return _abstain(turn, wrong)
     p = chosen.passage
     cite = Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + chosen.start,

@@ -1,0 +1,58 @@
+"""The metrics `qa eval --split dev|test` reports, on hand-made rows (the runner itself is exercised by the
+benchmark, which needs the real index and model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from index.settings import Settings
+from qa.eval_squad import DEFAULT_SQUAD, contains_gold, report, rule_stats, squad_normalize
+from qa.types import Answer
+
+
+def test_squad_normalisation_and_gold_containment():
+    assert squad_normalize("The  Eiffel-Tower, in Paris!") == "eiffeltower in paris"  # as SQuAD's own script
+    assert contains_gold(Answer("q", "It stands in the city of Paris [1].", False), ["Paris"])
+    assert not contains_gold(Answer("q", "It stands in Paris.", True), ["Paris"])  # an abstention holds nothing
+    assert not contains_gold(Answer("q", "Philip II [1]", False), ["Phillip II"])
+
+
+def _row(kind, correct=False, abstained=False, answer="a [1]", rules=(), gold=("x",), ms=100.0):
+    return {"kind": kind, "id": "i", "question": "q", "answer": answer, "gold": list(gold), "abstained": abstained,
+            "correct": correct, "valid": True, "reason": "low" if abstained else None, "rules": list(rules),
+            "timings": {"first_token": ms, "total": 2 * ms}}
+
+
+def test_report_counts_right_wrong_and_abstained_answers_separately():
+    rows = [_row("answerable", correct=True, answer="x is it [1]", ms=100),
+            _row("answerable", answer="y [2]", ms=300),
+            _row("answerable", abstained=True, answer="The documents don't say.", ms=200),
+            _row("answerable", correct=True, answer="x [1]", ms=400),
+            _row("out_of_corpus", abstained=True, answer="The documents don't say.", ms=50),
+            _row("out_of_corpus", answer="z [1]", ms=60)]
+    rep = report(rows, "test", Settings(_env_file=None), "m")
+    assert (rep["gold_in_answer"], rep["false_abstention"], rep["answered_wrong"]) == (0.5, 0.25, 0.25)
+    assert rep["abstention_out_of_corpus"] == 0.5 and rep["citation_validity"] == 1.0
+    assert rep["median_answer_chars"] == 5  # of the four answers given: "x is it [1]", "y [2]", "x [1]", "z [1]"
+    assert rep["latency_ms"]["first_token_p50"] == 150.0  # linear interpolation between 100 and 200
+    assert "failures" not in rep  # test misses are never shown
+    assert len(report(rows, "dev", Settings(_env_file=None), "m")["failures"]) == 3
+
+
+def test_a_refusal_is_right_when_what_it_refused_was_wrong_or_out_of_corpus():
+    refused_right = _row("answerable", abstained=True, rules=[{"name": "gate", "would_answer": "y is wrong"}])
+    refused_wrong = _row("answerable", abstained=True, rules=[{"name": "gate", "would_answer": "x was right"}])
+    ooc = _row("out_of_corpus", abstained=True, rules=[{"name": "gate", "would_answer": "anything"}])
+    changed = _row("answerable", correct=True, rules=[{"name": "fix"}])
+    assert rule_stats([refused_right, refused_wrong, ooc, changed]) == {
+        "fix": {"fired": 1, "right": 1}, "gate": {"fired": 3, "right": 2}}
+
+
+def test_the_committed_set_is_split_by_article_and_big_enough():
+    data = json.loads(Path(DEFAULT_SQUAD).read_text(encoding="utf-8"))
+    split_of = {a["title"]: a["split"] for a in data["articles"]}
+    assert len(split_of) >= 40 and sum(s == "test" for s in split_of.values()) / len(split_of) >= 0.3
+    assert len(data["answerable"]) >= 600 and len(data["out_of_corpus"]) >= 80
+    assert all(q["split"] == split_of[q["article"]] for q in data["answerable"])
+    assert not {q["article"] for q in data["out_of_corpus"]} & set(split_of)  # out-of-corpus: not indexed
