@@ -97,6 +97,34 @@ class Settings(BaseSettings):
         return self.model_copy(update={k: v for k, v in values.items() if v is not None})
 
 
+def configuration_markdown() -> str:
+    """docs/configuration.md: every setting with its variable, default and the comment beside it in this file
+    (`python -m index.settings > docs/configuration.md`; a test keeps the two equal)."""
+    import inspect
+    import re
+
+    notes: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        text = line.strip()
+        if text.startswith("# ---"):
+            pending = []
+        elif text.startswith("#"):
+            pending.append(text.lstrip("# ").strip())
+        elif m := re.match(r"(\w+): [^=]+= .*?(?:  # (.*))?$", text):
+            note = " ".join([*pending, m.group(2) or ""]).strip()
+            notes[m.group(1)] = note.removeprefix("... ").strip()
+            pending = []
+    rows = ["# Configuration", "",
+            "Every setting is a `QA_*` environment variable (or a line of the project's `.env`), read once at "
+            "start-up.", "This page is generated from `index/settings.py` by `python -m index.settings`.", "",
+            "| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default is not None else "unset"
+        rows.append(f"| `QA_{name.upper()}` | `{default}` | {notes.get(name, '').replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
 def endpoints(settings: Settings) -> str:
     """One line saying where questions and passages (answers) and document text (index) are sent."""
     s = settings
@@ -114,4 +142,8 @@ def endpoints(settings: Settings) -> str:
     return f"answers: {answers}; index: {index}"
 
 
-__all__ = ["PROJECT_ENV", "Settings", "endpoints"]
+__all__ = ["PROJECT_ENV", "Settings", "configuration_markdown", "endpoints"]
+
+
+if __name__ == "__main__":
+    print(configuration_markdown(), end="")
