@@ -153,18 +153,52 @@ def _fsync_tree(folder: Path) -> None:
         store.fsync_dir(path)
 
 
-def _validate(collection, chunks: list[Chunk], vectors: list[list[float]], dim: int, bm25_dir: Path) -> None:
-    """Count, dimension and a smoke query on the new collection, and the BM25 files read back."""
+def distinct_chunks(chunks: list[Chunk]) -> list[Chunk]:
+    """The first chunk of each distinct text, in order: what Chroma and BM25 hold.
+
+    Identical texts get identical vectors, and many identical vectors wreck an HNSW graph (each node's neighbour
+    list fills with copies at distance 0, and greedy search can no longer leave them: measured, a document of one
+    phrase repeated made every chunk of the other document unfindable). Stored once, a text is embedded once and
+    found once; documents.json still holds every chunk's place in its document.
+    """
+    first: dict[str, Chunk] = {}
+    for c in chunks:
+        first.setdefault(c.text, c)
+    return list(first.values())
+
+
+SMOKE_PROBES = 16  # documents probed by validation (spread over the corpus)
+SMOKE_K = 10
+
+
+def _validate(collection, docs: list[Document], chunks_by_doc: dict[str, list[Chunk]], stored: list[Chunk],
+              vectors: list[list[float]], dim: int, bm25_dir: Path) -> None:
+    """Count, dimension, smoke queries on the new collection, and the BM25 files read back.
+
+    The smoke queries check the index, not the documents' variety: one stored chunk per document (up to
+    SMOKE_PROBES documents, spread) is looked up by its own vector, and a probe passes when its nearest SMOKE_K
+    hold a chunk with its text (near-identical texts may share a vector, and HNSW is approximate). The build
+    fails when most probes fail, so one odd document never blocks the others.
+    """
     count = collection.count()
-    if count != len(chunks):
-        raise IndexError_(f"validation failed: the new collection holds {count} chunks, expected {len(chunks)}")
-    probe = collection.get(ids=[chunks[0].id], include=["embeddings"])
+    if count != len(stored):
+        raise IndexError_(f"validation failed: the new collection holds {count} chunks, expected {len(stored)}")
+    probe = collection.get(ids=[stored[0].id], include=["embeddings"])
     if len(probe["ids"]) != 1 or len(probe["embeddings"][0]) != dim:
         raise IndexError_(f"validation failed: stored vectors do not have dimension {dim}")
-    hit = collection.query(query_embeddings=[vectors[0]], n_results=1, include=["distances"])
-    if not hit["ids"][0] or hit["distances"][0][0] > 1e-3:
-        raise IndexError_("validation failed: a smoke query did not find the chunk it was made from")
-    if len(Bm25Index.load(bm25_dir).ids) != len(chunks):
+    text_row = {c.text: i for i, c in enumerate(stored)}
+    step = max(1, len(docs) / SMOKE_PROBES)
+    picked = [docs[int(i * step)] for i in range(min(len(docs), SMOKE_PROBES))]
+    rows = sorted({text_row[chunks_by_doc[d.source][0].text] for d in picked if chunks_by_doc[d.source]})
+    if len(rows) < 3:  # few documents: probe a few stored chunks spread over the whole index
+        rows = sorted(set(rows) | {int(i * (len(stored) - 1) / 2) for i in range(3)})
+    hits = collection.query(query_embeddings=[vectors[r] for r in rows], n_results=min(SMOKE_K, count),
+                            include=["documents"])
+    failed = sum(stored[r].text not in found for r, found in zip(rows, hits["documents"]))
+    if failed * 2 > len(rows):
+        raise IndexError_(f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk "
+                          "they were made from")
+    if len(Bm25Index.load(bm25_dir).ids) != len(stored):
         raise IndexError_("validation failed: the BM25 index does not cover every chunk")
 
 
@@ -203,13 +237,14 @@ def build_index(
         old_hashes = {src: d.get("sha256") for src, d in (manifest or {}).get("documents", {}).items()}
         new_hashes = {d.source: d.sha256 for d in docs}
         removed = len(set(old_hashes) - set(new_hashes))
-        if not force and same_config and old_hashes == new_hashes and _holds(client, active, manifest.get("chunks")):
+        if not force and same_config and old_hashes == new_hashes and _holds(client, active, manifest.get("vectors", manifest.get("chunks"))):
             return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
                                embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
                                seconds=time.perf_counter() - started, up_to_date=True)
 
         chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
         chunks = [c for d in docs for c in chunks_by_doc[d.source]]
+        stored = distinct_chunks(chunks)
         # A chunk id hashes source, offsets and text, so an id the live index already holds names the same text:
         # its vector can be copied whenever the model is the same (whole unchanged documents, and the untouched
         # chunks of edited ones, e.g. a title above an edited paragraph).
@@ -217,14 +252,14 @@ def build_index(
             manifest.get(k) == v for k, v in store.index_config(settings).items()
             if k in ("embedding_model", "dimension", "chroma"))
         old_ids = _chunk_ids(settings, active) if same_model else set()
-        unchanged = [c.id for c in chunks if c.id in old_ids]
+        unchanged = [c.id for c in stored if c.id in old_ids]
         report_progress("reuse", 0, len(unchanged))
         vectors = _reused_vectors(client, active, unchanged, client.get_max_batch_size()) if unchanged else {}
         report_progress("reuse", len(vectors), len(unchanged))
 
         # Longest first, as SentenceTransformer.encode orders one call's texts: each batch then holds chunks of
         # similar length and pads little (in document order the batches padded ~1.2x more tokens; bench/RESULTS.md).
-        todo = sorted((c for c in chunks if c.id not in vectors), key=lambda c: -len(c.text))
+        todo = sorted((c for c in stored if c.id not in vectors), key=lambda c: -len(c.text))
         report_progress("embed", 0, len(todo))
         if todo:
             if embedder is None:
@@ -252,22 +287,23 @@ def build_index(
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,  # vectors are always given explicitly; Chroma's default would go online
         )
-        ordered = [vectors[c.id] for c in chunks]
+        ordered = [vectors[c.id] for c in stored]
         step = client.get_max_batch_size()
-        report_progress("write", 0, len(chunks))
-        for i in range(0, len(chunks), step):
-            batch = chunks[i : i + step]
+        report_progress("write", 0, len(stored))
+        for i in range(0, len(stored), step):
+            batch = stored[i : i + step]
             collection.add(
                 ids=[c.id for c in batch],
                 embeddings=ordered[i : i + step],
                 documents=[c.text for c in batch],
                 metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end} for c in batch],
             )
-            report_progress("write", min(i + step, len(chunks)), len(chunks))
-        _write_files(folder, name, config, docs, chunks_by_doc, chunks)
+            report_progress("write", min(i + step, len(stored)), len(stored))
+        _write_files(folder, name, config, docs, chunks_by_doc, chunks, stored)
 
         report_progress("validate", 0, 1)
-        _validate(collection, chunks, ordered, settings.embedding_dim, folder / store.BM25_DIR)
+        _validate(collection, docs, chunks_by_doc, stored, ordered, settings.embedding_dim,
+                  folder / store.BM25_DIR)
         _fsync_tree(folder)
         report_progress("validate", 1, 1)
 
@@ -282,23 +318,24 @@ def build_index(
 
 
 def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
-                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk]) -> None:
+                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk], stored: list[Chunk]) -> None:
     """documents.json (texts + chunk spans), BM25, then the manifest last: the manifest is the 'complete' mark."""
     store.write_json_atomic(folder / store.DOCUMENTS, {
         d.source: {"title": d.title, "subtitle": d.subtitle, "sha256": d.sha256, "text": d.text,
                    "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]]}
         for d in docs
     })
-    Bm25Index.build([c.id for c in chunks], [c.text for c in chunks]).save(folder / store.BM25_DIR)
+    Bm25Index.build([c.id for c in stored], [c.text for c in stored]).save(folder / store.BM25_DIR)
     store.write_json_atomic(folder / store.MANIFEST, {
         "collection": name,
         **config,
         "built_at": store.now_iso(),
         "document_count": len(docs),
         "chunks": len(chunks),
+        "vectors": len(stored),
         "documents": {d.source: {"sha256": d.sha256, "title": d.title, "chunks": len(chunks_by_doc[d.source])}
                       for d in docs},
     })
 
 
-__all__ = ["STAGES", "build_index", "build_lock"]
+__all__ = ["STAGES", "build_index", "build_lock", "distinct_chunks"]

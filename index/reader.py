@@ -121,13 +121,15 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
     if meta.get("embedding_model") != settings.embedding_model or meta.get("dimension") != settings.embedding_dim:
         raise IndexMismatch(f"the collection {name} was built with {meta.get('embedding_model')!r} "
                             f"({meta.get('dimension')} dimensions); run `qa index rebuild`")
-    if count != len(chunks) or set(bm25.ids) != set(chunks):
+    # Chroma and BM25 hold each distinct chunk text once (index.build.distinct_chunks).
+    stored = {c.text: cid for cid, c in reversed(chunks.items())}
+    if count != len(stored) or set(bm25.ids) != set(stored.values()):
         raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
                            f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`")
     # The count comes from Chroma's metadata; reading the first-written vector proves the vector files are there
     # too (a deleted segment folder otherwise leaves dense search silently returning almost nothing).
     try:
-        probe = collection.get(ids=[next(iter(chunks))], include=["embeddings"])
+        probe = collection.get(ids=[bm25.ids[0]], include=["embeddings"])
         if len(probe["ids"]) != 1:
             raise LookupError("the first chunk has no vector")
     except Exception as e:
