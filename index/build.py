@@ -171,29 +171,28 @@ SMOKE_PROBES = 16  # documents probed by validation (spread over the corpus)
 SMOKE_K = 10
 
 
-def _validate(collection, docs: list[Document], chunks_by_doc: dict[str, list[Chunk]], stored: list[Chunk],
-              vectors: list[list[float]], dim: int, bm25_dir: Path) -> None:
-    """Count, dimension, smoke queries on the new collection, and the BM25 files read back.
+def _validate(collection, stored: list[Chunk], firsts: list[Chunk], vectors_of: Callable[[list[int]], list],
+              dim: int, bm25_dir: Path) -> None:
+    """Count, dimension, smoke queries on a collection, and its BM25 files read back.
 
-    The smoke queries check the index, not the documents' variety: one stored chunk per document (up to
+    The smoke queries check the index, not the documents' variety: the first chunk of each document (up to
     SMOKE_PROBES documents, spread) is looked up by its own vector, and a probe passes when its nearest SMOKE_K
     hold a chunk with its text (near-identical texts may share a vector, and HNSW is approximate). The build
     fails when most probes fail, so one odd document never blocks the others.
     """
     count = collection.count()
     if count != len(stored):
-        raise IndexError_(f"validation failed: the new collection holds {count} chunks, expected {len(stored)}")
+        raise IndexError_(f"validation failed: the collection holds {count} chunks, expected {len(stored)}")
     probe = collection.get(ids=[stored[0].id], include=["embeddings"])
     if len(probe["ids"]) != 1 or len(probe["embeddings"][0]) != dim:
         raise IndexError_(f"validation failed: stored vectors do not have dimension {dim}")
     text_row = {c.text: i for i, c in enumerate(stored)}
-    step = max(1, len(docs) / SMOKE_PROBES)
-    picked = [docs[int(i * step)] for i in range(min(len(docs), SMOKE_PROBES))]
-    rows = sorted({text_row[chunks_by_doc[d.source][0].text] for d in picked if chunks_by_doc[d.source]})
+    step = max(1.0, len(firsts) / SMOKE_PROBES)
+    picked = [firsts[int(i * step)] for i in range(min(len(firsts), SMOKE_PROBES))]
+    rows = sorted({text_row[c.text] for c in picked})
     if len(rows) < 3:  # few documents: probe a few stored chunks spread over the whole index
         rows = sorted(set(rows) | {int(i * (len(stored) - 1) / 2) for i in range(3)})
-    hits = collection.query(query_embeddings=[vectors[r] for r in rows], n_results=min(SMOKE_K, count),
-                            include=["documents"])
+    hits = collection.query(query_embeddings=vectors_of(rows), n_results=min(SMOKE_K, count), include=["documents"])
     failed = sum(stored[r].text not in found for r, found in zip(rows, hits["documents"]))
     if failed * 2 > len(rows):
         raise IndexError_(f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk "
@@ -202,16 +201,42 @@ def _validate(collection, docs: list[Document], chunks_by_doc: dict[str, list[Ch
         raise IndexError_("validation failed: the BM25 index does not cover every chunk")
 
 
+def _live_holds_up(settings: Settings) -> bool:
+    """The live index opens with every reader check (files, BM25, collection, counts, models) and passes the
+    same smoke queries as a new build: then a rebuild of unchanged documents has nothing to repair."""
+    from index.reader import open_index
+
+    try:
+        reader = open_index(settings)
+        chunks = list(reader.chunks.values())
+        stored = distinct_chunks(chunks)
+        firsts = list({c.source: c for c in reversed(chunks)}.values())[::-1]
+
+        def vectors_of(rows: list[int]) -> list:
+            got = reader._chroma.get(ids=[stored[r].id for r in rows], include=["embeddings"])
+            by_id = dict(zip(got["ids"], got["embeddings"]))
+            return [by_id[stored[r].id] for r in rows]
+
+        _validate(reader._chroma, stored, firsts, vectors_of, settings.embedding_dim,
+                  store.build_dir(Path(settings.store_path), reader.collection) / store.BM25_DIR)
+        return True
+    except Exception:  # IndexError_ from the checks, KeyError for a missing vector, Chroma errors: rebuild
+        return False
+
+
 def build_index(
     settings: Settings,
     *,
     force: bool = False,
+    fresh: bool = False,
     progress: bool = True,
     embedder=None,
     on_progress: Progress | None = None,
 ) -> BuildReport:
     """Bring the index in line with the seeds folder. force=False: only when something changed (or there is no
-    index); force=True: always write a fresh collection (`qa index rebuild`). Raises IndexBusy at once when
+    index). force=True (`qa index rebuild`): also when the live index fails validation; when documents and
+    settings are unchanged and the live index holds up, it is validated and kept (nothing is copied).
+    fresh=True: always write a new collection. Raises IndexBusy at once when
     another build holds the lock, and IndexError_ with a clear message when there is nothing to index."""
     started = time.perf_counter()
     store_path = Path(settings.store_path)
@@ -237,10 +262,16 @@ def build_index(
         old_hashes = {src: d.get("sha256") for src, d in (manifest or {}).get("documents", {}).items()}
         new_hashes = {d.source: d.sha256 for d in docs}
         removed = len(set(old_hashes) - set(new_hashes))
-        if not force and same_config and old_hashes == new_hashes and _holds(client, active, manifest.get("vectors", manifest.get("chunks"))):
+        nothing_changed = (same_config and old_hashes == new_hashes
+                           and _holds(client, active, manifest.get("vectors", manifest.get("chunks"))))
+        if nothing_changed and force and not fresh:
+            report_progress("validate", 0, 1)
+            validated = _live_holds_up(settings)
+            report_progress("validate", int(validated), 1)
+        if nothing_changed and (not force or (not fresh and validated)):
             return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
                                embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
-                               seconds=time.perf_counter() - started, up_to_date=True)
+                               seconds=time.perf_counter() - started, up_to_date=True, validated=force)
 
         chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
         chunks = [c for d in docs for c in chunks_by_doc[d.source]]
@@ -302,8 +333,8 @@ def build_index(
         _write_files(folder, name, config, docs, chunks_by_doc, chunks, stored)
 
         report_progress("validate", 0, 1)
-        _validate(collection, docs, chunks_by_doc, stored, ordered, settings.embedding_dim,
-                  folder / store.BM25_DIR)
+        _validate(collection, stored, [chunks_by_doc[d.source][0] for d in docs if chunks_by_doc[d.source]],
+                  lambda rows: [ordered[r] for r in rows], settings.embedding_dim, folder / store.BM25_DIR)
         _fsync_tree(folder)
         report_progress("validate", 1, 1)
 

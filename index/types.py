@@ -35,6 +35,7 @@ class BuildReport:
     skipped: list[str] = field(default_factory=list)  # warnings for files that were not indexed
     seconds: float = 0.0
     up_to_date: bool = False  # build found nothing to do
+    validated: bool = False  # a rebuild found nothing changed and checked the live index instead of copying it
 
 
 class IndexError_(Exception):

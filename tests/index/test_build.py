@@ -137,10 +137,35 @@ def test_incremental_rebuild_embeds_only_what_changed(settings: Settings, counti
     assert not before.is_current() and after.is_current()
 
 
-def test_rebuild_with_nothing_changed_reuses_every_vector(settings: Settings, counting: CountingEmbedder):
+def test_rebuild_with_nothing_changed_validates_the_live_index_and_writes_nothing(settings: Settings,
+                                                                                  counting: CountingEmbedder):
+    first = build_index(settings, progress=False, embedder=counting)
+    pointer = (settings.store_path / store.POINTER).read_bytes()
+    files = sorted(p.relative_to(settings.store_path) for p in store.builds_dir(settings.store_path).rglob("*"))
+    counting.texts.clear()
+    steps = []
+    second = build_index(settings, force=True, progress=False, embedder=counting,
+                         on_progress=lambda stage, done, total: steps.append(stage))
+    assert second.up_to_date and second.validated and second.collection == first.collection
+    assert second.embedded == 0 and second.chunks == first.chunks and counting.texts == []
+    assert "write" not in steps and "validate" in steps  # checked, not copied
+    assert (settings.store_path / store.POINTER).read_bytes() == pointer
+    assert sorted(p.relative_to(settings.store_path)
+                  for p in store.builds_dir(settings.store_path).rglob("*")) == files
+    assert _chroma_names(settings) == {first.collection}
+
+    # a live index that does not hold up is rebuilt, reusing what it can
+    shutil.rmtree(store.build_dir(settings.store_path, first.collection) / store.BM25_DIR)
+    repaired = build_index(settings, force=True, progress=False, embedder=counting)
+    assert not repaired.up_to_date and not repaired.validated and repaired.collection != first.collection
+    assert repaired.embedded == 0 and repaired.reused == repaired.chunks
+    open_index(settings, embedder=counting)
+
+
+def test_fresh_rebuild_with_nothing_changed_reuses_every_vector(settings: Settings, counting: CountingEmbedder):
     first = build_index(settings, progress=False, embedder=counting)
     counting.texts.clear()
-    second = build_index(settings, force=True, progress=False, embedder=counting)
+    second = build_index(settings, force=True, fresh=True, progress=False, embedder=counting)
     assert second.collection != first.collection and not second.up_to_date
     assert second.embedded == 0 and second.reused == second.chunks == first.chunks
     assert counting.texts == []
