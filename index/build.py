@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from index import store
@@ -87,9 +87,10 @@ class _Reporter:
 def _active_state(settings: Settings) -> tuple[str | None, dict | None]:
     """(collection, manifest) of the live index; a damaged one counts as absent (a build replaces it)."""
     try:
-        pointer = store.read_pointer(settings.store_path)
+        pointer = store.current_pointer(settings)
         if pointer is None:
             return None, None
+        store.ensure_local_copy(settings, pointer["collection"])
         return pointer["collection"], store.read_manifest(settings.store_path, pointer["collection"])
     except IndexCorrupt:
         return None, None
@@ -119,14 +120,22 @@ def _holds(client, name: str, count: object) -> bool:
 
 
 def _remove_leftovers(settings: Settings, client, keep: str | None) -> None:
-    """Collections of builds that never switched in (killed) or were switched out (killed before deleting)."""
+    """Collections of builds that never switched in (killed) or were switched out (killed before deleting).
+
+    Embedded: each has a build folder, made before its collection. Server: every collection a build created
+    except the live one (and its .files); only the writer lease holder gets here, so no other build is running.
+    """
     folder = store.builds_dir(settings.store_path)
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if path.name != keep:
-            _delete_collection(client, path.name)
-            shutil.rmtree(path, ignore_errors=True)
+    if settings.chroma_host:
+        for collection in client.list_collections():
+            if store.is_build_collection(collection.name) and collection.name not in (keep, f"{keep}{store.FILES_SUFFIX}"):
+                _delete_collection(client, collection.name)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name != keep and not path.name.startswith("."):
+                if not settings.chroma_host:
+                    _delete_collection(client, path.name)
+                shutil.rmtree(path, ignore_errors=True)
     store.remove_orphan_segments(settings)
 
 
@@ -240,7 +249,7 @@ def build_index(
     another build holds the lock, and IndexError_ with a clear message when there is nothing to index."""
     started = time.perf_counter()
     store_path = Path(settings.store_path)
-    with build_lock(store_path), _Reporter(progress, on_progress) as report_progress:
+    with build_lock(store_path), _Reporter(progress, on_progress) as report_progress, ExitStack() as held:
         notes: list[str] = []
         try:
             client = store.chroma_client(settings)
@@ -249,6 +258,12 @@ def build_index(
                 raise
             notes.append(f"moved the damaged Chroma database aside to {store.move_aside_damaged_chroma(settings)}")
             client = store.chroma_client(settings)
+        lease = None
+        if settings.chroma_host:  # one writer across every machine that shares the server
+            from index.lease import WriterLease
+
+            lease = held.enter_context(WriterLease(client, settings.chroma_lease_seconds,
+                                                   store.chroma_location(settings)))
         active, manifest = _active_state(settings)
         _remove_leftovers(settings, client, keep=active)
 
@@ -338,8 +353,11 @@ def build_index(
         _fsync_tree(folder)
         report_progress("validate", 1, 1)
 
+        if lease is not None:
+            store.push_files(settings, name, folder)
+            lease.check()
         report_progress("switch", 0, 1)
-        store.write_pointer(store_path, name)
+        store.switch_pointer(settings, name)
         report_progress("switch", 1, 1)
         _remove_leftovers(settings, client, keep=name)
         embedded = len(todo)

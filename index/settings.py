@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # --- Chroma ---------------------------------------------------------------------------------------
     chroma_host: str | None = None  # when set, use a Chroma server through HttpClient
     chroma_port: int = 8000
+    # With a Chroma server, one writer at a time holds a lease kept in the server, refreshed while it builds;
+    # a writer killed mid-build frees it after this long. Readers look for a switched pointer this often.
+    chroma_lease_seconds: float = 30.0
+    pointer_check_seconds: float = 1.0
 
     # --- embedding and chunking ------------------------------------------------------------------------
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,4 +1,5 @@
-"""What `qa index status` shows, from the pointer and manifest JSON only: no torch, no Chroma, instant."""
+"""What `qa index status` shows, from the pointer and manifest JSON only: no torch, no Chroma, instant.
+With a Chroma server, the pointer and manifest come from the server (through the Chroma client)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ def index_status(settings: Settings) -> dict:
         "built_at": None,
         "sources": [],
     }
-    pointer = store.read_pointer(store_path)
+    pointer = store.current_pointer(settings)
     if pointer is None:
         return status
-    manifest = store.read_manifest(store_path, pointer["collection"])
+    manifest = store.fetch_manifest(settings, pointer["collection"])
     status.update(
         exists=True,
         chroma=manifest.get("chroma"),
