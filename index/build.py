@@ -162,6 +162,21 @@ def _fsync_tree(folder: Path) -> None:
         store.fsync_dir(path)
 
 
+def _encoded_texts(chunks_by_doc: dict[str, list[Chunk]], skip_overlap: bool) -> dict[str, str]:
+    """The text the encoder reads for each chunk: all of it, or (skip_overlap) all but the start it shares with
+    the previous chunk of its document, which that chunk already encoded. Every character is then encoded once
+    instead of 1 + overlap/size times; passages and BM25 keep the whole text."""
+    out: dict[str, str] = {}
+    for chunks in chunks_by_doc.values():
+        prev_end = -1
+        for c in chunks:
+            cut = prev_end - c.start
+            rest = c.text[cut:].lstrip() if skip_overlap and 0 < cut < len(c.text) else ""
+            out.setdefault(c.id, rest if len(rest) >= len(c.text) // 4 else c.text)
+            prev_end = c.end
+    return out
+
+
 def distinct_chunks(chunks: list[Chunk]) -> list[Chunk]:
     """The first chunk of each distinct text, in order: what Chroma and BM25 hold.
 
@@ -294,9 +309,10 @@ def build_index(
         # A chunk id hashes source, offsets and text, so an id the live index already holds names the same text:
         # its vector can be copied whenever the model is the same (whole unchanged documents, and the untouched
         # chunks of edited ones, e.g. a title above an edited paragraph).
+        wanted = store.index_config(settings)
         same_model = manifest is not None and all(
-            manifest.get(k) == v for k, v in store.index_config(settings).items()
-            if k in ("embedding_model", "dimension", "chroma"))
+            manifest.get(k, store.RECORD_DEFAULTS.get(k)) == wanted[k]
+            for k in ("embedding_model", "embedding_path", "dimension", "chroma"))
         old_ids = _chunk_ids(settings, active) if same_model else set()
         unchanged = [c.id for c in stored if c.id in old_ids]
         report_progress("reuse", 0, len(unchanged))
@@ -305,7 +321,8 @@ def build_index(
 
         # Longest first, as SentenceTransformer.encode orders one call's texts: each batch then holds chunks of
         # similar length and pads little (in document order the batches padded ~1.2x more tokens; bench/RESULTS.md).
-        todo = sorted((c for c in stored if c.id not in vectors), key=lambda c: -len(c.text))
+        encoded = _encoded_texts(chunks_by_doc, settings.embed_skip_overlap)
+        todo = sorted((c for c in stored if c.id not in vectors), key=lambda c: -len(encoded[c.id]))
         report_progress("embed", 0, len(todo))
         if todo:
             if embedder is None:
@@ -315,7 +332,7 @@ def build_index(
             step = settings.embed_batch_size
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
-                for chunk, vec in zip(batch, embedder.embed_documents([c.text for c in batch])):
+                for chunk, vec in zip(batch, embedder.embed_documents([encoded[c.id] for c in batch])):
                     if len(vec) != settings.embedding_dim:
                         raise IndexError_(
                             f"the model {settings.embedding_model!r} gives {len(vec)}-dimensional vectors, but "

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     embed_batch_size: int = 64
     chunk_size: int = 500  # characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval
     chunk_overlap: int = 100
+    # How chunks are encoded (recorded in the index as its embedding path; a change asks for a rebuild):
+    # int8 = torch dynamic int8 quantisation of the encoder's linear layers; skip_overlap = each chunk is encoded
+    # without the start it shares with the previous chunk of its document (bench/encoder.py measures both).
+    embed_int8: bool = False
+    embed_skip_overlap: bool = False
+    query_cache_size: int = 1024  # query vectors remembered per process (a repeated question is not re-encoded)
 
     # --- retrieval ----------------------------------------------------------------------------------------
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"

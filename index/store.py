@@ -326,11 +326,22 @@ def ensure_local_copy(settings: Settings, collection: str) -> Path:
     return folder
 
 
+def embedding_path(settings: Settings) -> str:
+    """How chunk vectors are computed beyond the model's name: "fp32" or "int8" (torch dynamic quantisation),
+    "+no-overlap" when each chunk is encoded without the start it shares with the previous one."""
+    return ("int8" if settings.embed_int8 else "fp32") + ("+no-overlap" if settings.embed_skip_overlap else "")
+
+
+# Indexes written before the embedding path was recorded were all built this way.
+RECORD_DEFAULTS = {"embedding_path": "fp32"}
+
+
 def index_config(settings: Settings) -> dict:
     """What must match between an index and the settings that read it."""
     return {
         "format": FORMAT,
         "embedding_model": settings.embedding_model,
+        "embedding_path": embedding_path(settings),
         "dimension": settings.embedding_dim,
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
@@ -343,13 +354,13 @@ def config_mismatch(manifest: dict, settings: Settings) -> str | None:
     wanted = index_config(settings)
     diffs = [f"index format {manifest.get(k)!r} (this version reads {v!r})" if k == "format"
              else f"{k} {manifest.get(k)!r} (settings say {v!r})"
-             for k, v in wanted.items() if manifest.get(k) != v]
+             for k, v in wanted.items() if manifest.get(k, RECORD_DEFAULTS.get(k)) != v]
     return "; ".join(diffs) or None
 
 
 __all__ = [
     "BM25_DIR", "DOCUMENTS", "FILES_SUFFIX", "FORMAT", "LOCK", "MANIFEST", "META", "POINTER",
-    "build_dir", "current_pointer", "ensure_local_copy", "fetch_manifest", "is_build_collection", "push_files",
+    "build_dir", "current_pointer", "embedding_path", "ensure_local_copy", "fetch_manifest", "is_build_collection", "push_files",
     "switch_pointer", "builds_dir", "chroma_client", "chroma_location", "config_mismatch", "fsync_dir",
     "index_config", "move_aside_damaged_chroma", "new_collection_name", "now_iso", "read_documents", "read_json", "read_manifest",
     "read_pointer", "remove_orphan_segments", "write_json_atomic", "write_pointer",

@@ -20,7 +20,7 @@ from index import store
 from index.build import build_index, build_lock
 from index.reader import index_status, open_index
 from index.settings import Settings
-from index.types import IndexBusy, IndexMismatch, IndexMissing
+from index.types import IndexBusy, IndexMissing
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -18,14 +18,15 @@ from index.reader import index_status, open_index
 from index.settings import Settings
 from index.types import IndexBusy
 from tests.conftest import SEED
-from tests.index.test_rebuild_safety import (  # noqa: F401 - chroma_server is a fixture
-    _extra_docs, _kill, _spawn, _wait_for_line, chroma_server)
+from tests.index import test_rebuild_safety as safety
+from tests.index.test_rebuild_safety import _extra_docs, _kill, _spawn, _wait_for_line
 from tests.reliability.qa_cli import assert_no_traceback, run_qa
 from tests.servers import start_server
 
 BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
               "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
               "It spans the river near Padum and carries one lane of traffic.\n")
+chroma_server = safety.chroma_server  # the fixture: a real `chroma run` on a free port
 QUERIES = "Who co-chaired the dialogue?\nWhich highway will see smooth passage?\nKhunjerab Pass\n"
 
 
