@@ -379,7 +379,7 @@ def build_index(
         _remove_leftovers(settings, client, keep=name)
         embedded = len(todo)
         return BuildReport(collection=name, documents=len(docs), chunks=len(chunks), embedded=embedded,
-                           reused=len(chunks) - embedded, removed_documents=removed, skipped=notes + warnings,
+                           reused=len(stored) - embedded, removed_documents=removed, skipped=notes + warnings,
                            seconds=time.perf_counter() - started)
 
 

@@ -29,8 +29,8 @@ class BuildReport:
     collection: str
     documents: int
     chunks: int
-    embedded: int  # chunks whose vectors were computed in this build
-    reused: int  # chunks whose vectors were copied from the previous index
+    embedded: int  # chunks whose vectors were computed in this build (identical texts count once)
+    reused: int  # chunks whose vectors were copied from the previous index (identical texts count once)
     removed_documents: int
     skipped: list[str] = field(default_factory=list)  # warnings for files that were not indexed
     seconds: float = 0.0

@@ -284,6 +284,7 @@ def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(se
     assert len(odd) > 100 and report.chunks == len(reader.chunks)
     # every distinct text is embedded and stored once; every chunk still has its place in its document
     assert len(counting.texts) == report.embedded == len(distinct) < len(reader.chunks)
+    assert report.reused == 0  # the copies were not taken from an earlier index
     assert reader._chroma.count() == len(distinct)
     assert all(reader.document_text(c.source)[c.start:c.end] == c.text for c in odd)
     # the article is still found by its own words and meaning
