@@ -23,8 +23,8 @@ def _ratios(text: str) -> list[float]:
 
 
 # Performance benchmarks (issue 5): each module has its own main(argv) and options.
-PERF = {"ingest": "bench.ingest", "scale": "bench.scale", "answer": "bench.answer", "coldstart": "bench.coldstart",
-        "memory": "bench.coldstart:memory_main", "plots": "bench.plots",
+PERF = {"ingest": "bench.ingest", "encoder": "bench.encoder", "scale": "bench.scale", "answer": "bench.answer",
+        "coldstart": "bench.coldstart", "memory": "bench.coldstart:memory_main", "plots": "bench.plots",
         "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api"}
 
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from index import store
@@ -88,9 +88,10 @@ class _Reporter:
 def _active_state(settings: Settings) -> tuple[str | None, dict | None]:
     """(collection, manifest) of the live index; a damaged one counts as absent (a build replaces it)."""
     try:
-        pointer = store.read_pointer(settings.store_path)
+        pointer = store.current_pointer(settings)
         if pointer is None:
             return None, None
+        store.ensure_local_copy(settings, pointer["collection"])
         return pointer["collection"], store.read_manifest(settings.store_path, pointer["collection"])
     except IndexCorrupt:
         return None, None
@@ -120,14 +121,22 @@ def _holds(client, name: str, count: object) -> bool:
 
 
 def _remove_leftovers(settings: Settings, client, keep: str | None) -> None:
-    """Collections of builds that never switched in (killed) or were switched out (killed before deleting)."""
+    """Collections of builds that never switched in (killed) or were switched out (killed before deleting).
+
+    Embedded: each has a build folder, made before its collection. Server: every collection a build created
+    except the live one (and its .files); only the writer lease holder gets here, so no other build is running.
+    """
     folder = store.builds_dir(settings.store_path)
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if path.name != keep:
-            _delete_collection(client, path.name)
-            shutil.rmtree(path, ignore_errors=True)
+    if settings.chroma_host:
+        for collection in client.list_collections():
+            if store.is_build_collection(collection.name) and collection.name not in (keep, f"{keep}{store.FILES_SUFFIX}"):
+                _delete_collection(client, collection.name)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name != keep and not path.name.startswith("."):
+                if not settings.chroma_host:
+                    _delete_collection(client, path.name)
+                shutil.rmtree(path, ignore_errors=True)
     store.remove_orphan_segments(settings)
 
 
@@ -154,35 +163,109 @@ def _fsync_tree(folder: Path) -> None:
         store.fsync_dir(path)
 
 
-def _validate(collection, chunks: list[Chunk], vectors: list[list[float]], dim: int, bm25_dir: Path) -> None:
-    """Count, dimension and a smoke query on the new collection, and the BM25 files read back."""
+def _encoded_texts(chunks_by_doc: dict[str, list[Chunk]], skip_overlap: bool) -> dict[str, str]:
+    """The text the encoder reads for each chunk: all of it, or (skip_overlap) all but the start it shares with
+    the previous chunk of its document, which that chunk already encoded. Every character is then encoded once
+    instead of 1 + overlap/size times; passages and BM25 keep the whole text."""
+    out: dict[str, str] = {}
+    for chunks in chunks_by_doc.values():
+        prev_end = -1
+        for c in chunks:
+            cut = prev_end - c.start
+            rest = c.text[cut:].lstrip() if skip_overlap and 0 < cut < len(c.text) else ""
+            out.setdefault(c.id, rest if len(rest) >= len(c.text) // 4 else c.text)
+            prev_end = c.end
+    return out
+
+
+def distinct_chunks(chunks: list[Chunk]) -> list[Chunk]:
+    """The first chunk of each distinct text, in order: what Chroma and BM25 hold.
+
+    Identical texts get identical vectors, and many identical vectors wreck an HNSW graph (each node's neighbour
+    list fills with copies at distance 0, and greedy search can no longer leave them: measured, a document of one
+    phrase repeated made every chunk of the other document unfindable). Stored once, a text is embedded once and
+    found once; documents.json still holds every chunk's place in its document.
+    """
+    first: dict[str, Chunk] = {}
+    for c in chunks:
+        first.setdefault(c.text, c)
+    return list(first.values())
+
+
+SMOKE_PROBES = 16  # documents probed by validation (spread over the corpus)
+SMOKE_K = 10
+
+
+def _validate(collection, stored: list[Chunk], firsts: list[Chunk], vectors_of: Callable[[list[int]], list],
+              dim: int, bm25_dir: Path) -> None:
+    """Count, dimension, smoke queries on a collection, and its BM25 files read back.
+
+    The smoke queries check the index, not the documents' variety: the first chunk of each document (up to
+    SMOKE_PROBES documents, spread) is looked up by its own vector, and a probe passes when its nearest SMOKE_K
+    hold a chunk with its text (near-identical texts may share a vector, and HNSW is approximate). The build
+    fails when most probes fail, so one odd document never blocks the others.
+    """
     count = collection.count()
-    if count != len(chunks):
-        raise IndexError_(f"validation failed: the new collection holds {count} chunks, expected {len(chunks)}")
-    probe = collection.get(ids=[chunks[0].id], include=["embeddings"])
+    if count != len(stored):
+        raise IndexError_(f"validation failed: the collection holds {count} chunks, expected {len(stored)}")
+    probe = collection.get(ids=[stored[0].id], include=["embeddings"])
     if len(probe["ids"]) != 1 or len(probe["embeddings"][0]) != dim:
         raise IndexError_(f"validation failed: stored vectors do not have dimension {dim}")
-    hit = collection.query(query_embeddings=[vectors[0]], n_results=1, include=["distances"])
-    if not hit["ids"][0] or hit["distances"][0][0] > 1e-3:
-        raise IndexError_("validation failed: a smoke query did not find the chunk it was made from")
-    if len(Bm25Index.load(bm25_dir).ids) != len(chunks):
+    text_row = {c.text: i for i, c in enumerate(stored)}
+    step = max(1.0, len(firsts) / SMOKE_PROBES)
+    picked = [firsts[int(i * step)] for i in range(min(len(firsts), SMOKE_PROBES))]
+    rows = sorted({text_row[c.text] for c in picked})
+    if len(rows) < 3:  # few documents: probe a few stored chunks spread over the whole index
+        rows = sorted(set(rows) | {int(i * (len(stored) - 1) / 2) for i in range(3)})
+    hits = collection.query(query_embeddings=vectors_of(rows), n_results=min(SMOKE_K, count), include=["documents"])
+    failed = sum(stored[r].text not in found for r, found in zip(rows, hits["documents"]))
+    if failed * 2 > len(rows):
+        raise IndexError_(f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk "
+                          "they were made from")
+    if len(Bm25Index.load(bm25_dir).ids) != len(stored):
         raise IndexError_("validation failed: the BM25 index does not cover every chunk")
+
+
+def _live_holds_up(settings: Settings) -> bool:
+    """The live index opens with every reader check (files, BM25, collection, counts, models) and passes the
+    same smoke queries as a new build: then a rebuild of unchanged documents has nothing to repair."""
+    from index.reader import open_index
+
+    try:
+        reader = open_index(settings)
+        chunks = list(reader.chunks.values())
+        stored = distinct_chunks(chunks)
+        firsts = list({c.source: c for c in reversed(chunks)}.values())[::-1]
+
+        def vectors_of(rows: list[int]) -> list:
+            got = reader._chroma.get(ids=[stored[r].id for r in rows], include=["embeddings"])
+            by_id = dict(zip(got["ids"], got["embeddings"]))
+            return [by_id[stored[r].id] for r in rows]
+
+        _validate(reader._chroma, stored, firsts, vectors_of, settings.embedding_dim,
+                  store.build_dir(Path(settings.store_path), reader.collection) / store.BM25_DIR)
+        return True
+    except Exception:  # IndexError_ from the checks, KeyError for a missing vector, Chroma errors: rebuild
+        return False
 
 
 def build_index(
     settings: Settings,
     *,
     force: bool = False,
+    fresh: bool = False,
     progress: bool = True,
     embedder=None,
     on_progress: Progress | None = None,
 ) -> BuildReport:
     """Bring the index in line with the seeds folder. force=False: only when something changed (or there is no
-    index); force=True: always write a fresh collection (`qa index rebuild`). Raises IndexBusy at once when
+    index). force=True (`qa index rebuild`): also when the live index fails validation; when documents and
+    settings are unchanged and the live index holds up, it is validated and kept (nothing is copied).
+    fresh=True: always write a new collection. Raises IndexBusy at once when
     another build holds the lock, and IndexError_ with a clear message when there is nothing to index."""
     started = time.perf_counter()
     store_path = Path(settings.store_path)
-    with build_lock(store_path), _Reporter(progress, on_progress) as report_progress:
+    with build_lock(store_path), _Reporter(progress, on_progress) as report_progress, ExitStack() as held:
         notes: list[str] = []
         try:
             client = store.chroma_client(settings)
@@ -191,6 +274,12 @@ def build_index(
                 raise
             notes.append(f"moved the damaged Chroma database aside to {store.move_aside_damaged_chroma(settings)}")
             client = store.chroma_client(settings)
+        lease = None
+        if settings.chroma_host:  # one writer across every machine that shares the server
+            from index.lease import WriterLease
+
+            lease = held.enter_context(WriterLease(client, settings.chroma_lease_seconds,
+                                                   store.chroma_location(settings)))
         active, manifest = _active_state(settings)
         _remove_leftovers(settings, client, keep=active)
 
@@ -206,28 +295,37 @@ def build_index(
         old_hashes = {src: d.get("sha256") for src, d in (manifest or {}).get("documents", {}).items()}
         new_hashes = {d.source: d.sha256 for d in docs}
         removed = len(set(old_hashes) - set(new_hashes))
-        if not force and same_config and old_hashes == new_hashes and _holds(client, active, manifest.get("chunks")):
+        nothing_changed = (same_config and old_hashes == new_hashes
+                           and _holds(client, active, manifest.get("vectors", manifest.get("chunks"))))
+        if nothing_changed and force and not fresh:
+            report_progress("validate", 0, 1)
+            validated = _live_holds_up(settings)
+            report_progress("validate", int(validated), 1)
+        if nothing_changed and (not force or (not fresh and validated)):
             return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
                                embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
-                               seconds=time.perf_counter() - started, up_to_date=True)
+                               seconds=time.perf_counter() - started, up_to_date=True, validated=force)
 
         chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
         chunks = [c for d in docs for c in chunks_by_doc[d.source]]
+        stored = distinct_chunks(chunks)
         # A chunk id hashes source, offsets and text, so an id the live index already holds names the same text:
         # its vector can be copied whenever the model is the same (whole unchanged documents, and the untouched
         # chunks of edited ones, e.g. a title above an edited paragraph).
+        wanted = store.index_config(settings)
         same_model = manifest is not None and all(
-            manifest.get(k) == v for k, v in store.index_config(settings).items()
-            if k in ("embedding_model", "dimension", "chroma"))
+            manifest.get(k, store.RECORD_DEFAULTS.get(k)) == wanted[k]
+            for k in ("embedding_model", "embedding_path", "dimension", "chroma"))
         old_ids = _chunk_ids(settings, active) if same_model else set()
-        unchanged = [c.id for c in chunks if c.id in old_ids]
+        unchanged = [c.id for c in stored if c.id in old_ids]
         report_progress("reuse", 0, len(unchanged))
         vectors = _reused_vectors(client, active, unchanged, client.get_max_batch_size()) if unchanged else {}
         report_progress("reuse", len(vectors), len(unchanged))
 
         # Longest first, as SentenceTransformer.encode orders one call's texts: each batch then holds chunks of
         # similar length and pads little (in document order the batches padded ~1.2x more tokens; bench/RESULTS.md).
-        todo = sorted((c for c in chunks if c.id not in vectors), key=lambda c: -len(c.text))
+        encoded = _encoded_texts(chunks_by_doc, settings.embed_skip_overlap)
+        todo = sorted((c for c in stored if c.id not in vectors), key=lambda c: -len(encoded[c.id]))
         report_progress("embed", 0, len(todo))
         if todo:
             if embedder is None:
@@ -237,7 +335,7 @@ def build_index(
             step = settings.embed_batch_size
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
-                for chunk, vec in zip(batch, embedder.embed_documents([c.text for c in batch])):
+                for chunk, vec in zip(batch, embedder.embed_documents([encoded[c.id] for c in batch])):
                     if len(vec) != settings.embedding_dim:
                         raise IndexError_(
                             f"the model {settings.embedding_model!r} gives {len(vec)}-dimensional vectors, but "
@@ -255,11 +353,11 @@ def build_index(
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,  # vectors are always given explicitly; Chroma's default would go online
         )
-        ordered = [vectors[c.id] for c in chunks]
+        ordered = [vectors[c.id] for c in stored]
         step = client.get_max_batch_size()
-        report_progress("write", 0, len(chunks))
-        for i in range(0, len(chunks), step):
-            batch = chunks[i : i + step]
+        report_progress("write", 0, len(stored))
+        for i in range(0, len(stored), step):
+            batch = stored[i : i + step]
             collection.add(
                 ids=[c.id for c in batch],
                 embeddings=ordered[i : i + step],
@@ -267,26 +365,30 @@ def build_index(
                 metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end,
                             **({"page": c.page} if c.page is not None else {})} for c in batch],
             )
-            report_progress("write", min(i + step, len(chunks)), len(chunks))
-        _write_files(folder, name, config, docs, chunks_by_doc, chunks)
+            report_progress("write", min(i + step, len(stored)), len(stored))
+        _write_files(folder, name, config, docs, chunks_by_doc, chunks, stored)
 
         report_progress("validate", 0, 1)
-        _validate(collection, chunks, ordered, settings.embedding_dim, folder / store.BM25_DIR)
+        _validate(collection, stored, [chunks_by_doc[d.source][0] for d in docs if chunks_by_doc[d.source]],
+                  lambda rows: [ordered[r] for r in rows], settings.embedding_dim, folder / store.BM25_DIR)
         _fsync_tree(folder)
         report_progress("validate", 1, 1)
 
+        if lease is not None:
+            store.push_files(settings, name, folder)
+            lease.check()
         report_progress("switch", 0, 1)
-        store.write_pointer(store_path, name)
+        store.switch_pointer(settings, name)
         report_progress("switch", 1, 1)
         _remove_leftovers(settings, client, keep=name)
         embedded = len(todo)
         return BuildReport(collection=name, documents=len(docs), chunks=len(chunks), embedded=embedded,
-                           reused=len(chunks) - embedded, removed_documents=removed, skipped=notes + warnings,
+                           reused=len(stored) - embedded, removed_documents=removed, skipped=notes + warnings,
                            seconds=time.perf_counter() - started)
 
 
 def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
-                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk]) -> None:
+                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk], stored: list[Chunk]) -> None:
     """documents.json (texts + chunk spans), BM25, then the manifest last: the manifest is the 'complete' mark."""
     store.write_json_atomic(folder / store.DOCUMENTS, {
         d.source: {"title": d.title, "subtitle": d.subtitle, "sha256": d.sha256, "text": d.text,
@@ -294,16 +396,17 @@ def _write_files(folder: Path, name: str, config: dict, docs: list[Document],
                    **({"pages": list(d.pages)} if d.pages else {})}
         for d in docs
     })
-    Bm25Index.build([c.id for c in chunks], [c.text for c in chunks]).save(folder / store.BM25_DIR)
+    Bm25Index.build([c.id for c in stored], [c.text for c in stored]).save(folder / store.BM25_DIR)
     store.write_json_atomic(folder / store.MANIFEST, {
         "collection": name,
         **config,
         "built_at": store.now_iso(),
         "document_count": len(docs),
         "chunks": len(chunks),
+        "vectors": len(stored),
         "documents": {d.source: {"sha256": d.sha256, "title": d.title, "chunks": len(chunks_by_doc[d.source])}
                       for d in docs},
     })
 
 
-__all__ = ["STAGES", "build_index", "build_lock"]
+__all__ = ["STAGES", "build_index", "build_lock", "distinct_chunks"]

@@ -7,6 +7,8 @@ to run, not later with a traceback.
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 from index import store
@@ -14,7 +16,7 @@ from index.bm25 import Bm25Index, tokenize
 from index.formats import page_at
 from index.settings import Settings
 from index.status import index_status
-from index.types import Chunk, IndexCorrupt, IndexMismatch, IndexMissing
+from index.types import Chunk, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
 
 
 class IndexReader:
@@ -30,6 +32,7 @@ class IndexReader:
         self._bm25 = bm25
         self._chroma = chroma_collection
         self._embedder = embedder
+        self._checked_at = time.monotonic()  # when the pointer was last seen naming this collection (server)
 
     @property
     def embedder(self):
@@ -63,6 +66,7 @@ class IndexReader:
         try:
             hits = self._chroma.query(query_embeddings=[vector], n_results=k, include=["distances"])
         except Exception as e:  # the collection vanished under us (rebuilt elsewhere) or the server went away
+            self._checked_at = float("-inf")  # look at the pointer again before trusting this collection
             raise IndexCorrupt(f"the index collection {self.collection} cannot be searched ({type(e).__name__}: {e}); "
                                "if a rebuild just finished, search again, else run `qa index rebuild`") from None
         return [(self.chunks[cid], 1.0 - float(dist)) for cid, dist in zip(hits["ids"][0], hits["distances"][0])]
@@ -76,12 +80,19 @@ class IndexReader:
         return self._bm25.idf(tokenize(query))
 
     def is_current(self) -> bool:
-        """Does the pointer still name this collection? One small file read; False after a rebuild switched."""
+        """Does the pointer still name this collection? False after a rebuild switched. Embedded: one small file
+        read. Chroma server: one request at most every `pointer_check_seconds` (replicas switch within that)."""
+        if self.settings.chroma_host:
+            if time.monotonic() - self._checked_at < self.settings.pointer_check_seconds:
+                return True
         try:
-            pointer = store.read_pointer(self.settings.store_path)
-        except IndexCorrupt:
+            pointer = store.current_pointer(self.settings)
+        except IndexError_:
             return False
-        return pointer is not None and pointer["collection"] == self.collection
+        current = pointer is not None and pointer["collection"] == self.collection
+        if current:
+            self._checked_at = time.monotonic()
+        return current
 
 
 def _chunks(documents: dict, path: Path) -> dict[str, Chunk]:
@@ -98,14 +109,16 @@ def _chunks(documents: dict, path: Path) -> dict[str, Chunk]:
 def open_index(settings: Settings, embedder=None) -> IndexReader:
     """The live index, checked. Raises IndexMissing, IndexMismatch or IndexCorrupt with the command to run."""
     store_path = Path(settings.store_path)
-    pointer = store.read_pointer(store_path)
+    pointer = store.current_pointer(settings)
+    where = store.chroma_location(settings) if settings.chroma_host else store_path
     if pointer is None:
-        raise IndexMissing(f"there is no index in {store_path} yet; run `qa index build`")
+        raise IndexMissing(f"there is no index in {where} yet; run `qa index build`")
     name = pointer["collection"]
+    store.ensure_local_copy(settings, name)
     manifest = store.read_manifest(store_path, name)
     mismatch = store.config_mismatch(manifest, settings)
     if mismatch:
-        raise IndexMismatch(f"the index in {store_path} was built with other settings: {mismatch}; "
+        raise IndexMismatch(f"the index in {where} was built with other settings: {mismatch}; "
                             "run `qa index rebuild`")
     documents = store.read_documents(store_path, name)
     folder = store.build_dir(store_path, name)
@@ -126,19 +139,32 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
     if meta.get("embedding_model") != settings.embedding_model or meta.get("dimension") != settings.embedding_dim:
         raise IndexMismatch(f"the collection {name} was built with {meta.get('embedding_model')!r} "
                             f"({meta.get('dimension')} dimensions); run `qa index rebuild`")
-    if count != len(chunks) or set(bm25.ids) != set(chunks):
+    # Chroma and BM25 hold each distinct chunk text once (index.build.distinct_chunks).
+    stored = {c.text: cid for cid, c in reversed(chunks.items())}
+    if count != len(stored) or set(bm25.ids) != set(stored.values()):
         raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
                            f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`")
     # The count comes from Chroma's metadata; reading the first-written vector proves the vector files are there
     # too (a deleted segment folder otherwise leaves dense search silently returning almost nothing).
     try:
-        probe = collection.get(ids=[next(iter(chunks))], include=["embeddings"])
+        probe = collection.get(ids=[bm25.ids[0]], include=["embeddings"])
         if len(probe["ids"]) != 1:
             raise LookupError("the first chunk has no vector")
     except Exception as e:
         raise IndexCorrupt(f"the vectors of the index {name} cannot be read ({type(e).__name__}: {e}); "
                            "run `qa index rebuild`") from None
+    if settings.chroma_host:
+        _drop_older_copies(store_path, name)
     return IndexReader(settings, name, manifest, documents, chunks, bm25, collection, embedder)
+
+
+def _drop_older_copies(store_path: Path, live: str) -> None:
+    """Server: this machine's copies of collections older than the live one (names sort by build time; newer
+    folders may be a build in progress here)."""
+    folder = store.builds_dir(store_path)
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if store.is_build_collection(path.name) and path.name < live:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["IndexReader", "index_status", "open_index"]

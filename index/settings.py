@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # --- Chroma ---------------------------------------------------------------------------------------
     chroma_host: str | None = None  # when set, use a Chroma server through HttpClient
     chroma_port: int = 8000
+    # With a Chroma server, one writer at a time holds a lease kept in the server, refreshed while it builds;
+    # a writer killed mid-build frees it after this long. Readers look for a switched pointer this often.
+    chroma_lease_seconds: float = 30.0
+    pointer_check_seconds: float = 1.0
 
     # --- embedding and chunking ------------------------------------------------------------------------
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -35,6 +39,12 @@ class Settings(BaseSettings):
     embed_batch_size: int = 64
     chunk_size: int = 500  # characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval
     chunk_overlap: int = 100
+    # How chunks are encoded (recorded in the index as its embedding path; a change asks for a rebuild):
+    # int8 = torch dynamic int8 quantisation of the encoder's linear layers; skip_overlap = each chunk is encoded
+    # without the start it shares with the previous chunk of its document (bench/encoder.py measures both).
+    embed_int8: bool = False
+    embed_skip_overlap: bool = False
+    query_cache_size: int = 1024  # query vectors remembered per process (a repeated question is not re-encoded)
 
     # --- reading documents (budgets: a file over one is skipped with a message naming it) ---------------------
     max_doc_chars: int = 5_000_000  # characters of text per file (about a 2,500-page book)

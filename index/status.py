@@ -1,4 +1,5 @@
-"""What `qa index status` shows, from the pointer and manifest JSON only: no torch, no Chroma, instant."""
+"""What `qa index status` shows, from the pointer and manifest JSON only: no torch, no Chroma, instant.
+With a Chroma server, the pointer and manifest come from the server (through the Chroma client)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ def index_status(settings: Settings) -> dict:
         "documents": 0,
         "chunks": 0,
         "model": None,
+        "embedding_path": None,
         "dimension": None,
         "chunk_size": None,
         "chunk_overlap": None,
         "built_at": None,
         "sources": [],
     }
-    pointer = store.read_pointer(store_path)
+    pointer = store.current_pointer(settings)
     if pointer is None:
         return status
-    manifest = store.read_manifest(store_path, pointer["collection"])
+    manifest = store.fetch_manifest(settings, pointer["collection"])
     status.update(
         exists=True,
         chroma=manifest.get("chroma"),
@@ -36,6 +38,7 @@ def index_status(settings: Settings) -> dict:
         documents=manifest.get("document_count", 0),
         chunks=manifest.get("chunks", 0),
         model=manifest.get("embedding_model"),
+        embedding_path=manifest.get("embedding_path", store.RECORD_DEFAULTS["embedding_path"]),
         dimension=manifest.get("dimension"),
         chunk_size=manifest.get("chunk_size"),
         chunk_overlap=manifest.get("chunk_overlap"),

@@ -13,6 +13,16 @@ Layout of the store folder (one writer at a time, guarded by `build.lock`):
 Every collection gets its build folder *before* it is created in Chroma, so a build killed at any moment
 leaves only things the next build can recognise and remove. This module imports nothing heavy at load time:
 `qa index status` reads JSON only.
+
+With a Chroma server (QA_CHROMA_HOST) the server holds the whole index and the store folder is only a cache:
+
+    collection qa-meta                      its metadata is the pointer (one atomic `modify` switches it)
+    collection <collection>                 the chunks: vectors, texts, source and offsets
+    collection <collection>.files           the manifest and each document's cleaned text and chunk spans
+    collection qa-writer-<n>                the writer lease (index/lease.py)
+
+A reader copies `<collection>.files` into `builds/<collection>/` and derives BM25 from it there; a collection
+name is never reused, so that copy never goes stale. Build folders appear by an atomic rename, whole.
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ BUILDS = "builds"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.json"
 BM25_DIR = "bm25"
+META = "qa-meta"  # server only: the collection whose metadata is the pointer
+FILES_SUFFIX = ".files"  # server only: "<collection>.files" holds the manifest and the documents
+_BUILD_NAME = re.compile(r"qa-\d{8}t\d{6}-[0-9a-f]{8}")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -185,11 +198,150 @@ def read_documents(store: Path, collection: str) -> dict:
     return read_json(build_dir(store, collection) / DOCUMENTS, "document file")
 
 
+def is_build_collection(name: str) -> bool:
+    """A collection (or its .files companion) that some build created: what leftover removal may delete."""
+    return bool(_BUILD_NAME.fullmatch(name.removesuffix(FILES_SUFFIX)))
+
+
+def _missing(e: Exception) -> bool:
+    return type(e).__name__ == "NotFoundError" or "does not exist" in str(e)
+
+
+def current_pointer(settings: Settings) -> dict | None:
+    """The live pointer: the store folder's ACTIVE.json, or the server's qa-meta collection when one is set."""
+    if not settings.chroma_host:
+        return read_pointer(settings.store_path)
+    try:
+        pointer = dict(chroma_client(settings).get_collection(META, embedding_function=None).metadata or {})
+    except IndexError_:
+        raise
+    except Exception as e:
+        if _missing(e):
+            return None
+        raise IndexError_(f"cannot read the index pointer from the Chroma server at {chroma_location(settings)} "
+                          f"({type(e).__name__}: {e}); is it running?") from None
+    if not isinstance(pointer.get("collection"), str):
+        raise IndexCorrupt(f"the index pointer in {chroma_location(settings)} names no collection; "
+                           "run `qa index rebuild`")
+    return pointer
+
+
+def switch_pointer(settings: Settings, collection: str) -> None:
+    """Make `collection` the live index, atomically (a file rename, or one metadata update on the server)."""
+    if not settings.chroma_host:
+        write_pointer(settings.store_path, collection)
+        return
+    client = chroma_client(settings)
+    pointer = {"format": FORMAT, "collection": collection, "switched_at": now_iso()}
+    try:
+        client.get_collection(META, embedding_function=None).modify(metadata=pointer)
+    except Exception as e:
+        if not _missing(e):
+            raise
+        client.create_collection(META, metadata=pointer, embedding_function=None)
+
+
+def push_files(settings: Settings, collection: str, folder: Path) -> None:
+    """Server only: copy a build folder's manifest and documents into `<collection>.files` (never replaced)."""
+    manifest = read_json(folder / MANIFEST, "manifest")
+    documents = read_json(folder / DOCUMENTS, "document file")
+    records = [("manifest", json.dumps(manifest, ensure_ascii=False))] + [
+        (f"doc-{i}", json.dumps({"source": source, **doc}, ensure_ascii=False))
+        for i, (source, doc) in enumerate(documents.items())]
+    client = chroma_client(settings)
+    files = client.create_collection(collection + FILES_SUFFIX, embedding_function=None)
+    limit, batch, size = client.get_max_batch_size(), [], 0
+    for record in records + [None]:
+        if batch and (record is None or len(batch) >= limit or size + len(record[1]) > 8_000_000):
+            files.add(ids=[r[0] for r in batch], documents=[r[1] for r in batch], embeddings=[[1.0]] * len(batch))
+            batch, size = [], 0
+        if record is not None:
+            batch.append(record)
+            size += len(record[1])
+
+
+def fetch_manifest(settings: Settings, collection: str) -> dict:
+    """The manifest of a build: the local copy when there is one, else the server's."""
+    local = build_dir(settings.store_path, collection) / MANIFEST
+    if local.exists() or not settings.chroma_host:
+        return read_json(local, "manifest")
+    return _fetch_records(settings, collection, ["manifest"])[0]
+
+
+def _fetch_records(settings: Settings, collection: str, ids: list[str]) -> list[dict]:
+    try:
+        files = chroma_client(settings).get_collection(collection + FILES_SUFFIX, embedding_function=None)
+        got = dict(zip(*(lambda r: (r["ids"], r["documents"]))(files.get(ids=ids, include=["documents"]))))
+        return [json.loads(got[i]) for i in ids]
+    except IndexError_:
+        raise
+    except Exception as e:
+        raise IndexCorrupt(f"the index files of {collection} cannot be read from the Chroma server at "
+                           f"{chroma_location(settings)} ({type(e).__name__}: {e}); run `qa index rebuild`") from None
+
+
+def ensure_local_copy(settings: Settings, collection: str) -> Path:
+    """Server only: the build folder of `collection` in this machine's store folder, fetched and BM25 derived
+    when missing. Built in a private temporary folder and renamed into place, so concurrent readers never see
+    half a copy."""
+    folder = build_dir(settings.store_path, collection)
+    if not settings.chroma_host or (folder / MANIFEST).exists():
+        return folder
+    manifest = _fetch_records(settings, collection, ["manifest"])[0]
+    count = manifest.get("document_count")
+    if not isinstance(count, int) or count < 0:
+        raise IndexCorrupt(f"the manifest of {collection} in {chroma_location(settings)} is damaged; "
+                           "run `qa index rebuild`")
+    documents: dict = {}
+    for i in range(0, count, 256):
+        for doc in _fetch_records(settings, collection, [f"doc-{j}" for j in range(i, min(i + 256, count))]):
+            documents[doc.pop("source")] = doc
+    from index.bm25 import Bm25Index
+
+    ids, texts, seen = [], [], set()
+    try:
+        for doc in documents.values():  # the build's order: every distinct chunk text once, first place first
+            for cid, start, end in doc["chunks"]:
+                text = doc["text"][start:end]
+                if text not in seen:
+                    seen.add(text)
+                    ids.append(cid)
+                    texts.append(text)
+    except (KeyError, TypeError, ValueError) as e:
+        raise IndexCorrupt(f"the documents of {collection} in {chroma_location(settings)} are damaged ({e!r}); "
+                           "run `qa index rebuild`") from None
+    tmp = builds_dir(settings.store_path) / f".{collection}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        write_json_atomic(tmp / DOCUMENTS, documents)
+        Bm25Index.build(ids, texts).save(tmp / BM25_DIR)
+        write_json_atomic(tmp / MANIFEST, manifest)
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process of this machine fetched it first
+            if not (folder / MANIFEST).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def embedding_path(settings: Settings) -> str:
+    """How chunk vectors are computed beyond the model's name: "fp32" or "int8" (torch dynamic quantisation),
+    "+no-overlap" when each chunk is encoded without the start it shares with the previous one."""
+    return ("int8" if settings.embed_int8 else "fp32") + ("+no-overlap" if settings.embed_skip_overlap else "")
+
+
+# Indexes written before the embedding path was recorded were all built this way.
+RECORD_DEFAULTS = {"embedding_path": "fp32"}
+
+
 def index_config(settings: Settings) -> dict:
     """What must match between an index and the settings that read it."""
     return {
         "format": FORMAT,
         "embedding_model": settings.embedding_model,
+        "embedding_path": embedding_path(settings),
         "dimension": settings.embedding_dim,
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
@@ -202,13 +354,14 @@ def config_mismatch(manifest: dict, settings: Settings) -> str | None:
     wanted = index_config(settings)
     diffs = [f"index format {manifest.get(k)!r} (this version reads {v!r})" if k == "format"
              else f"{k} {manifest.get(k)!r} (settings say {v!r})"
-             for k, v in wanted.items() if manifest.get(k) != v]
+             for k, v in wanted.items() if manifest.get(k, RECORD_DEFAULTS.get(k)) != v]
     return "; ".join(diffs) or None
 
 
 __all__ = [
-    "BM25_DIR", "DOCUMENTS", "FORMAT", "LOCK", "MANIFEST", "POINTER",
-    "build_dir", "builds_dir", "chroma_client", "chroma_location", "config_mismatch", "fsync_dir",
+    "BM25_DIR", "DOCUMENTS", "FILES_SUFFIX", "FORMAT", "LOCK", "MANIFEST", "META", "POINTER",
+    "build_dir", "current_pointer", "embedding_path", "ensure_local_copy", "fetch_manifest", "is_build_collection", "push_files",
+    "switch_pointer", "builds_dir", "chroma_client", "chroma_location", "config_mismatch", "fsync_dir",
     "index_config", "move_aside_damaged_chroma", "new_collection_name", "now_iso", "read_documents", "read_json", "read_manifest",
     "read_pointer", "remove_orphan_segments", "write_json_atomic", "write_pointer",
 ]

@@ -31,12 +31,13 @@ class BuildReport:
     collection: str
     documents: int
     chunks: int
-    embedded: int  # chunks whose vectors were computed in this build
-    reused: int  # chunks whose vectors were copied from the previous index
+    embedded: int  # chunks whose vectors were computed in this build (identical texts count once)
+    reused: int  # chunks whose vectors were copied from the previous index (identical texts count once)
     removed_documents: int
     skipped: list[str] = field(default_factory=list)  # warnings for files that were not indexed
     seconds: float = 0.0
     up_to_date: bool = False  # build found nothing to do
+    validated: bool = False  # a rebuild found nothing changed and checked the live index instead of copying it
 
 
 class IndexError_(Exception):

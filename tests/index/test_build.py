@@ -137,10 +137,35 @@ def test_incremental_rebuild_embeds_only_what_changed(settings: Settings, counti
     assert not before.is_current() and after.is_current()
 
 
-def test_rebuild_with_nothing_changed_reuses_every_vector(settings: Settings, counting: CountingEmbedder):
+def test_rebuild_with_nothing_changed_validates_the_live_index_and_writes_nothing(settings: Settings,
+                                                                                  counting: CountingEmbedder):
+    first = build_index(settings, progress=False, embedder=counting)
+    pointer = (settings.store_path / store.POINTER).read_bytes()
+    files = sorted(p.relative_to(settings.store_path) for p in store.builds_dir(settings.store_path).rglob("*"))
+    counting.texts.clear()
+    steps = []
+    second = build_index(settings, force=True, progress=False, embedder=counting,
+                         on_progress=lambda stage, done, total: steps.append(stage))
+    assert second.up_to_date and second.validated and second.collection == first.collection
+    assert second.embedded == 0 and second.chunks == first.chunks and counting.texts == []
+    assert "write" not in steps and "validate" in steps  # checked, not copied
+    assert (settings.store_path / store.POINTER).read_bytes() == pointer
+    assert sorted(p.relative_to(settings.store_path)
+                  for p in store.builds_dir(settings.store_path).rglob("*")) == files
+    assert _chroma_names(settings) == {first.collection}
+
+    # a live index that does not hold up is rebuilt, reusing what it can
+    shutil.rmtree(store.build_dir(settings.store_path, first.collection) / store.BM25_DIR)
+    repaired = build_index(settings, force=True, progress=False, embedder=counting)
+    assert not repaired.up_to_date and not repaired.validated and repaired.collection != first.collection
+    assert repaired.embedded == 0 and repaired.reused == repaired.chunks
+    open_index(settings, embedder=counting)
+
+
+def test_fresh_rebuild_with_nothing_changed_reuses_every_vector(settings: Settings, counting: CountingEmbedder):
     first = build_index(settings, progress=False, embedder=counting)
     counting.texts.clear()
-    second = build_index(settings, force=True, progress=False, embedder=counting)
+    second = build_index(settings, force=True, fresh=True, progress=False, embedder=counting)
     assert second.collection != first.collection and not second.up_to_date
     assert second.embedded == 0 and second.reused == second.chunks == first.chunks
     assert counting.texts == []
@@ -245,3 +270,30 @@ def test_damaged_chroma_database_is_corrupt_and_rebuild_moves_it_aside(settings:
     assert any("moved the damaged Chroma database aside" in note for note in report.skipped)
     reader = open_index(other)
     assert reader.bm25("Khunjerab Pass", 1)[0][0].text.count("Khunjerab") == 1
+
+
+def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(settings: Settings,
+                                                                                counting: CountingEmbedder):
+    """A document of one phrase repeated gives hundreds of chunks with the same few texts. Their identical vectors
+    used to wreck Chroma's HNSW graph (the article's own chunks became unfindable) and fail validation."""
+    (settings.seeds_dir / "odd.txt").write_text("No. 5, " * 12000)
+    report = build_index(settings, force=True, progress=False, embedder=counting)
+    reader = open_index(settings, embedder=counting)
+    odd = [c for c in reader.chunks.values() if c.source == "odd.txt"]
+    distinct = {c.text for c in reader.chunks.values()}
+    assert len(odd) > 100 and report.chunks == len(reader.chunks)
+    # every distinct text is embedded and stored once; every chunk still has its place in its document
+    assert len(counting.texts) == report.embedded == len(distinct) < len(reader.chunks)
+    assert report.reused == 0  # the copies were not taken from an earlier index
+    assert reader._chroma.count() == len(distinct)
+    assert all(reader.document_text(c.source)[c.start:c.end] == c.text for c in odd)
+    # the article is still found by its own words and meaning
+    hits = reader.dense("Who co-chaired the strategic dialogue?", 3)
+    assert hits[0][0].source == "pakistan-china-strategic-dialogue.txt"
+    assert "co-chaired" in hits[0][0].text
+    odd_hits = [c.text for c, _ in reader.bm25("No 5", 20) if c.source == "odd.txt"]
+    assert sorted(odd_hits) == sorted({c.text for c in odd})  # each odd text once: no duplicate passages
+    # and a rebuild with nothing changed copies the stored vectors
+    counting.texts.clear()
+    again = build_index(settings, force=True, progress=False, embedder=counting)
+    assert again.embedded == 0 and counting.texts == []

@@ -20,7 +20,7 @@ from index import store
 from index.build import build_index, build_lock
 from index.reader import index_status, open_index
 from index.settings import Settings
-from index.types import IndexBusy, IndexMismatch
+from index.types import IndexBusy, IndexMissing
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -136,7 +136,7 @@ def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(
             if stage == {stage!r} and hit:
                 print("PAUSED", flush=True)
                 time.sleep(300)
-        build_index({_settings_code(settings)}, force=True, progress=False, on_progress=pause_at)
+        build_index({_settings_code(settings)}, force=True, fresh=True, progress=False, on_progress=pause_at)
     """)
     _wait_for_line(child, "PAUSED")
     _kill(child)
@@ -148,7 +148,7 @@ def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(
     else:
         _assert_queryable(settings, old.collection)
 
-    report = build_index(settings, force=True, progress=False)
+    report = build_index(settings, force=True, fresh=True, progress=False)
     _assert_queryable(settings, report.collection)
     assert {c.name for c in store.chroma_client(settings).list_collections()} == {report.collection}
     assert [p.name for p in store.builds_dir(settings.store_path).iterdir()] == [report.collection]
@@ -187,10 +187,11 @@ def test_index_in_a_chroma_server(settings: Settings, chroma_server: int):
     _assert_queryable(remote, first.collection)
     assert not (remote.store_path / "chroma").exists()  # nothing embedded on disk: the vectors are on the server
 
-    again = build_index(remote, force=True, progress=False)
+    again = build_index(remote, force=True, fresh=True, progress=False)
     assert again.embedded == 0 and again.reused == again.chunks  # vectors copied server-side
     _assert_queryable(remote, again.collection)
-    assert {c.name for c in store.chroma_client(remote).list_collections()} == {again.collection}
+    names = {c.name for c in store.chroma_client(remote).list_collections()}
+    assert {n for n in names if store.is_build_collection(n)} == {again.collection, again.collection + ".files"}
 
-    with pytest.raises(IndexMismatch, match="qa index rebuild"):
-        open_index(settings)  # the same store opened without the server: its vectors are not here
+    with pytest.raises(IndexMissing, match="qa index build"):
+        open_index(settings)  # the same store folder without the server: only a cache, no index of its own

@@ -107,7 +107,7 @@ def test_retriever_follows_a_rebuild_without_restart(indexed: Settings):
     retriever = Retriever(indexed)
     old_reader = retriever.reader
     assert retriever.retrieve("Khunjerab Pass", k=1, mode="bm25")
-    report = build_index(indexed, force=True, progress=False)
+    report = build_index(indexed, force=True, fresh=True, progress=False)
     assert report.collection != old_reader.collection and not old_reader.is_current()
     with pytest.raises(IndexCorrupt, match="search again"):  # its collection is gone: a clear error, not a crash
         old_reader.dense("Khunjerab Pass", 1)
