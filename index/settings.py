@@ -21,29 +21,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=PROJECT_ENV, extra="ignore")
 
     # --- where things live -------------------------------------------------------------------------
-    seeds_dir: Path = Path("seeds")
-    data_dir: Path = Path(".qa")  # git-ignored; user-only permissions
+    seeds_dir: Path = Path("seeds")  # the documents folder (.txt .md .html .pdf .docx, recursive)
+    data_dir: Path = Path(".qa")  # index, model cache, feedback log; git-ignored, user-only permissions
     store_dir: Path | None = None  # default: <data_dir>/store
 
     # --- Chroma ---------------------------------------------------------------------------------------
     chroma_host: str | None = None  # when set, use a Chroma server through HttpClient
-    chroma_port: int = 8000
+    chroma_port: int = 8000  # port of that server
     # With a Chroma server, one writer at a time holds a lease kept in the server, refreshed while it builds;
     # a writer killed mid-build frees it after this long. Readers look for a switched pointer this often.
     chroma_lease_seconds: float = 30.0
-    pointer_check_seconds: float = 1.0
+    pointer_check_seconds: float = 1.0  # how often a reader of a Chroma server looks for a switched pointer
 
     # --- embedding and chunking ------------------------------------------------------------------------
-    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    embedding_dim: int = 384
-    embed_batch_size: int = 64
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # loaded from its PyPI package, offline
+    embedding_dim: int = 384  # its vector size, checked against the index
+    embed_batch_size: int = 64  # chunks encoded per batch
     chunk_size: int = 500  # characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval
-    chunk_overlap: int = 100
+    chunk_overlap: int = 100  # at most this many characters shared by neighbouring chunks
     # How chunks are encoded (recorded in the index as its embedding path; a change asks for a rebuild):
     # int8 = torch dynamic int8 quantisation of the encoder's linear layers; skip_overlap = each chunk is encoded
     # without the start it shares with the previous chunk of its document (bench/encoder.py measures both).
     embed_int8: bool = False
-    embed_skip_overlap: bool = False
+    embed_skip_overlap: bool = False  # encode each chunk without the start it shares with the previous one
     query_cache_size: int = 1024  # query vectors remembered per process (a repeated question is not re-encoded)
 
     # --- reading documents (budgets: a file over one is skipped with a message naming it) ---------------------
@@ -53,19 +53,19 @@ class Settings(BaseSettings):
     watch_debounce_seconds: float = 1.0  # watched folder: quiet time after the last change before a rebuild
 
     # --- retrieval ----------------------------------------------------------------------------------------
-    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    top_k: int = 4
-    rrf_k: int = 60
-    max_query_chars: int = 2000
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"  # dense + BM25 + best sentence, fused by rank
+    top_k: int = 4  # passages retrieved and shown; their sentences are the answer candidates
+    rrf_k: int = 60  # reciprocal rank fusion constant
+    max_query_chars: int = 2000  # longer questions are refused with a clear message
 
     # --- answering -------------------------------------------------------------------------------------------
-    llm: Literal["local", "openai", "extractive"] = "local"
+    llm: Literal["local", "openai", "extractive"] = "local"  # local llama.cpp, an OpenAI-compatible server, or none
     llm_model: str = "qwen2.5-coder-0.5b"  # or "qwen2.5-coder-1.5b" (optional packages, about 2x slower)
     llm_model_path: Path | None = None  # any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct
-    llm_fallback: Literal["extractive", "none"] = "extractive"
-    llm_threads: int = 2
+    llm_fallback: Literal["extractive", "none"] = "extractive"  # what answers when the local model is missing
+    llm_threads: int = 2  # CPU threads of llama.cpp
     llm_ctx: int = 4096  # shared by the llm_parallel slots; the reader's prompt is a few hundred tokens
-    llm_parallel: int = 2
+    llm_parallel: int = 2  # answers in progress at once, across the page, the API and MCP
     max_tokens: int = 160  # longest model reply (the reader's replies are capped lower, at 48 tokens)
     # What an answer is: "sentence", the best-ranked retrieved sentence (the model only rewrites follow-ups and
     # other languages), or "words", the words the model picks from one of the best `read_sentences` sentences.
@@ -75,18 +75,18 @@ class Settings(BaseSettings):
     # ... or when the best sentence leads the runner-up by less than this (chosen on `dev`: a wrong answer
     # counted as twice as bad as an abstention; docs/answers.md)
     min_margin: float = 0.04
-    temperature: float = 0.0
-    openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
+    temperature: float = 0.0  # sampling temperature of the model
+    openai_base_url: str | None = None  # for llm=openai; the key comes from OPENAI_API_KEY
+    openai_model: str = "gpt-4o-mini"  # model name sent to that server
 
     # --- serving -----------------------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 7860
+    host: str = "127.0.0.1"  # where qa serve listens (other addresses need --allow-remote)
+    port: int = 7860  # its port
     auth: str | None = None  # "user:password"
     allowed_hosts: str | None = None  # more names the page may be reached by (comma-separated), e.g. "qa.lan"
     api_key: str | None = None  # QA_API_KEY: the OpenAI-compatible API and `qa mcp --http` want it as a Bearer token
-    upload_max_mb: int = 20
-    max_queue: int = 32
+    upload_max_mb: int = 20  # largest file the page accepts
+    max_queue: int = 32  # answers waiting at most; more are refused (429 on the API)
     feedback_file: Path | None = None  # default: <data_dir>/feedback.jsonl
 
     # --- derived paths -------------------------------------------------------------------------------------------
