@@ -8,8 +8,7 @@ index persists BM25, so a process start pays the load, not the build), and per-q
 `Retriever.retrieve(q, top_k, mode)` for hybrid and dense, interleaved query by query, query encoding included
 (what a person waits for); the encoding alone is reported too. Questions are a seeded sample of the SQuAD
 questions of the indexed articles (the article's own set for the article). Data: SQuAD v1.1 (Rajpurkar et al.,
-2016), CC BY-SA 4.0. 100k chunks is not run by default: embedding it takes about an hour on 2 busy cores (see
-RESULTS.md for the extrapolation); `--sizes 100000` does it when there is time (SQuAD train holds ~40k chunks at
+2016), CC BY-SA 4.0. 100k chunks is not run by default: embedding it takes about an hour on 2 busy cores; `--sizes 100000` does it when there is time (SQuAD train holds ~40k chunks at
 the default chunking, so larger sizes reuse articles under new names).
 """
 

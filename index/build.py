@@ -323,7 +323,7 @@ def build_index(
         report_progress("reuse", len(vectors), len(unchanged))
 
         # Longest first, as SentenceTransformer.encode orders one call's texts: each batch then holds chunks of
-        # similar length and pads little (in document order the batches padded ~1.2x more tokens; bench/RESULTS.md).
+        # similar length and pads little (in document order the batches padded ~1.2x more tokens).
         encoded = _encoded_texts(chunks_by_doc, settings.embed_skip_overlap)
         todo = sorted((c for c in stored if c.id not in vectors), key=lambda c: -len(encoded[c.id]))
         report_progress("embed", 0, len(todo))
