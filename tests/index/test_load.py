@@ -7,32 +7,15 @@ from pathlib import Path
 
 from index.load import clean_text, load_documents
 from index.split import split_document
+from tests.documents import write_pdf
 
 SEED_NAME = "pakistan-china-strategic-dialogue.txt"
 FOOTER_BITS = ["COMMENTS (1)", "Comments are moderated", "Comments FAQ", "on-topic and not abusive"]
 
 
 def _text_pdf(path: Path, line: str) -> None:
-    """A minimal one-page PDF with one line of text (hand-written so the test needs no PDF writer)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
+    """A one-page PDF with one line of text (hand-written by tests/documents.py: no PDF writer needed)."""
+    write_pdf(path, [[line]])
 
 
 def test_seed_footer_is_cleaned_and_title_kept(seeds_dir: Path):
