@@ -73,7 +73,8 @@ def test_the_answer_is_the_readers_words_cited_to_their_sentence():
 
 def test_a_reply_of_none_abstains():
     a, _, _ = _ask(_reader("0: none"), "Who co-chaired the dialogue?")
-    assert a.abstained and a.citations == [] and a.rules == [{"name": "reader_found_none"}]
+    assert a.abstained and a.citations == [] and [r["name"] for r in a.rules] == ["reader_found_none"]
+    assert a.rules[0]["would_answer"] == "The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing."
 
 
 def test_words_that_are_not_in_the_chosen_sentence_give_the_whole_sentence():

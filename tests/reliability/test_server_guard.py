@@ -102,12 +102,15 @@ def test_serving_the_network_without_a_login_needs_no_auth(settings, monkeypatch
 
     monkeypatch.setattr(ui.web, "QAService", service)
     monkeypatch.setattr(ui.web, "claim_store", lambda *a: None)
+    keyed = settings.with_overrides(api_key="k" * 32)  # the HTTP API always wants its key on the network
     with pytest.raises(ValueError, match="--no-auth"):
-        ui.web.serve(settings, host="0.0.0.0", allow_remote=True)
-    with pytest.raises(Loaded):  # past the checks
+        ui.web.serve(keyed, host="0.0.0.0", allow_remote=True)
+    with pytest.raises(ValueError, match="QA_API_KEY"):
         ui.web.serve(settings.with_overrides(auth="ana:s3cret-pass"), host="0.0.0.0", allow_remote=True)
+    with pytest.raises(Loaded):  # past the checks
+        ui.web.serve(keyed.with_overrides(auth="ana:s3cret-pass"), host="0.0.0.0", allow_remote=True)
     with pytest.raises(Loaded):
-        ui.web.serve(settings, host="0.0.0.0", allow_remote=True, no_auth=True)
+        ui.web.serve(keyed, host="0.0.0.0", allow_remote=True, no_auth=True)
     with pytest.raises(Loaded):  # loopback needs neither
         ui.web.serve(settings, host="127.0.0.1")
 
