@@ -26,7 +26,7 @@ from index.settings import Settings
 from index.types import IndexBusy
 
 OWNER_LOCK = "owner.lock"
-Role = Literal["serve", "build", "read"]
+Role = Literal["serve", "build", "read", "watch"]
 
 _held: dict[Path, tuple[int, str]] = {}  # store folder -> (fd of the held lock, role), for this process
 _held_lock = threading.Lock()
@@ -34,6 +34,9 @@ _held_lock = threading.Lock()
 
 def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
     if role == "read":
+        if holder_role == "watch":
+            return (f"the index in {store} is kept in step by a running `qa index watch` (pid {pid}): stop it to "
+                    "run this command, or serve the folder with `qa serve`, which watches it and answers")
         if holder_role == "serve":
             return (f"the index in {store} is in use by a running `qa serve` (pid {pid}): ask through the page or "
                     "its /ask API, or stop the server and run this command again")

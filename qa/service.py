@@ -175,8 +175,8 @@ class QAService:
         early (a Stop button, Ctrl-C) stops the generation."""
         from qa.pipeline import answer
 
-        q = clean_question(question, self.settings.max_query_chars)
-        return answer(self.pipeline_parts(), q, clean_history(history))
+        q = clean_question(question, self.settings.max_query_chars)  # raised at the first event, like any error
+        yield from answer(self.pipeline_parts(), q, clean_history(history))
 
     def ask(self, question: str, history: Sequence | None = None) -> Answer:
         answer = None

@@ -124,7 +124,7 @@ def index_watch(
 
     settings = _settings(seeds, store, watch_debounce_seconds=debounce)
     try:
-        claim_store(settings, "build")
+        claim_store(settings, "watch")
     except _user_errors() as exc:
         _fail(str(exc))
     from index.embed import get_embedder

@@ -154,24 +154,42 @@ def _sources(store: Path, seeds: Path, query: str) -> list[str]:
     return [item["source"] for item in results]
 
 
-@pytest.mark.slow
-def test_qa_index_watch_indexes_a_new_file_and_forgets_a_deleted_one(tmp_path: Path, seeds_dir: Path):
-    store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "index", "watch", "--seeds", str(seeds_dir),
+def _watch(store: Path, seeds: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ui.cli", "index", "watch", "--seeds", str(seeds),
                              "--store", str(store), "--debounce", "0.3"], cwd=ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, errs = proc.communicate(timeout=120)
+    return out + errs
+
+
+@pytest.mark.slow
+def test_qa_index_watch_indexes_a_new_file_and_forgets_a_deleted_one(tmp_path: Path, seeds_dir: Path):
+    """The watcher owns the store while it runs (opening the embedded store writes to it), like `qa serve`:
+    `qa search` reads it between watcher runs."""
+    store = tmp_path / "store"
+    question = "How far did the Baltoro glacier retreat?"
+    proc = _watch(store, seeds_dir)
     try:
         _wait_documents(store, 1, proc)  # the first rebuild indexes what is already there
         (seeds_dir / ".draft.swp").write_text("swap file: never indexed")
         note = seeds_dir / "glacier-note.txt"
         note.write_text("Glacier survey\n\nThe Baltoro glacier retreated 42 metres in the survey year.\n")
         _wait_documents(store, 2, proc)
-        assert "glacier-note.txt" in _sources(store, seeds_dir, "How far did the Baltoro glacier retreat?")
+        refused = _qa("search", question, "--json", "--seeds", str(seeds_dir), "--store", str(store))
+        assert refused.returncode != 0 and "watch" in refused.stdout + refused.stderr  # says who holds it
+    finally:
+        first = _stop(proc)
+    assert "glacier-note.txt" in _sources(store, seeds_dir, question)
+    proc = _watch(store, seeds_dir)
+    try:
         note.unlink()
         _wait_documents(store, 1, proc)
-        assert "glacier-note.txt" not in _sources(store, seeds_dir, "How far did the Baltoro glacier retreat?")
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, errs = proc.communicate(timeout=120)
-    assert "Indexed 2 documents" in out and "1 documents removed" in out, (out, errs)
-    assert ".draft.swp" not in out + errs
+        second = _stop(proc)
+    assert "glacier-note.txt" not in _sources(store, seeds_dir, question)
+    assert "Indexed 2 documents" in first and "1 documents removed" in second, (first, second)
+    assert ".draft.swp" not in first + second
