@@ -81,13 +81,11 @@ def test_question_streams_an_answer_with_markers_and_highlighted_sources(page, l
     assert page.input_value(QUESTION) == ""  # the input clears ...
     assert page.evaluate("document.activeElement === document.querySelector('#qa-question textarea')")  # ... keeps focus
 
-    page.wait_for_selector("#qa-chat .qa-cursor", timeout=ANSWER_MS)
-    page.wait_for_function(f"() => ({LAST_BOT})().length > 3", timeout=ANSWER_MS)
-    partial = page.evaluate(LAST_BOT)
-    shot(page, "ui-2-streaming")
+    # The answer is the best sentence, so there is nothing to stream token by token (tests/ui/test_chat_logic.py
+    # covers streaming); the checked answer replaces the draft at once.
     page.wait_for_function(FINAL, timeout=ANSWER_MS)
     final = page.evaluate(LAST_BOT)
-    assert final != partial and ("Dar" in final or "Wang Yi" in final)
+    assert "Dar" in final or "Wang Yi" in final
 
     marker = page.locator("#qa-chat a.qa-cite").first
     target = marker.get_attribute("href").lstrip("#")
