@@ -31,7 +31,7 @@ def test_chat_streams_an_answer_with_citations(live_server):
     job = client.submit("Who co-chaired the dialogue?", [], api_name="/chat")
     chat, sources = job.result(timeout=ANSWER_SECONDS)
     partials = [text_of(out[0][-1]) for out in job.outputs() if out[0]]
-    assert len(set(partials)) >= 4, "the answer should arrive in several partial outputs"
+    assert len(set(partials)) >= 3, "searching, the draft, then the checked answer"
     final = text_of(chat[-1])
     assert "Dar" in final or "Wang Yi" in final  # a co-chair named; which one the 0.5B model says varies
     marker = re.search(r'<a class="qa-cite" href="#(qa-src-1-\d+)"[^>]*>\[\d+\]</a>', final)
