@@ -8,8 +8,7 @@ and the packaged model assembled there once, so what is timed is a start as a pe
 (the OS file cache is warm: the machine has run the app before). The server is started with
 `python -m ui.cli serve --port P` on a free 127.0.0.1 port; "UI ready" is the first successful
 GET /gradio_api/info, "first answer" is when a gradio_client call to the page's /ask API returns, both measured
-from the launch. `qa serve` is launched twice: first with no saved prompt (it processes the documents and saves
-them), then again (a restart: it restores them from disk); `qa ask` runs after both. Memory: VmHWM (peak resident set) of the server process from /proc, read after the answers;
+from the launch. `qa serve` is launched twice (a first launch, then a restart); `qa ask` runs after both. Memory: VmHWM (peak resident set) of the server process from /proc, read after the answers;
 xllamacpp runs inside that process, so it includes the model.
 Import times come from `python -X importtime` (self and cumulative microseconds per module).
 """
@@ -56,7 +55,6 @@ def prepare(base: Settings) -> dict[str, str]:
     from qa.model_file import ensure_model_file
 
     model = ensure_model_file(base.model_copy(update={"data_dir": data}))
-    shutil.rmtree(model.parent / "prompt-cache", ignore_errors=True)  # the first launch processes the documents
     return env
 
 
@@ -180,10 +178,10 @@ def import_times(env: dict[str, str]) -> dict:
 def run(base: Settings, args) -> dict:
     log("coldstart: preparing the bench data folder (index, model; not timed)")
     env = prepare(base)
-    log("coldstart: qa serve -> first answer (first launch: the documents are processed and saved)")
+    log("coldstart: qa serve -> first answer (first launch)")
     first = serve_session(env, [QUESTION])
     log(f"coldstart: UI ready {first['ui_ready_s']} s, first answer {first['first_answer_s']} s; now a restart")
-    serve = serve_session(env, [QUESTION])  # every later launch restores the processed documents from disk
+    serve = serve_session(env, [QUESTION])  # a restart
     log(f"coldstart: UI ready {serve['ui_ready_s']} s, first answer {serve['first_answer_s']} s; now qa ask")
     ask = ask_once(env)
     log(f"coldstart: qa ask {ask['seconds']} s; now import times")
