@@ -54,7 +54,7 @@ def prepare(base: Settings) -> dict[str, str]:
         raise RuntimeError(f"`qa index build` failed: {done.stderr[-2000:]}")
     from qa.model_file import ensure_model_file
 
-    model = ensure_model_file(base.model_copy(update={"data_dir": data}))
+    ensure_model_file(base.model_copy(update={"data_dir": data}))
     return env
 
 
