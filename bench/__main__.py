@@ -25,7 +25,7 @@ def _ratios(text: str) -> list[float]:
 # Performance benchmarks (issue 5): each module has its own main(argv) and options.
 PERF = {"ingest": "bench.ingest", "encoder": "bench.encoder", "scale": "bench.scale", "answer": "bench.answer",
         "coldstart": "bench.coldstart", "memory": "bench.coldstart:memory_main", "plots": "bench.plots",
-        "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api"}
+        "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api", "busy": "bench.busy"}
 
 
 def main(argv: list[str] | None = None) -> int:
