@@ -22,10 +22,11 @@ def _ratios(text: str) -> list[float]:
     return values
 
 
-# Performance benchmarks (issue 5): each module has its own main(argv) and options.
+# Benchmarks: each module has its own main(argv) and options.
 PERF = {"ingest": "bench.ingest", "encoder": "bench.encoder", "scale": "bench.scale", "answer": "bench.answer",
         "coldstart": "bench.coldstart", "memory": "bench.coldstart:memory_main", "plots": "bench.plots",
-        "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api", "busy": "bench.busy"}
+        "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api", "busy": "bench.busy",
+        "pdf-answers": "bench.pdf_answers"}
 
 
 def main(argv: list[str] | None = None) -> int:
