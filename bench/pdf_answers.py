@@ -24,6 +24,11 @@ from index.settings import Settings
 SQUAD = ROOT / "bench" / "data" / "squad_eval.json"
 
 
+def _latin(text: str) -> str:
+    """The text in the PDF maker's character set (Latin-1); both corpora use it, so they hold the same words."""
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
 def _pages(title: str, paragraphs: list[str]) -> list[list[str]]:
     lines: list[str] = []
     for para in [title, *paragraphs]:
@@ -66,6 +71,7 @@ def run(base: Settings, args) -> dict:
             seeds = work / kind / "seeds"
             seeds.mkdir(parents=True)
             for i, art in enumerate(articles):
+                art = {"title": _latin(art["title"]), "paragraphs": [_latin(p) for p in art["paragraphs"]]}
                 if kind == "txt":
                     (seeds / f"{i:02d}.txt").write_text("\n\n".join([art["title"], *art["paragraphs"]]) + "\n")
                 else:
