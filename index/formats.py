@@ -12,6 +12,8 @@ page through `pages`, the offset at which each page's text starts.
 
 from __future__ import annotations
 
+import os
+
 import multiprocessing
 import re
 from bisect import bisect_right
@@ -312,6 +314,10 @@ def extract_here(path: str | Path, max_chars: int, suffix: str | None = None) ->
 
 
 def _worker(conn, memory_mb: int, extract) -> None:
+    try:  # background work: questions answered by the parent process come first on a shared CPU
+        os.nice(10)
+    except OSError:
+        pass
     if memory_mb > 0:
         try:
             import resource

@@ -235,8 +235,14 @@ class QAService:
 
         if not self._rebuild_lock.acquire(blocking=False):
             raise IndexBusy("A rebuild is already running; wait for it to finish.")
+        import torch
+
+        threads = torch.get_num_threads()
+        # One core stays free for the questions answered meanwhile (measured by `python -m bench busy`).
+        torch.set_num_threads(max(1, threads - 1))
         try:
             return build_index(self.settings, force=force, progress=False, embedder=self.embedder(),
                                on_progress=on_progress)
         finally:
+            torch.set_num_threads(threads)
             self._rebuild_lock.release()
