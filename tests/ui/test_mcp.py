@@ -20,7 +20,7 @@ from tests.servers import ANSWER_SECONDS, ROOT, build_index
 pytestmark = pytest.mark.slow
 
 KEY = "mcp-test-key-0123456789"
-SEARCH_KEYS = {"rank", "source", "chunk_id", "start", "end", "score", "text"}
+SEARCH_KEYS = {"rank", "source", "chunk_id", "start", "end", "score", "text", "page"}
 ASK_KEYS = {"question", "answer", "abstained", "citations", "passages", "rewritten_question", "timings_ms"}
 
 

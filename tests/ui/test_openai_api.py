@@ -22,7 +22,7 @@ KEY = "test-key-0123456789abcdef"
 CO_CHAIRS = "Who co-chaired the dialogue?"
 NEXT_ROUND = "Where will the next round of the dialogue be held?"
 UNANSWERABLE = "What is the population of Gwadar?"
-ANSWER_KEYS = {"n", "source", "chunk_id", "start", "end", "quote"}
+ANSWER_KEYS = {"n", "source", "chunk_id", "start", "end", "quote", "page"}
 
 
 @pytest.fixture(scope="module")
