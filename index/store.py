@@ -49,7 +49,7 @@ DOCUMENTS = "documents.json"
 BM25_DIR = "bm25"
 META = "qa-meta"  # server only: the collection whose metadata is the pointer
 FILES_SUFFIX = ".files"  # server only: "<collection>.files" holds the manifest and the documents
-_BUILD_NAME = re.compile(r"qa-\d{8}t\d{6}-[0-9a-f]{8}")
+_BUILD_NAME = re.compile(r"qa-\d{8}t\d{6}(?:\d{6})?-[0-9a-f]{8}")  # microseconds since names sort by time
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -126,8 +126,9 @@ def remove_orphan_segments(settings: Settings) -> None:
 
 
 def new_collection_name() -> str:
-    """Unique and sortable by time; Chroma allows [a-zA-Z0-9._-], 3-512 characters."""
-    return f"qa-{datetime.now(timezone.utc).strftime('%Y%m%dt%H%M%S')}-{secrets.token_hex(4)}"
+    """Unique and sortable by time, to the microsecond (two builds in one second still sort in order); Chroma
+    allows [a-zA-Z0-9._-], 3-512 characters."""
+    return f"qa-{datetime.now(timezone.utc).strftime('%Y%m%dt%H%M%S%f')}-{secrets.token_hex(4)}"
 
 
 def now_iso() -> str:

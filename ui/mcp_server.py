@@ -116,7 +116,7 @@ def run(settings: Settings, http_port: int | None = None, host: str = "127.0.0.1
     from ui.web import check_host
 
     if http_port is not None:
-        check_host(host, allow_remote)
+        check_host(host, allow_remote, no_auth=True)  # no page here: the API key is the login
         check_api_key(settings, allow_remote)
     service = QAService(settings)
 

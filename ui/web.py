@@ -426,8 +426,8 @@ def launch(service: QAService, host: str, port: int, *, allow_remote: bool = Fal
     from ui.openai_api import OpenAIApi, check_api_key
 
     s = service.settings
-    check_host(host, allow_remote, s.auth, no_auth)
     check_api_key(s, allow_remote)
+    check_host(host, allow_remote, s.auth, no_auth)
     trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts),
                          www_redirect=False)
     gate = AnswerGate(s.llm_parallel)
@@ -449,8 +449,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     host, port = host or settings.host, port or settings.port
     from ui.openai_api import check_api_key
 
-    check_host(host, allow_remote, settings.auth, no_auth)
     check_api_key(settings, allow_remote)
+    check_host(host, allow_remote, settings.auth, no_auth)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
     log.info("serving http://%s:%s; %s", host, port, endpoints(settings))
