@@ -1,6 +1,6 @@
 """Load: N concurrent chat sessions against a real `qa serve`, each asking several questions about the article.
 
-    python -m bench.load [--sessions 16] [--questions 5] [--url http://127.0.0.1:7860/] [--json]
+    python -m bench.load [--sessions N] [--questions M] [--url http://127.0.0.1:7860/] [--json]
 
 Without --url it builds the index if needed (`qa index build`), starts `qa serve` on a free 127.0.0.1 port (QA_*
 variables apply; --llm overrides QA_LLM) and stops it at the end. Each session is its own gradio_client Client
