@@ -25,17 +25,13 @@ class Refusal:
     reason: str
 
 
-def gate(question: str, passages: Sequence[Passage], candidates: Sequence, min_relevance: float,
-         min_margin: float = 0.0) -> Refusal | None:
+def gate(question: str, passages: Sequence[Passage], candidates: Sequence, min_relevance: float) -> Refusal | None:
     """Why the passages cannot answer, before any model call; None when they may.
 
     - nothing_retrieved: the index gave no passage.
     - question_terms_absent: the question names a number, an ordinal or a name that no passage has
       ("the eighth round" when the documents only have the seventh).
     - low_relevance: no sentence is close to the question (cosine + question-word overlap below the bar).
-    - ambiguous: the two best sentences score within `min_margin` of each other, so the ranking cannot tell
-      which one answers (on `dev`, a wrong best sentence was this close to the runner-up far more often than a
-      right one: a wrong answer with a citation is worse than saying the documents don't say).
     """
     if not passages:
         return Refusal("nothing_retrieved", "nothing retrieved")
@@ -45,9 +41,6 @@ def gate(question: str, passages: Sequence[Passage], candidates: Sequence, min_r
     if not candidates or candidates[0].score < min_relevance:
         best = candidates[0].score if candidates else 0.0
         return Refusal("low_relevance", f"no sentence is close to the question (best {best:.2f} < {min_relevance})")
-    if len(candidates) > 1 and candidates[0].score - candidates[1].score < min_margin:
-        return Refusal("ambiguous", f"two sentences answer about equally well "
-                                    f"({candidates[0].score:.2f} and {candidates[1].score:.2f})")
     return None
 
 

@@ -101,16 +101,17 @@ def _mean(xs: list) -> float | None:
 
 
 def rule_stats(rows: list[dict]) -> dict:
-    """Per answer rule: how often it fired, and how often that was right. A rule that refuses is right on an
-    out-of-corpus question, or when what would have been answered does not hold the gold answer; a rule that
-    changes an answer is right when the answer given holds it."""
+    """Per answer rule: how often it fired, and how often that was right. On an out-of-corpus question a rule is
+    right when the answer is an abstention. On an answerable one, a rule that refuses is right when what would
+    have been answered does not hold the gold answer; a rule that shapes the answer is right when the answer
+    given holds it."""
     fired: Counter = Counter()
     right: Counter = Counter()
     for r in rows:
         for rule in r["rules"]:
             fired[rule["name"]] += 1
             if r["kind"] == "out_of_corpus":
-                ok = "would_answer" in rule
+                ok = r["abstained"]
             elif "would_answer" in rule:
                 ok = not _holds(rule["would_answer"], r["gold"])
             else:

@@ -7,9 +7,10 @@
    standalone English question by the model; a self-contained question is searched as typed.
 3. Hybrid retrieval finds the top passages; every sentence in them is ranked against the question (qa/read.py).
 4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
-   a name or number of the question that no passage has, no sentence close enough to the question, or two
-   sentences so close in score that the ranking cannot tell which one answers.
-5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), or the reader's words
+   a name or number of the question that no passage has, or no sentence close enough to the question.
+5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), and the runner-up too when it
+   scores within `tie_margin` of the best (the ranking cannot tell them apart, so both are shown, each with its
+   citation, rather than a guess between them); or the reader's words
    (QA_ANSWER_WITH=words): the model, under a grammar, names the sentence that answers and copies the words
    that do, and code finds those words in that sentence (the whole sentence when they are not a span of it).
 6. The answer is cited to its sentence by code. Every rule that fired is recorded on the Answer (`rules`), so
@@ -47,7 +48,7 @@ class Parts:
     top_k: int = 4
     read_sentences: int = 5  # how many ranked sentences the reader sees
     min_relevance: float = 0.4  # below this, no sentence is close enough to the question: abstain
-    min_margin: float = 0.0  # the best sentence must lead the runner-up by this much, else abstain
+    tie_margin: float = 0.0  # a runner-up this close to the best sentence is part of the answer too
     reply_tokens: int = 48
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
 
@@ -86,10 +87,13 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     yield StreamEvent("passages", passages=turn.passages)
     turn.candidates = rank_sentences(turn.query, turn.passages, parts.embed,
                                      usable=lambda s: not checks.addresses_model(s))
-    refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance, parts.min_margin)
+    refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance)
     if refusal:  # what would have been answered is kept, so `qa eval` can tell whether the refusal was right
         turn.fired(refusal.rule, would_answer=turn.candidates[0].text if turn.candidates else "")
         yield StreamEvent("answer", answer=_abstain(turn, refusal.reason))
+        return
+    if parts.llm is None or parts.answer_with == "sentence":
+        yield from _sentences(parts, turn)
         return
     words = yield from read(parts, turn)
     yield StreamEvent("answer", answer=_finish(turn, *words))
@@ -123,14 +127,36 @@ def _plain(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
+def tied(candidates: Sequence[Candidate], margin: float) -> list[Candidate]:
+    """The best sentence, and the runner-up when it scores within `margin` of it.
+
+    >>> p = Passage(1, "c", "s", "t", 0, 9, 1.0, "A. B.")
+    >>> [c.n for c in tied([Candidate(1, p, 0, 2, 0.70), Candidate(2, p, 3, 5, 0.65)], 0.08)]
+    [1, 2]
+    """
+    return [c for i, c in enumerate(candidates[:2]) if i == 0 or candidates[0].score - c.score < margin]
+
+
+def _sentences(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
+    """The answer made of ranked sentences: the best, and a near-tied runner-up; none of the kind the question
+    rules out ("How many ...?" answered by a sentence without a number)."""
+    chosen = tied(turn.candidates, parts.tie_margin)
+    if len(chosen) > 1:
+        turn.fired("tie")
+    fitting = [c for c in chosen if not checks.wrong_kind(c.text, turn.question)]
+    if not fitting:
+        turn.fired("wrong_kind", would_answer=chosen[0].text)
+        yield StreamEvent("answer", answer=_abstain(turn, checks.wrong_kind(chosen[0].text, turn.question)))
+        return
+    text = " ".join(with_marker(c.text, c.passage.n) for c in fitting)
+    turn.timings["first_token"] = turn.elapsed_ms()
+    yield StreamEvent("token", text=text)
+    yield StreamEvent("answer", answer=_answer(turn, text, [_citation(c) for c in fitting]))
+
+
 def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
     """The reader's choice: yields its words as tokens and returns (candidate or None, words)."""
     shown = turn.candidates[:parts.read_sentences]
-    if parts.llm is None or parts.answer_with == "sentence":
-        best = shown[0]
-        turn.timings["first_token"] = turn.elapsed_ms()
-        yield StreamEvent("token", text=best.text)
-        return best, best.text
     messages = reader_messages(turn.query, shown)
     reply = ""
     streamed = 0
@@ -168,10 +194,13 @@ def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
     elif wrong:
         turn.fired("wrong_kind", would_answer=text)
         return _abstain(turn, wrong)
-    p = chosen.passage
-    cite = Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + chosen.start,
-                    end=p.start + chosen.end, quote=chosen.text, page=p.page_at(p.start + chosen.start))
-    return _answer(turn, with_marker(text, p.n), [cite])
+    return _answer(turn, with_marker(text, chosen.passage.n), [_citation(chosen)])
+
+
+def _citation(c: Candidate) -> Citation:
+    p = c.passage
+    return Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + c.start, end=p.start + c.end,
+                    quote=c.text, page=p.page_at(p.start + c.start))
 
 
 def with_marker(text: str, n: int) -> str:
@@ -197,4 +226,4 @@ def _answer(turn: Turn, text: str, citations: list[Citation], abstained: bool = 
                   timings_ms=dict(turn.timings), abstain_reason=reason, rules=list(turn.rules))
 
 
-__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite"]
+__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied"]

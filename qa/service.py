@@ -137,7 +137,7 @@ class QAService:
                 self._parts = Parts(
                     retrieve=lambda q, k: retriever.retrieve(q, k), embed=CachedEmbed(embedder), llm=llm,
                     answer_with=s.answer_with, top_k=s.top_k, read_sentences=s.read_sentences,
-                    min_relevance=s.min_relevance, min_margin=s.min_margin,
+                    min_relevance=s.min_relevance, tie_margin=s.tie_margin,
                     grammar=s.llm == "local")
             return self._parts
 

@@ -45,8 +45,9 @@ def test_a_refusal_is_right_when_what_it_refused_was_wrong_or_out_of_corpus():
     refused_wrong = _row("answerable", abstained=True, rules=[{"name": "gate", "would_answer": "x was right"}])
     ooc = _row("out_of_corpus", abstained=True, rules=[{"name": "gate", "would_answer": "anything"}])
     changed = _row("answerable", correct=True, rules=[{"name": "fix"}])
-    assert rule_stats([refused_right, refused_wrong, ooc, changed]) == {
-        "fix": {"fired": 1, "right": 1}, "gate": {"fired": 3, "right": 2}}
+    answered_ooc = _row("out_of_corpus", rules=[{"name": "fix"}])  # answering out of corpus is never right
+    assert rule_stats([refused_right, refused_wrong, ooc, changed, answered_ooc]) == {
+        "fix": {"fired": 2, "right": 1}, "gate": {"fired": 3, "right": 2}}
 
 
 def test_the_committed_set_is_split_by_article_and_big_enough():

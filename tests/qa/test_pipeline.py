@@ -132,7 +132,7 @@ def test_gates_abstain_before_any_model_call():
 def test_without_a_model_the_best_sentence_is_the_answer():
     a, events, _ = _ask(None, "Who co-chaired the dialogue?")
     assert a.answer == "The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing [1]."
-    assert [e.text for e in events if e.kind == "token"] == ["The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing."]
+    assert [e.text for e in events if e.kind == "token"] == [a.answer]  # the draft is the answer
 
 
 def test_a_rewrite_that_answers_instead_of_asking_falls_back_to_both_questions():
@@ -154,8 +154,23 @@ def test_a_rewrite_that_still_points_back_falls_back_to_both_questions():
         "Which territory worried them? Which other one?"
 
 
-def test_two_sentences_that_answer_about_equally_well_are_not_guessed_between():
-    retrieve = Recorder()
-    parts = Parts(retrieve=retrieve, embed=bow_embed, llm=None, min_relevance=0.1, min_margin=0.99)
+def test_a_runner_up_as_close_as_the_best_sentence_is_shown_and_cited_too():
+    parts = Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.1, tie_margin=0.99)
     *_, last = answer(parts, "Who co-chaired the dialogue?")
-    assert last.answer.abstained and [r["name"] for r in last.answer.rules] == ["ambiguous"]
+    a = last.answer
+    assert not a.abstained and [r["name"] for r in a.rules] == ["tie"]
+    assert len(a.citations) == 2 and a.citations[0].quote.startswith("The dialogue was co-chaired")
+    assert a.answer.startswith("The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing [1].")
+    for c in a.citations:  # each sentence carries its own marker, and each marker its passage's sentence
+        assert f"[{c.n}]" in a.answer and DOC[c.start:c.end] == c.quote
+    *_, alone = answer(Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.1, tie_margin=0.0),
+                       "Who co-chaired the dialogue?")
+    assert len(alone.answer.citations) == 1 and alone.answer.rules == []
+
+
+def test_a_tied_sentence_of_the_wrong_kind_is_left_out():
+    parts = Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.0, tie_margin=0.99)
+    *_, last = answer(parts, "When did Dar visit China?")
+    assert not last.answer.abstained and [r["name"] for r in last.answer.rules] == ["tie"]
+    assert [c.quote for c in last.answer.citations] == ["Dar visited China from January 3 to January 5."]
+
