@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import stop_process
 from index.settings import Settings
-from tests.servers import STARTUP_SECONDS, start_server
+from tests.servers import STARTUP_SECONDS, start_server, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"

@@ -1,18 +1,18 @@
 """Real chat servers for tests: `ui.web.serve` in its own process on a free 127.0.0.1 port, over a temp seeds
-folder and data folder. The session-wide `live_server` fixture (real local model) lives in tests/conftest.py."""
+folder and data folder. The session-wide `live_server` fixture (real local model) lives in tests/conftest.py.
+free_port and stop_process serve the benchmarks too (bench/coldstart.py, bench/load.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-from bench.common import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -27,6 +27,23 @@ SERVE = (
     "from ui.web import serve\n"
     "serve(Settings(_env_file=None), port=int(sys.argv[1]), watch=sys.argv[2] == 'watch')\n"
 )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server started by a test or a benchmark."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate, then kill if it does not exit within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 @dataclass

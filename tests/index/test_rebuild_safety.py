@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import free_port, stop_process
 from index import store
 from index.build import build_index, build_lock
 from index.reader import index_status, open_index
 from index.settings import Settings
 from index.types import IndexBusy, IndexMissing
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

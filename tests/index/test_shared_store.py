@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import stop_process
 from index import store
 from index.build import build_index
 from index.lease import PREFIX, WriterLease
@@ -21,7 +20,7 @@ from tests.conftest import SEED
 from tests.index import test_rebuild_safety as safety
 from tests.index.test_rebuild_safety import _extra_docs, _kill, _spawn, _wait_for_line
 from tests.reliability.qa_cli import assert_no_traceback, run_qa
-from tests.servers import start_server
+from tests.servers import start_server, stop_process
 
 BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
               "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.common import stop_process
 from index.build import build_index
 from index.settings import Settings
 from tests.conftest import SEED
-from tests.servers import start_server
+from tests.servers import start_server, stop_process
 
 UPLOAD_MAX_MB = 1
 

@@ -10,9 +10,8 @@ import urllib.parse
 import httpx
 import pytest
 
-from bench.common import stop_process
 from index import store
-from tests.servers import start_server
+from tests.servers import start_server, stop_process
 
 
 def _host(url: str) -> str:

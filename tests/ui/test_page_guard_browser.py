@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from bench.common import stop_process
-from tests.servers import ANSWER_SECONDS, start_server
+from tests.servers import ANSWER_SECONDS, start_server, stop_process
 from tests.ui.test_browser import ARGS, CHROMIUM, FINAL, ask
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
