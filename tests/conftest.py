@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from index.settings import Settings
-from tests.servers import STARTUP_SECONDS, start_server, stop_process
+from tests.servers import rebuilt_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -32,11 +32,5 @@ def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
 def live_server(tmp_path_factory):
     """One server with the real local LLM for the whole session (UI and load tests); its index is built through
     the page's own rebuild endpoint. Tests must not change its documents."""
-    server, proc = start_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local")
-    try:
-        client = server.client()
-        progress, _status = client.submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
-        assert 'data-state="done"' in progress, progress
+    with rebuilt_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local") as server:
         yield server
-    finally:
-        stop_process(proc)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,19 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         raise
     user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
     return Server(url, seeds, data, log, (user, password) if user else None), proc
+
+
+@contextmanager
+def rebuilt_server(root: Path, name: str, **env_overrides: str) -> Iterator[Server]:
+    """A server from start_server (same arguments) whose index is built through the page's own Rebuild
+    endpoint, as a person would build it; stopped on exit."""
+    server, proc = start_server(root, name, **env_overrides)
+    try:
+        progress, _status = server.client().submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
+        assert 'data-state="done"' in progress, progress
+        yield server
+    finally:
+        stop_process(proc)
 
 
 def build_index(root: Path, timeout: int = STARTUP_SECONDS) -> dict[str, str]:
