@@ -14,6 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
 
 
+# A test that uses one of these running servers is slow (`make test-fast` leaves it out), marked or not.
+SERVER_FIXTURES = {"live_server", "page_server", "light_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def seeds_dir(tmp_path: Path) -> Path:
     d = tmp_path / "seeds"

