@@ -313,6 +313,7 @@ def test_a_missing_or_corrupt_model_file_is_explained_and_extractive_answers(tmp
         strict.ask(QUESTION)
 
 
+@pytest.mark.slow  # a `qa ask` process
 def test_the_cli_names_the_model_problem(tmp_path, article_settings):
     settings = _broken_model_settings(article_settings, tmp_path, "corrupt", "none")
     out = run_qa(["ask", "--json", QUESTION], article_settings.seeds_dir, settings.data_dir,
