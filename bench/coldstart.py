@@ -26,8 +26,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.common import ARTICLE, ROOT, free_port, log, proc_status_kb, qa_command, stop_process
+from bench.common import ARTICLE, ROOT, log, proc_status_kb, qa_command
 from index.settings import Settings
+from tests.servers import free_port, stop_process
 
 TARGETS_S = {"ui_ready": 20.0, "first_answer": 25.0}
 TARGET_PEAK_RSS_MB = 1536

@@ -6,8 +6,6 @@ import json
 import math
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,27 +106,10 @@ def main_for(name: str, description: str, add_args, run, render, argv: list[str]
     return 0
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 for a server the benchmark starts itself."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def qa_command(*args: str) -> list[str]:
     """The `qa` command of this checkout (works without the project being pip-installed)."""
     return [sys.executable, "-m", "ui.cli", *args]
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """Terminate, then kill if it does not exit within 30 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
-
-
-__all__ = ["ARTICLE", "RESULTS", "ROOT", "article_seeds", "envelope", "folder_bytes", "free_port", "isolated",
-           "latency", "log", "machine", "main_for", "pct", "proc_status_kb", "qa_command", "save", "stop_process"]
+__all__ = ["ARTICLE", "RESULTS", "ROOT", "article_seeds", "envelope", "folder_bytes", "isolated",
+           "latency", "log", "machine", "main_for", "pct", "proc_status_kb", "qa_command", "save"]

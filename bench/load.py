@@ -36,7 +36,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import ROOT, free_port, qa_command, stop_process
+from bench.common import ROOT, qa_command
+from tests.servers import free_port, stop_process
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "article_eval.json"
 STARTUP_SECONDS = 300

@@ -139,7 +139,7 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
     if meta.get("embedding_model") != settings.embedding_model or meta.get("dimension") != settings.embedding_dim:
         raise IndexMismatch(f"the collection {name} was built with {meta.get('embedding_model')!r} "
                             f"({meta.get('dimension')} dimensions); run `qa index rebuild`")
-    # Chroma and BM25 hold each distinct chunk text once (index.build.distinct_chunks).
+    # Chroma and BM25 hold each distinct chunk text once (index.build_check.distinct_chunks).
     stored = {c.text: cid for cid, c in reversed(chunks.items())}
     if count != len(stored) or set(bm25.ids) != set(stored.values()):
         raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "

@@ -7,12 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import stop_process
 from index.settings import Settings
-from tests.servers import STARTUP_SECONDS, start_server
+from tests.servers import rebuilt_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
+
+
+# A test that uses one of these running servers is slow (`make test-fast` leaves it out), marked or not.
+SERVER_FIXTURES = {"live_server", "page_server", "light_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -33,11 +43,5 @@ def settings(tmp_path: Path, seeds_dir: Path) -> Settings:
 def live_server(tmp_path_factory):
     """One server with the real local LLM for the whole session (UI and load tests); its index is built through
     the page's own rebuild endpoint. Tests must not change its documents."""
-    server, proc = start_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local")
-    try:
-        client = server.client()
-        progress, _status = client.submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
-        assert 'data-state="done"' in progress, progress
+    with rebuilt_server(tmp_path_factory.mktemp("live"), "live-server", QA_LLM="local") as server:
         yield server
-    finally:
-        stop_process(proc)

@@ -1,18 +1,20 @@
 """Real chat servers for tests: `ui.web.serve` in its own process on a free 127.0.0.1 port, over a temp seeds
-folder and data folder. The session-wide `live_server` fixture (real local model) lives in tests/conftest.py."""
+folder and data folder. The session-wide `live_server` fixture (real local model) lives in tests/conftest.py.
+free_port and stop_process serve the benchmarks too (bench/coldstart.py, bench/load.py)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from bench.common import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
@@ -27,6 +29,23 @@ SERVE = (
     "from ui.web import serve\n"
     "serve(Settings(_env_file=None), port=int(sys.argv[1]), watch=sys.argv[2] == 'watch')\n"
 )
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server started by a test or a benchmark."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate, then kill if it does not exit within 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 @dataclass
@@ -84,6 +103,19 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         raise
     user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
     return Server(url, seeds, data, log, (user, password) if user else None), proc
+
+
+@contextmanager
+def rebuilt_server(root: Path, name: str, **env_overrides: str) -> Iterator[Server]:
+    """A server from start_server (same arguments) whose index is built through the page's own Rebuild
+    endpoint, as a person would build it; stopped on exit."""
+    server, proc = start_server(root, name, **env_overrides)
+    try:
+        progress, _status = server.client().submit(api_name="/rebuild").result(timeout=STARTUP_SECONDS)
+        assert 'data-state="done"' in progress, progress
+        yield server
+    finally:
+        stop_process(proc)
 
 
 def build_index(root: Path, timeout: int = STARTUP_SECONDS) -> dict[str, str]:

@@ -9,173 +9,18 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from index.load import printable
-from index.settings import Settings, endpoints
+from ui.cli_common import (JsonOpt, SeedsOpt, StoreOpt, _claim_for_reading, _fail, _lines, _lit, _settings,
+                           _user_errors, err, out)
+from ui.cli_index import eval_cmd, index_app
 
 app = typer.Typer(help="Grounded question answering over your documents, offline.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-index_app = typer.Typer(help="Build, rebuild and inspect the index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-SeedsOpt = Annotated[Optional[Path], typer.Option("--seeds", help="Documents folder (default: seeds, or QA_SEEDS_DIR).")]
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Index folder (default: .qa/store, or QA_STORE_DIR).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
-
-
-def _settings(seeds: Path | None, store: Path | None, **extra) -> Settings:
-    settings = Settings().with_overrides(seeds_dir=seeds, store_dir=store, **extra)
-    if settings.chroma_host or settings.llm == "openai":  # say so whenever text leaves this computer
-        err.print(f"[dim]{_lit(endpoints(settings))}[/]", markup=True, highlight=False)
-    return settings
-
-
-def _lit(value) -> str:
-    """A value to print inside Rich markup, literally: no markup tags, escape sequences or control characters
-    (names and messages can hold `[bold]`, `[/]` or an ESC from a document or a file name)."""
-    return escape(printable(str(value)))
-
-
-def _fail(message: str, code: int = 1):
-    err.print(f"[bold red]Error:[/] {_lit(message)}", markup=True, highlight=False)
-    raise typer.Exit(code)
-
-
-def _claim_for_reading(settings: Settings) -> None:
-    """Own the embedded store while this command reads it (opening it writes), or fail with what to do."""
-    from index.owner import claim_store
-
-    try:
-        claim_store(settings, "read")
-    except _user_errors() as exc:
-        _fail(str(exc))
-
-
-def _user_errors():
-    from index.types import IndexError_
-    from qa.types import QAError
-
-    return (QAError, IndexError_)
-
-
-def _lines(arg: str):
-    """The argument itself, or one item per stdin line when it is '-' (a blank line is an empty query)."""
-    if arg != "-":
-        yield arg
-        return
-    for line in sys.stdin:
-        yield line.rstrip("\r\n")
-
-
-# --- index ---------------------------------------------------------------------------------------------------
-@index_app.command("build")
-def index_build(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Build the index if there is none or the documents changed."""
-    _build(_settings(seeds, store), force=False, as_json=as_json)
-
-
-@index_app.command("rebuild")
-def index_rebuild(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Rebuild into a new collection (unchanged documents reuse their vectors) and switch atomically."""
-    _build(_settings(seeds, store), force=True, as_json=as_json)
-
-
-def _build(settings: Settings, force: bool, as_json: bool) -> None:
-    from index.build import build_index
-    from index.owner import claim_store
-
-    try:
-        claim_store(settings, "build")  # refuses while `qa serve` or another build holds this store
-        report = build_index(settings, force=force, progress=not as_json)
-    except _user_errors() as exc:
-        _fail(str(exc))
-    for warning in report.skipped:
-        err.print(f"[yellow]Skipped:[/] {_lit(warning)}", markup=True)
-    if as_json:
-        print(json.dumps(report.__dict__))
-    elif report.up_to_date:
-        out.print(f"Index is up to date: {report.documents} documents, {report.chunks} chunks.")
-    else:
-        out.print(f"Indexed {report.documents} documents into {report.chunks} chunks in {report.seconds:.1f} s "
-                  f"({report.embedded} embedded, {report.reused} reused, {report.removed_documents} documents removed).")
-
-
-@index_app.command("watch")
-def index_watch(
-    seeds: SeedsOpt = None, store: StoreOpt = None,
-    debounce: Annotated[Optional[float], typer.Option("--debounce", min=0.0, help="Seconds of quiet after a change before rebuilding (default 1, or QA_WATCH_DEBOUNCE_SECONDS).")] = None,
-) -> None:
-    """Keep the index in step with the documents folder: rebuild after each change, until Ctrl-C."""
-    import time
-
-    from index.build import build_index
-    from index.owner import claim_store
-    from index.types import IndexBusy
-    from index.watch import FolderWatcher
-
-    settings = _settings(seeds, store, watch_debounce_seconds=debounce)
-    try:
-        claim_store(settings, "watch")
-    except _user_errors() as exc:
-        _fail(str(exc))
-    from index.embed import get_embedder
-
-    embedder = get_embedder(settings)  # loaded once: every rebuild reuses it
-
-    def rebuild():
-        return build_index(settings, force=False, progress=False, embedder=embedder)
-
-    def report(outcome) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        if isinstance(outcome, Exception):
-            err.print(f"{stamp} [bold red]Rebuild failed:[/] {escape(str(outcome))}", markup=True)
-            return
-        for warning in outcome.skipped:
-            err.print(f"{stamp} [yellow]Skipped:[/] {escape(warning)}", markup=True)
-        if outcome.up_to_date:
-            out.print(f"{stamp} Index is up to date: {outcome.documents} documents, {outcome.chunks} chunks.")
-        else:
-            out.print(f"{stamp} Indexed {outcome.documents} documents into {outcome.chunks} chunks in "
-                      f"{outcome.seconds:.1f} s ({outcome.embedded} embedded, {outcome.reused} reused, "
-                      f"{outcome.removed_documents} documents removed).")
-
-    watcher = FolderWatcher(settings.seeds_dir, rebuild, debounce=settings.watch_debounce_seconds,
-                            retry_on=(IndexBusy,), on_done=report)
-    out.print(f"Watching {settings.seeds_dir} (Ctrl-C stops).", markup=False)
-    watcher.start()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        out.print("Stopping…")
-    finally:
-        watcher.stop(timeout=600)
-
-
-@index_app.command("status")
-def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Documents, chunks, model, dimension, when built, where stored."""
-    from index.reader import index_status
-
-    info = index_status(_settings(seeds, store))
-    if as_json:
-        print(json.dumps(info, default=str))
-        return
-    if not info.get("exists"):
-        where = printable(str(info.get("store")))
-        out.print(f"No index yet at {where}. Run `qa index build`.", markup=False)
-        raise typer.Exit(1)
-    for key, value in info.items():
-        out.print(f"{key:>14}: {printable(str(value))}", markup=False)
 
 
 # --- search --------------------------------------------------------------------------------------------------
@@ -336,7 +181,7 @@ def chat(llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None) -> 
         history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
 
 
-# --- serve / eval ----------------------------------------------------------------------------------------------
+# --- serve / mcp / eval ----------------------------------------------------------------------------------------------
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
@@ -379,40 +224,7 @@ def mcp(
         _fail(str(exc), 2)
 
 
-@app.command("eval")
-def eval_cmd(
-    llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
-    data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
-    split: Annotated[str, typer.Option("--split", help="article: the seed article's set; dev or test: 42 SQuAD "
-                                       "articles indexed together plus out-of-corpus questions (choose changes on "
-                                       "dev, report test).")] = "article",
-    seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """Accuracy, abstention, citation validity/support, multi-turn accuracy and latency, per backend."""
-    if split not in ("article", "dev", "test"):
-        _fail(f"--split must be article, dev or test (got {split!r}).")
-    backends = [b.strip() for b in llm.split(",") if b.strip()]
-    if split == "article":
-        _claim_for_reading(_settings(seeds, store))
-        from qa.evaluate import print_report as show, run_eval
-
-        def one(settings):
-            return run_eval(settings, data_path=data, limit=limit, progress=not as_json)
-    else:
-        from qa.eval_squad import print_squad_report as show, run_squad_eval
-
-        def one(settings):
-            return run_squad_eval(settings, split, data_path=data, limit=limit, progress=not as_json)
-    try:
-        reports = [one(_settings(seeds, store, llm=b)) for b in backends]
-    except _user_errors() as exc:
-        _fail(str(exc))
-    if as_json:
-        print(json.dumps({"backends": reports}))
-    else:
-        for r in reports:
-            show(r, out)
+app.command("eval")(eval_cmd)
 
 
 def main() -> None:

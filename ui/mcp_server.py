@@ -40,7 +40,7 @@ def _tool_error(exc: Exception):
     if isinstance(exc, IndexMissing):
         return ToolError(NO_INDEX)
     if isinstance(exc, (QAError, IndexError_)):
-        from ui.web import hide_paths  # the message may name a file; the caller never sees where files live
+        from ui.web_chat import hide_paths  # the message may name a file; the caller never sees where files live
 
         return ToolError(hide_paths(str(exc)))
     log.error("unexpected error in an MCP tool", exc_info=exc)

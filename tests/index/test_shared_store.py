@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import stop_process
 from index import store
 from index.build import build_index
 from index.lease import PREFIX, WriterLease
@@ -21,11 +20,12 @@ from tests.conftest import SEED
 from tests.index import test_rebuild_safety as safety
 from tests.index.test_rebuild_safety import _extra_docs, _kill, _spawn, _wait_for_line
 from tests.reliability.qa_cli import assert_no_traceback, run_qa
-from tests.servers import start_server
+from tests.servers import start_server, stop_process
 
 BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
               "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
               "It spans the river near Padum and carries one lane of traffic.\n")
+pytestmark = pytest.mark.slow  # every test here talks to a real `chroma run` server; one starts page servers
 chroma_server = safety.chroma_server  # the fixture: a real `chroma run` on a free port
 QUERIES = "Who co-chaired the dialogue?\nWhich highway will see smooth passage?\nKhunjerab Pass\n"
 

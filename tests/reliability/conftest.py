@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.common import stop_process
 from index.build import build_index
 from index.settings import Settings
 from tests.conftest import SEED
-from tests.servers import start_server
+from tests.servers import rebuilt_server
 
 UPLOAD_MAX_MB = 1
 
@@ -19,14 +18,9 @@ UPLOAD_MAX_MB = 1
 def page_server(tmp_path_factory):
     """`ui.web.serve` with QA_LLM=extractive (generation is not what these tests test); index built by /rebuild.
     Tests may add documents to it but must leave the article answerable."""
-    server, proc = start_server(tmp_path_factory.mktemp("reliability"), "reliability-server", QA_LLM="extractive",
-                                QA_UPLOAD_MAX_MB=str(UPLOAD_MAX_MB))
-    try:
-        progress, _status = server.client().predict(api_name="/rebuild")
-        assert 'data-state="done"' in progress, progress
+    with rebuilt_server(tmp_path_factory.mktemp("reliability"), "reliability-server", QA_LLM="extractive",
+                        QA_UPLOAD_MAX_MB=str(UPLOAD_MAX_MB)) as server:
         yield server
-    finally:
-        stop_process(proc)
 
 
 @pytest.fixture(scope="package")

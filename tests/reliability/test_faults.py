@@ -144,6 +144,7 @@ def test_a_second_server_or_a_server_during_a_cli_build_is_refused(page_server, 
     assert_no_traceback(out.stdout, out.stderr)
 
 
+@pytest.mark.slow  # `qa index build` processes, one SIGKILLed
 def test_a_second_cli_rebuild_is_refused_and_a_sigkilled_rebuild_leaves_the_old_index(tmp_path, article_settings):
     # A copy of a built store that this test process has never opened: what the next `qa` run would find.
     seeds, data = tmp_path / "seeds", tmp_path / "data"
@@ -230,6 +231,7 @@ def _other_model(store_path: Path) -> None:
     (_empty_db, "is missing from Chroma"),
     (_other_model, "was built with other settings: embedding_model 'sentence-transformers/paraphrase-MiniLM-L3-v2'"),
 ], ids=["truncated-db", "garbled-db", "emptied-db", "other-model"])
+@pytest.mark.slow  # a `qa index rebuild` process per damage
 def test_a_damaged_store_is_explained_and_qa_index_rebuild_recovers(tmp_path, article_settings, damage, says):
     seeds, data = article_settings.seeds_dir, tmp_path / "data"
     shutil.copytree(article_settings.data_dir, data)
@@ -311,6 +313,7 @@ def test_a_missing_or_corrupt_model_file_is_explained_and_extractive_answers(tmp
         strict.ask(QUESTION)
 
 
+@pytest.mark.slow  # a `qa ask` process
 def test_the_cli_names_the_model_problem(tmp_path, article_settings):
     settings = _broken_model_settings(article_settings, tmp_path, "corrupt", "none")
     out = run_qa(["ask", "--json", QUESTION], article_settings.seeds_dir, settings.data_dir,

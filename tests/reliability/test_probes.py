@@ -67,6 +67,7 @@ def test_service(article_service, question, expected):
         check_answer(article_service.ask(question).to_json(), question, expected)
 
 
+@pytest.mark.slow  # a `qa ask` process
 def test_cli_json_mode(article_settings):
     """All probes in one `qa ask --json -` batch (one per stdin line; a blank line is an empty question)."""
     lines = [q.replace("\n", " ") for _, q, _ in PROBES]

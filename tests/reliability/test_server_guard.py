@@ -10,9 +10,8 @@ import urllib.parse
 import httpx
 import pytest
 
-from bench.common import stop_process
 from index import store
-from tests.servers import start_server
+from tests.servers import start_server, stop_process
 
 
 def _host(url: str) -> str:
@@ -50,6 +49,7 @@ def _dependencies(config: dict) -> dict[int, dict]:
     return {d["id"]: d for d in config["dependencies"]}
 
 
+@pytest.mark.slow  # starts a page server
 def test_every_event_needs_the_login_when_one_is_set(tmp_path):
     """Without the login, no event runs: not the named endpoints, not the private ones (like, upload, rebuild)
     called by their fn_index, not a file upload. With it, a private event called by fn_index runs.

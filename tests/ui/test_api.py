@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from bench.common import stop_process
-from tests.servers import ANSWER_SECONDS, start_server
+from tests.servers import ANSWER_SECONDS, start_server, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -33,6 +33,7 @@ def dirs(tmp_path_factory) -> tuple[str, str]:
     return str(seeds), str(store)
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_help_and_status_do_not_load_torch(dirs):
     seeds, store = dirs
     code = ("import sys\nfrom ui import cli\n"
@@ -47,12 +48,14 @@ def test_help_and_status_do_not_load_torch(dirs):
     assert qa("--help").returncode == 0
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_build_again_is_up_to_date(dirs):
     seeds, store = dirs
     r = qa("index", "build", "--seeds", seeds, "--store", store)
     assert r.returncode == 0 and "up to date" in r.stdout
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_search_json_batch_format_and_errors(dirs):
     seeds, store = dirs
     stdin = "Who co-chaired the dialogue?\n   \n" + "x" * 2001 + "\nWhich highway will see smooth passage?\n"
@@ -69,6 +72,7 @@ def test_search_json_batch_format_and_errors(dirs):
     assert any("Karakoram Highway" in x["text"] for x in lines[3]["results"][:2])
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_search_human_output_and_empty_query(dirs):
     seeds, store = dirs
     r = qa("search", "Where will the next round be held?", "--seeds", seeds, "--store", store)
@@ -77,6 +81,7 @@ def test_search_human_output_and_empty_query(dirs):
     assert r.returncode == 1 and "empty" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_ask_json_extractive_batch_and_conversation(dirs):
     seeds, store = dirs
     stdin = "Who co-chaired the dialogue?\n\nWhat is the population of Gwadar?\n"
@@ -99,6 +104,7 @@ def test_index_status_without_index(tmp_path):
     assert r.returncode == 1 and "qa index build" in r.stdout
 
 
+@pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_names_and_messages_are_printed_literally(tmp_path):
     """File names with square brackets are not Rich markup: printed as they are, never dropped or a crash."""
     seeds = tmp_path / "seeds"
@@ -137,6 +143,7 @@ def test_printed_text_never_carries_terminal_escape_sequences(monkeypatch):
     assert "Clear screen now." in shown and "[b]Clear screen now.[/b].txt" in shown and "a [/] Clear" in shown
 
 
+@pytest.mark.slow  # starts `qa serve`
 def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
     import socket
 

@@ -9,8 +9,7 @@ import json
 import anyio
 import pytest
 
-from bench.common import stop_process
-from tests.servers import build_index, start_server
+from tests.servers import build_index, start_server, stop_process
 from tests.ui.test_mcp import qa_cli, stdio_session
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from bench.common import free_port, stop_process
-from tests.servers import ANSWER_SECONDS, ROOT, build_index
+from tests.servers import ANSWER_SECONDS, ROOT, build_index, free_port, stop_process
 
 pytestmark = pytest.mark.slow
 

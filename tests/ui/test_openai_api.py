@@ -13,8 +13,7 @@ import threading
 import httpx
 import pytest
 
-from bench.common import free_port, stop_process
-from tests.servers import ANSWER_SECONDS, ROOT, build_index, start_server
+from tests.servers import ANSWER_SECONDS, ROOT, build_index, free_port, start_server, stop_process
 
 pytestmark = pytest.mark.slow
 

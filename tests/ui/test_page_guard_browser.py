@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from bench.common import stop_process
-from tests.servers import ANSWER_SECONDS, start_server
+from tests.servers import ANSWER_SECONDS, rebuilt_server
 from tests.ui.test_browser import ARGS, CHROMIUM, FINAL, ask
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -16,13 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def light_server(tmp_path_factory):
-    server, proc = start_server(tmp_path_factory.mktemp("copy"), "copy-server", QA_LLM="extractive")
-    try:
-        progress, _ = server.client().predict(api_name="/rebuild")
-        assert 'data-state="done"' in progress, progress
+    with rebuilt_server(tmp_path_factory.mktemp("copy"), "copy-server", QA_LLM="extractive") as server:
         yield server
-    finally:
-        stop_process(proc)
 
 
 def test_the_copy_button_copies_the_answer_as_plain_text(light_server):
