@@ -112,7 +112,22 @@ def _load_server(config: ServerConfig) -> LocalServer:
     return LocalServer(server=server, url=server.listening_address, api_key=api_key)
 
 
-_END = object()
+_END = object()  # the last item of a streamed request's queue
+_TIMED_OUT = object()  # what a stream reader takes instead when the queue stayed empty for timeout_s
+
+
+def _get(items: queue.SimpleQueue, timeout: float) -> Any:
+    try:
+        return items.get(timeout=timeout)
+    except queue.Empty:
+        return _TIMED_OUT
+
+
+async def _aget(items: asyncio.Queue, timeout: float) -> Any:
+    try:
+        return await asyncio.wait_for(items.get(), timeout=timeout)
+    except asyncio.TimeoutError:
+        return _TIMED_OUT
 
 
 class LocalChatModel(BaseChatModel):
@@ -193,14 +208,7 @@ class LocalChatModel(BaseChatModel):
         items: queue.SimpleQueue = queue.SimpleQueue()
         cancelled = self._start(self._request(messages, stop, stream=True, **kwargs), items.put)
         try:
-            while True:
-                try:
-                    item = items.get(timeout=self.timeout_s)
-                except queue.Empty:
-                    raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.") from None
-                if item is _END:
-                    return
-                chunk = self._chunk(item)
+            while (chunk := self._chunk(_get(items, self.timeout_s))) is not _END:
                 if chunk is not None:
                     yield chunk
         finally:
@@ -215,14 +223,7 @@ class LocalChatModel(BaseChatModel):
         cancelled = self._start(self._request(messages, stop, stream=True, **kwargs),
                                 lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
         try:
-            while True:
-                try:
-                    item = await asyncio.wait_for(items.get(), timeout=self.timeout_s)
-                except asyncio.TimeoutError:
-                    raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.") from None
-                if item is _END:
-                    return
-                chunk = self._chunk(item)
+            while (chunk := self._chunk(await _aget(items, self.timeout_s))) is not _END:
                 if chunk is not None:
                     yield chunk
         finally:
@@ -258,8 +259,16 @@ class LocalChatModel(BaseChatModel):
         threading.Thread(target=work, name="llm-stream", daemon=True).start()
         return cancelled
 
-    def _chunk(self, item: Any) -> ChatGenerationChunk | None:
-        """One llama.cpp stream event as a LangChain chunk; the last one carries timings and usage."""
+    def _chunk(self, item: Any) -> ChatGenerationChunk | object | None:
+        """One item taken from a stream's queue as a LangChain chunk, the last one carrying timings and usage.
+
+        _END stays _END (the stream is over); an event with no text gives None (nothing to yield); an error,
+        from the worker or in the event, or a wait past timeout_s (_TIMED_OUT) raises.
+        """
+        if item is _END:
+            return _END
+        if item is _TIMED_OUT:
+            raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.")
         if isinstance(item, BaseException):
             raise item
         _raise_for_error(item)
