@@ -24,6 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_openai_messages
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import BaseModel, ConfigDict
 
 from index.settings import Settings
 from qa.types import QAError
@@ -36,11 +37,9 @@ class LLMError(QAError):
     """The language model could not be loaded or could not answer (clear message for the user)."""
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything that shapes a loaded llama.cpp server; one server exists per distinct config."""
+class ServerOptions(BaseModel):
+    """The llama.cpp server options a LocalChatModel takes, passed on in its ServerConfig."""
 
-    model_path: str
     n_ctx: int = 4096  # shared by the slots: each gets n_ctx / n_parallel unless kv_unified
     n_parallel: int = 2
     n_threads: int = 2
@@ -49,6 +48,14 @@ class ServerConfig:
     flash_attn: Literal["auto", "on", "off"] = "auto"
     kv_unified: bool = False
     cache_ram_mib: int = 256  # host-RAM store of evicted slot prompts; the 8 GiB default lets RSS grow
+
+
+class ServerConfig(ServerOptions):
+    """Everything that shapes a loaded llama.cpp server; one server exists per distinct config."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    model_path: str
     warm_up: bool = True  # one 1-token request at load, so the first question does not pay for page faults
 
 
@@ -130,7 +137,7 @@ async def _aget(items: asyncio.Queue, timeout: float) -> Any:
         return _TIMED_OUT
 
 
-class LocalChatModel(BaseChatModel):
+class LocalChatModel(BaseChatModel, ServerOptions):
     """A GGUF model run in-process by llama.cpp (xllamacpp), with real token streaming.
 
     Response metadata carries llama.cpp's `timings` of the call (prompt_n: prompt tokens processed,
@@ -139,14 +146,6 @@ class LocalChatModel(BaseChatModel):
     """
 
     model_path: Path
-    n_ctx: int = 4096
-    n_parallel: int = 2
-    n_threads: int = 2
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    flash_attn: Literal["auto", "on", "off"] = "auto"
-    kv_unified: bool = False
-    cache_ram_mib: int = 256
     temperature: float = 0.0
     max_tokens: int | None = 160
     stop: list[str] | None = None
@@ -162,10 +161,8 @@ class LocalChatModel(BaseChatModel):
         return {"model_path": str(self.model_path), "temperature": self.temperature, "max_tokens": self.max_tokens}
 
     def server_config(self) -> ServerConfig:
-        return ServerConfig(model_path=str(self.model_path), n_ctx=self.n_ctx, n_parallel=self.n_parallel,
-                            n_threads=self.n_threads, n_batch=self.n_batch, n_ubatch=self.n_ubatch,
-                            flash_attn=self.flash_attn, kv_unified=self.kv_unified,
-                            cache_ram_mib=self.cache_ram_mib)
+        options = {name: getattr(self, name) for name in ServerOptions.model_fields}
+        return ServerConfig(model_path=str(self.model_path), **options)
 
     def load(self) -> None:
         """Load the model now (e.g. at start-up, alongside the embedder) instead of on the first question."""
@@ -332,4 +329,5 @@ def get_chat_model(settings: Settings, openai_api_key: str | None = None) -> Bas
     raise LLMError(f"QA_LLM={settings.llm!r} has no generative chat model; the answer chain handles it without one.")
 
 
-__all__ = ["LLMError", "LocalChatModel", "LocalServer", "ServerConfig", "get_chat_model", "local_server"]
+__all__ = ["LLMError", "LocalChatModel", "LocalServer", "ServerConfig", "ServerOptions", "get_chat_model",
+           "local_server"]
