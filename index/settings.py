@@ -117,8 +117,7 @@ class LlmSettings(BaseModel):
     llm_ctx: int = Field(
         4096, description="shared by the llm_parallel slots; the reader's prompt is a few hundred tokens")
     llm_parallel: int = Field(2, description="answers in progress at once, across the page, the API and MCP")
-    max_tokens: int = Field(
-        160, description="longest model reply (the reader's replies are capped lower, at 48 tokens)")
+    max_tokens: int = Field(160, description="longest model reply (the reader's replies are capped lower: 48 tokens)")
     temperature: float = Field(0.0, description="sampling temperature of the model")
     openai_base_url: str | None = Field(None, description="for llm=openai; the key comes from OPENAI_API_KEY")
     openai_model: str = Field("gpt-4o-mini", description="model name sent to that server")
