@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
@@ -41,9 +42,51 @@ def quantize_int8(model) -> None:
                                                dtype=torch.qint8, inplace=True)
 
 
+class QueryEncoder:
+    """One query at a time, the model's own modules called directly (preprocess, then Transformer -> Pooling ->
+    Normalize) under `torch.inference_mode`, on a worker thread whose torch runs one thread.
+
+    Same vectors as `SentenceTransformer.encode` (cosine > 0.9999, tests/index/test_embed.py) without its batching
+    machinery. One torch thread is most of the gain: a short question is too small to split across cores, and on a
+    busy machine the two threads wait for each other (measured 8x slower; `python -m bench query-encode`).
+    `torch.set_num_threads` in the worker also sets the default of threads started later, so the process's count
+    is put back for them; the worker keeps its one thread.
+    """
+
+    def __init__(self, model):
+        import torch
+
+        self._model = model
+        self._prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+        before = torch.get_num_threads()
+
+        def one_thread() -> None:
+            torch.get_num_threads()  # torch's per-thread setup first, so it does not undo the line below later
+            torch.set_num_threads(1)
+
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="qa-query-encoder", initializer=one_thread)
+        self._worker.submit(lambda: None).result()
+        restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="qa-torch-threads")
+        restore.start()
+        restore.join()
+
+    def _encode(self, text: str) -> list[float]:
+        import torch
+
+        with torch.inference_mode():
+            features = self._model.preprocess([text], prompt=self._prompt)
+            vector = self._model(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vector, p=2, dim=1)[0].tolist()
+
+    def __call__(self, text: str) -> list[float]:
+        # As langchain's HuggingFaceEmbeddings does before encode(): line breaks become spaces.
+        return self._worker.submit(self._encode, text.replace("\n", " ")).result()
+
+
 class Embedder(Embeddings):
     """The model as a langchain `Embeddings`: unit-length vectors (cosine = dot product); the last
-    `cache_size` query vectors are remembered."""
+    `cache_size` query vectors are remembered. Queries take the single-query path (`QueryEncoder`) when the
+    model is a SentenceTransformer."""
 
     def __init__(self, inner, cache_size: int):
         self._inner = inner
@@ -51,6 +94,9 @@ class Embedder(Embeddings):
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = max(0, cache_size)
         self._cache_lock = threading.Lock()
+        self._encode_one = inner.embed_query
+        if type(self._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
+            self._encode_one = QueryEncoder(self._client)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._inner.embed_documents(texts)
@@ -60,7 +106,7 @@ class Embedder(Embeddings):
             if text in self._queries:
                 self._queries.move_to_end(text)
                 return list(self._queries[text])
-        vector = self._inner.embed_query(text)
+        vector = self._encode_one(text)
         if self._cache_size:
             with self._cache_lock:
                 self._queries[text] = list(vector)
@@ -103,4 +149,4 @@ def get_embedder(settings: Settings):
         return _cache[key]
 
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "get_embedder", "model_location", "quantize_int8"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "QueryEncoder", "get_embedder", "model_location", "quantize_int8"]
