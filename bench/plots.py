@@ -126,6 +126,15 @@ def plot_search_scale(result: dict, out: Path) -> Path:
         if bm:
             ax.plot([r["chunks"] for r in bm], [r["search"][key]["p50_ms"] for r in bm], marker="x", linestyle=style,
                     color="grey" if key == "sort" else "black", label=label)
+    from bench.search_scale import estimate
+
+    est = estimate(result)
+    if est:
+        last = rows[-1]
+        for key, style in (("hybrid_p50_ms_log", "--"), ("hybrid_p50_ms_linear", ":")):
+            ax.plot([last["chunks"], est["chunks"]], [last["latency"]["hybrid"]["p50_ms"], est[key]], linestyle=style,
+                    marker="o", color="tab:blue", alpha=0.5,
+                    label=f"hybrid p50 estimate, dense {key.rsplit('_', 1)[1]} (not measured)")
     target = result.get("target_1m_hybrid_p50_ms")
     if target:
         ax.axhline(target, color="grey", linewidth=0.8)

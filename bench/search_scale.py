@@ -248,6 +248,26 @@ def run(base: Settings, sizes: list[int], queries: int = 200, seed: int = 0, ser
             "target_1m_hybrid_p50_ms": TARGET_1M_HYBRID_P50_MS, "rows": rows, "bm25_rows": bm25_rows}
 
 
+def estimate(result: dict, chunks: int = 1_000_000) -> dict:
+    """Hybrid p50 at `chunks` from measured parts, for when Chroma could not be filled that far: the largest
+    full-path hybrid p50, plus BM25's measured growth to `chunks` (BM25 alone), plus the dense part's growth,
+    extrapolated two ways: logarithmic in size (how HNSW search grows) and linear (an upper bound)."""
+    import math
+
+    rows = sorted(result["rows"], key=lambda r: r["chunks"])[-2:]
+    bm = {r["chunks"]: r["search"]["top_k"]["p50_ms"] for r in result.get("bm25_rows") or []}
+    if len(rows) < 2 or chunks not in bm or rows[1]["chunks"] not in bm or any(r["chunks"] >= chunks for r in rows):
+        return {}
+    a, b = rows
+    d_a, d_b = a["latency"]["dense"]["p50_ms"], b["latency"]["dense"]["p50_ms"]
+    dense_log = d_b + (d_b - d_a) * math.log(chunks / b["chunks"]) / math.log(b["chunks"] / a["chunks"])
+    dense_linear = d_b * chunks / b["chunks"]
+    base = b["latency"]["hybrid"]["p50_ms"] + bm[chunks] - bm[b["chunks"]]
+    return {"chunks": chunks, "estimate": True, "from_chunks": b["chunks"], "bm25_p50_ms": bm[chunks],
+            "dense_p50_ms_log": round(dense_log, 1), "dense_p50_ms_linear": round(dense_linear, 1),
+            "hybrid_p50_ms_log": round(base + dense_log - d_b, 1), "hybrid_p50_ms_linear": round(base + dense_linear - d_b, 1)}
+
+
 def render(result: dict, console) -> None:
     from rich.table import Table
 
@@ -271,6 +291,11 @@ def render(result: dict, console) -> None:
             table.add_row(f"{r['chunks']:,}", f"{r['build_s']:.0f}", f"{a['p50_ms']:.1f}/{a['p95_ms']:.1f}",
                           f"{b['p50_ms']:.1f}/{b['p95_ms']:.1f}", f"{r['rss_mb']}")
         console.print(table)
+    est = estimate(result)
+    if est:
+        console.print(f"Estimate at {est['chunks']:,} chunks (not measured end to end): hybrid p50 "
+                      f"{est['hybrid_p50_ms_log']} ms with dense growing logarithmically, {est['hybrid_p50_ms_linear']} "
+                      f"ms if it grew linearly; BM25 measured at {est['bm25_p50_ms']} ms")
 
 
 def main(argv: list[str] | None = None, server: bool = False) -> int:
@@ -292,4 +317,4 @@ def server_main(argv: list[str] | None = None) -> int:
     return main(argv, server=True)
 
 
-__all__ = ["Precomputed", "main", "measure", "render", "run", "server_main"]
+__all__ = ["Precomputed", "estimate", "main", "measure", "render", "run", "server_main"]

@@ -44,3 +44,12 @@ def test_query_encode_table():
     console = Console(record=True, width=160)
     query_encode.render(result, console)
     assert "single-query" in console.export_text()
+
+
+def test_the_1m_estimate_adds_measured_bm25_growth_and_extrapolated_dense_growth():
+    result = {**RESULT, "bm25_rows": RESULT["bm25_rows"] + [{"chunks": 100_000, "build_s": 1.0, "rss_mb": 1,
+                                                              "search": {"top_k": _lat(3.0), "sort": _lat(9.0)}}]}
+    est = search_scale.estimate(result)
+    assert est["dense_p50_ms_log"] == 15.0 and est["dense_p50_ms_linear"] == 90.0  # 3 -> 9 per decade; x10
+    assert est["hybrid_p50_ms_log"] == 18.0 + 27.0 + 6.0 and est["hybrid_p50_ms_linear"] == 18.0 + 27.0 + 81.0
+    assert search_scale.estimate(RESULT) == {}  # BM25 alone was not measured at the largest full-path size
