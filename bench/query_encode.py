@@ -29,11 +29,11 @@ PATHS = ("encode", "direct", "encode-1t", "single-query")
 
 
 def run(base: Settings, rounds: int = 3) -> dict:
-    import torch
-
     from index.embed import QueryEncoder, get_embedder
 
-    embedder = get_embedder(base)
+    embedder = get_embedder(base)  # before torch is imported: it sets the OpenMP wait policy torch reads at import
+    import torch
+
     encoder = embedder._encode_one
     if not isinstance(encoder, QueryEncoder):
         raise SystemExit("the configured model is not a SentenceTransformer: there is no single-query path")
