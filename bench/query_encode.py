@@ -5,10 +5,9 @@
 Paths, each called once per question in a rotating order (machine load hits them alike):
 - `encode`: langchain's HuggingFaceEmbeddings.embed_query -> SentenceTransformer.encode (the path before
   index.embed.QueryEncoder), torch at the process's thread count;
-- `direct`: the QueryEncoder's call of the model's modules, but on the calling thread (process thread count);
-- `encode-1t`: the old path on the QueryEncoder's one-thread worker;
-- `single-query`: index.embed.QueryEncoder as served (direct call, one-thread worker).
-So `encode` -> `direct` is the cost of encode()'s machinery and `encode` -> `encode-1t` that of torch's threads.
+- `single-query`: index.embed.QueryEncoder as served: the model's modules called directly, same threads;
+- `encode-1t`, `single-query-1t`: the same two on a worker thread whose torch runs one thread (for information:
+  what torch's thread count does to one short question).
 Per path: wall-clock p50/p95 and CPU time p50 (all threads of the process; less sensitive to other processes).
 Questions: the seed article's retrieval set (bench/data/article_retrieval.json), `--rounds` times.
 Target (issue #16): single-query p50 <= 10 ms.
@@ -25,7 +24,7 @@ from bench.common import latency, log, pct
 from index.settings import Settings
 
 TARGET_P50_MS = 10.0
-PATHS = ("encode", "direct", "encode-1t", "single-query")
+PATHS = ("encode", "single-query", "encode-1t", "single-query-1t")
 
 
 def run(base: Settings, rounds: int = 3) -> dict:
@@ -40,8 +39,19 @@ def run(base: Settings, rounds: int = 3) -> dict:
     inner = embedder._inner
     items = json.loads((Path(__file__).parent / "data" / "article_retrieval.json").read_text())["questions"]
     questions = [q["question"] for q in items]
-    calls = {"encode": inner.embed_query, "direct": lambda q: encoder._encode(q.replace("\n", " ")),
-             "encode-1t": lambda q: encoder._worker.submit(inner.embed_query, q).result(), "single-query": encoder}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one_thread() -> None:
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    threads = torch.get_num_threads()
+    worker = ThreadPoolExecutor(1, initializer=one_thread)
+    worker.submit(lambda: None).result()
+    torch.set_num_threads(threads)  # the worker keeps its one thread; this thread and later ones get the default
+    calls = {"encode": inner.embed_query, "single-query": encoder,
+             "encode-1t": lambda q: worker.submit(inner.embed_query, q).result(),
+             "single-query-1t": lambda q: worker.submit(encoder, q).result()}
     for call in calls.values():  # warm-up: first-call allocations are not per query
         call("warm-up question")
     wall: dict[str, list[float]] = {p: [] for p in PATHS}

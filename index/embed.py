@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
@@ -43,44 +42,25 @@ def quantize_int8(model) -> None:
 
 
 class QueryEncoder:
-    """One query at a time, the model's own modules called directly (preprocess, then Transformer -> Pooling ->
-    Normalize) under `torch.inference_mode`, on a worker thread whose torch runs one thread.
+    """One query at a time: the model's own modules called directly (preprocess, then Transformer -> Pooling ->
+    Normalize) under `torch.inference_mode`, on the calling thread.
 
     Same vectors as `SentenceTransformer.encode` (cosine > 0.9999, tests/index/test_embed.py) without its batching
-    machinery. One torch thread is most of the gain: a short question is too small to split across cores, and on a
-    busy machine the two threads wait for each other (measured 8x slower; `python -m bench query-encode`).
-    `torch.set_num_threads` in the worker also sets the default of threads started later, so the process's count
-    is put back for them; the worker keeps its one thread.
+    machinery (length sorting, per-batch device moves, numpy conversion); `python -m bench query-encode` compares.
     """
 
     def __init__(self, model):
-        import torch
-
         self._model = model
         self._prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
-        before = torch.get_num_threads()
-
-        def one_thread() -> None:
-            torch.get_num_threads()  # torch's per-thread setup first, so it does not undo the line below later
-            torch.set_num_threads(1)
-
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="qa-query-encoder", initializer=one_thread)
-        self._worker.submit(lambda: None).result()
-        restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="qa-torch-threads")
-        restore.start()
-        restore.join()
-
-    def _encode(self, text: str) -> list[float]:
-        import torch
-
-        with torch.inference_mode():
-            features = self._model.preprocess([text], prompt=self._prompt)
-            vector = self._model(features)["sentence_embedding"]
-            return torch.nn.functional.normalize(vector, p=2, dim=1)[0].tolist()
 
     def __call__(self, text: str) -> list[float]:
+        import torch
+
         # As langchain's HuggingFaceEmbeddings does before encode(): line breaks become spaces.
-        return self._worker.submit(self._encode, text.replace("\n", " ")).result()
+        with torch.inference_mode():
+            features = self._model.preprocess([text.replace("\n", " ")], prompt=self._prompt)
+            vector = self._model(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vector, p=2, dim=1)[0].tolist()
 
 
 class Embedder(Embeddings):

@@ -106,16 +106,3 @@ def test_the_single_query_path_gives_the_vectors_of_encode(int8: bool):
     assert fast.shape == slow.shape == (len(QUERIES), 384)
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     assert (fast * slow).sum(axis=1).min() > 0.9999
-
-
-def test_the_single_query_worker_leaves_the_process_thread_count_alone():
-    from concurrent.futures import ThreadPoolExecutor
-
-    import torch
-
-    before = torch.get_num_threads()
-    embedder = Embedder(get_embedder(Settings())._inner, cache_size=0)  # a new worker, started now
-    assert embedder._encode_one._worker.submit(torch.get_num_threads).result() == 1
-    assert torch.get_num_threads() == before
-    with ThreadPoolExecutor(1) as later:  # threads started afterwards get the process's count, not 1
-        assert later.submit(torch.get_num_threads).result() == before
