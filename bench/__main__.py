@@ -26,7 +26,8 @@ def _ratios(text: str) -> list[float]:
 PERF = {"ingest": "bench.ingest", "encoder": "bench.encoder", "scale": "bench.scale", "answer": "bench.answer",
         "coldstart": "bench.coldstart", "memory": "bench.coldstart:memory_main", "plots": "bench.plots",
         "adversarial": "bench.adversarial", "watch": "bench.watch", "api": "bench.api", "busy": "bench.busy",
-        "pdf-answers": "bench.pdf_answers"}
+        "pdf-answers": "bench.pdf_answers",
+        "query-encode": "bench.query_encode", "search-scale": "bench.search_scale", "search-scale-server": "bench.search_scale:server_main"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,7 @@ def run(base: Settings, articles: int = 20, questions: int = 1000, paths: list[s
             encode_ms = []
             for t in squad_set[:200]:
                 started = time.perf_counter()
-                embedder._inner.embed_query(t.question)  # uncached
+                embedder._encode_one(t.question)  # the served single-query path, uncached
                 encode_ms.append(1000 * (time.perf_counter() - started))
             rows[name] = {"build_s": report.seconds, "chunks": report.chunks, "embedded": report.embedded,
                           "build_chunks_per_s": report.chunks / report.seconds,

@@ -4,7 +4,8 @@
 
 scale.png: retrieval latency p50/p95 against corpus size, hybrid and dense (the 100k estimate dashed, if any);
 ingest.png: chunks/s of our build, the raw encoder and the tutorial pipeline;
-answer.png: TTFT and total p50/p95 with and without the prompt cache.
+answer.png: TTFT and total p50/p95 with and without the prompt cache;
+search-scale.png: search latency without query encoding up to 1M chunks (hybrid and its parts, BM25 alone).
 A plot whose results file is missing is skipped with a note.
 """
 
@@ -109,7 +110,47 @@ def plot_answer(result: dict, out: Path) -> Path:
     return _save(plt, fig, out)
 
 
-PLOTS = {"scale": plot_scale, "ingest": plot_ingest, "answer": plot_answer}
+def plot_search_scale(result: dict, out: Path) -> Path:
+    """Search latency without query encoding: the full hybrid path and its parts (up to the sizes Chroma was filled
+    to), and BM25 alone with top-k selection and with a full sort, up to 1M chunks."""
+    plt, fig, ax = _figure()
+    rows = sorted(result["rows"], key=lambda r: r["chunks"])
+    for part, marker in (("hybrid", "o"), ("dense", "s"), ("bm25", "^")):
+        xs = [r["chunks"] for r in rows]
+        line, = ax.plot(xs, [r["latency"][part]["p50_ms"] for r in rows], marker=marker, label=f"{part} p50")
+        ax.plot(xs, [r["latency"][part]["p95_ms"] for r in rows], marker=marker, linestyle=":", color=line.get_color(),
+                alpha=0.6, label=f"{part} p95")
+    bm = sorted(result.get("bm25_rows") or [], key=lambda r: r["chunks"])
+    for key, label, style in (("top_k", "BM25 alone, top-k selection p50", "-"),
+                              ("sort", "BM25 alone, full sort (before) p50", "--")):
+        if bm:
+            ax.plot([r["chunks"] for r in bm], [r["search"][key]["p50_ms"] for r in bm], marker="x", linestyle=style,
+                    color="grey" if key == "sort" else "black", label=label)
+    from bench.search_scale import estimate
+
+    est = estimate(result)
+    if est:
+        last = rows[-1]
+        for key, style in (("hybrid_p50_ms_log", "--"), ("hybrid_p50_ms_linear", ":")):
+            ax.plot([last["chunks"], est["chunks"]], [last["latency"]["hybrid"]["p50_ms"], est[key]], linestyle=style,
+                    marker="o", color="tab:blue", alpha=0.5,
+                    label=f"hybrid p50 estimate, dense {key.rsplit('_', 1)[1]} (not measured)")
+    target = result.get("target_1m_hybrid_p50_ms")
+    if target:
+        ax.axhline(target, color="grey", linewidth=0.8)
+        ax.text(0.01, target, f" target at 1M: hybrid p50 {target:.0f} ms", color="grey", fontsize=8,
+                transform=ax.get_yaxis_transform())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chunks in the index (log)")
+    ax.set_ylabel("ms per query, query encoding excluded (log)")
+    where = "Chroma server" if result.get("server") else "embedded Chroma"
+    ax.set_title(f"Search latency vs index size ({where}; {result['machine']['cpus']} cores, shared)")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, out)
+
+
+PLOTS = {"scale": plot_scale, "ingest": plot_ingest, "answer": plot_answer, "search-scale": plot_search_scale}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,4 +164,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["main", "plot_answer", "plot_ingest", "plot_scale", "scale_series"]
+__all__ = ["main", "plot_answer", "plot_ingest", "plot_scale", "plot_search_scale", "scale_series"]

@@ -41,9 +41,32 @@ def quantize_int8(model) -> None:
                                                dtype=torch.qint8, inplace=True)
 
 
+class QueryEncoder:
+    """One query at a time: the model's own modules called directly (preprocess, then Transformer -> Pooling ->
+    Normalize) under `torch.inference_mode`, on the calling thread.
+
+    Same vectors as `SentenceTransformer.encode` (cosine > 0.9999, tests/index/test_embed.py) without its batching
+    machinery (length sorting, per-batch device moves, numpy conversion); `python -m bench query-encode` compares.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self._prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+
+    def __call__(self, text: str) -> list[float]:
+        import torch
+
+        # As langchain's HuggingFaceEmbeddings does before encode(): line breaks become spaces.
+        with torch.inference_mode():
+            features = self._model.preprocess([text.replace("\n", " ")], prompt=self._prompt)
+            vector = self._model(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vector, p=2, dim=1)[0].tolist()
+
+
 class Embedder(Embeddings):
     """The model as a langchain `Embeddings`: unit-length vectors (cosine = dot product); the last
-    `cache_size` query vectors are remembered."""
+    `cache_size` query vectors are remembered. Queries take the single-query path (`QueryEncoder`) when the
+    model is a SentenceTransformer."""
 
     def __init__(self, inner, cache_size: int):
         self._inner = inner
@@ -51,6 +74,9 @@ class Embedder(Embeddings):
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = max(0, cache_size)
         self._cache_lock = threading.Lock()
+        self._encode_one = inner.embed_query
+        if type(self._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
+            self._encode_one = QueryEncoder(self._client)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._inner.embed_documents(texts)
@@ -60,7 +86,7 @@ class Embedder(Embeddings):
             if text in self._queries:
                 self._queries.move_to_end(text)
                 return list(self._queries[text])
-        vector = self._inner.embed_query(text)
+        vector = self._encode_one(text)
         if self._cache_size:
             with self._cache_lock:
                 self._queries[text] = list(vector)
@@ -103,4 +129,4 @@ def get_embedder(settings: Settings):
         return _cache[key]
 
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "get_embedder", "model_location", "quantize_int8"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "QueryEncoder", "get_embedder", "model_location", "quantize_int8"]

@@ -81,3 +81,28 @@ def test_a_repeated_query_is_encoded_once_and_the_cache_is_bounded():
     embedder.embed_query("a")[0] = 99.0  # callers cannot change the cached vector
     assert embedder.embed_query("a") == [1.0, 1.0]
     assert embedder.embed_documents(["xy"]) == [[2.0, 0.0]]
+
+
+QUERIES = [
+    "Who co-chaired the dialogue?",
+    "When did Beyonce start becoming popular?",
+    "2026",
+    "  what   about\nline breaks and  spaces?  ",
+    "پاکستان اور چین کے درمیان اسٹریٹجک مذاکرات کب ہوئے؟",  # Urdu
+    "中巴战略对话是什么时候举行的？",  # Chinese
+    "Wann wurde der Khunjerab-Pass für den Handel geöffnet?",  # German
+    "Ποιος ηγήθηκε των συνομιλιών;",  # Greek
+    "URAAN 🚀 Pakistan!!! ???",
+    " ".join(["The long question repeats itself past the model's 256-token limit, so it is truncated."] * 30),
+]
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_the_single_query_path_gives_the_vectors_of_encode(int8: bool):
+    embedder = get_embedder(Settings(embed_int8=int8))
+    assert type(embedder._encode_one).__name__ == "QueryEncoder"
+    fast = np.array([embedder._encode_one(q) for q in QUERIES])
+    slow = np.array([embedder._inner.embed_query(q) for q in QUERIES])  # SentenceTransformer.encode
+    assert fast.shape == slow.shape == (len(QUERIES), 384)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert (fast * slow).sum(axis=1).min() > 0.9999

@@ -1,0 +1,101 @@
+"""Query encoding, uncached, one question at a time: the old path against the single-query path, interleaved.
+
+    python -m bench query-encode [--json] [--rounds 3]
+
+Paths, each called once per question in a rotating order (machine load hits them alike):
+- `encode`: langchain's HuggingFaceEmbeddings.embed_query -> SentenceTransformer.encode (the path before
+  index.embed.QueryEncoder), torch at the process's thread count;
+- `single-query`: index.embed.QueryEncoder as served: the model's modules called directly, same threads;
+- `encode-1t`, `single-query-1t`: the same two on a worker thread whose torch runs one thread (for information:
+  what torch's thread count does to one short question).
+Per path: wall-clock p50/p95 and CPU time p50 (all threads of the process; less sensitive to other processes).
+Questions: the seed article's retrieval set (bench/data/article_retrieval.json), `--rounds` times.
+Target (issue #16): single-query p50 <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from bench.common import latency, log, pct
+from index.settings import Settings
+
+TARGET_P50_MS = 10.0
+PATHS = ("encode", "single-query", "encode-1t", "single-query-1t")
+
+
+def run(base: Settings, rounds: int = 3) -> dict:
+    from index.embed import QueryEncoder, get_embedder
+
+    embedder = get_embedder(base)  # before torch is imported: it sets the OpenMP wait policy torch reads at import
+    import torch
+
+    encoder = embedder._encode_one
+    if not isinstance(encoder, QueryEncoder):
+        raise SystemExit("the configured model is not a SentenceTransformer: there is no single-query path")
+    inner = embedder._inner
+    items = json.loads((Path(__file__).parent / "data" / "article_retrieval.json").read_text())["questions"]
+    questions = [q["question"] for q in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one_thread() -> None:
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    threads = torch.get_num_threads()
+    worker = ThreadPoolExecutor(1, initializer=one_thread)
+    worker.submit(lambda: None).result()
+    torch.set_num_threads(threads)  # the worker keeps its one thread; this thread and later ones get the default
+    calls = {"encode": inner.embed_query, "single-query": encoder,
+             "encode-1t": lambda q: worker.submit(inner.embed_query, q).result(),
+             "single-query-1t": lambda q: worker.submit(encoder, q).result()}
+    for call in calls.values():  # warm-up: first-call allocations are not per query
+        call("warm-up question")
+    wall: dict[str, list[float]] = {p: [] for p in PATHS}
+    cpu: dict[str, list[float]] = {p: [] for p in PATHS}
+    log(f"query-encode: {rounds} x {len(questions)} questions, {len(PATHS)} paths interleaved")
+    n = 0
+    for _ in range(rounds):
+        for q in questions:
+            order = PATHS[n % len(PATHS):] + PATHS[:n % len(PATHS)]
+            n += 1
+            for p in order:
+                c0, w0 = time.process_time(), time.perf_counter()
+                calls[p](q)
+                wall[p].append(1000 * (time.perf_counter() - w0))
+                cpu[p].append(1000 * (time.process_time() - c0))
+    rows = {p: {**latency(wall[p]), "cpu_p50_ms": round(statistics.median(cpu[p]), 2)} for p in PATHS}
+    for p in PATHS:
+        rows[p]["speedup_p50"] = round(rows["encode"]["p50_ms"] / rows[p]["p50_ms"], 2)
+    return {"questions": len(questions), "rounds": rounds, "torch_threads": torch.get_num_threads(),
+            "paths": rows, "target_p50_ms": TARGET_P50_MS,
+            "target_met": rows["single-query"]["p50_ms"] <= TARGET_P50_MS,
+            "single_query_p95_over_encode_p95": round(pct(wall["single-query"], 95) / pct(wall["encode"], 95), 3)}
+
+
+def render(result: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Query encoding, uncached ({result['rounds']} x {result['questions']} questions, "
+                        f"process torch threads {result['torch_threads']})")
+    for col in ("path", "p50 ms", "p95 ms", "CPU p50 ms", "x encode (p50)"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for p, r in result["paths"].items():
+        table.add_row(p, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['cpu_p50_ms']:.1f}", f"{r['speedup_p50']:.2f}")
+    console.print(table)
+    console.print(f"single-query p50 <= {result['target_p50_ms']:.0f} ms: {result['target_met']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.common import main_for
+
+    def add_args(p):
+        p.add_argument("--rounds", type=int, default=3, help="times each question is asked per path")
+
+    return main_for("query-encode", __doc__, add_args, lambda s, a: run(s, max(1, a.rounds)), render, argv)
+
+
+__all__ = ["PATHS", "main", "render", "run"]
