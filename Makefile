@@ -33,6 +33,7 @@ run: install index
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: install browser lint
 	$(VENV)/bin/python -m pytest -q

@@ -72,6 +72,7 @@ def run_one(name: str, filename: str, content: str, settings: Settings, workdir:
     doc = docs[0]
     chunks, out["split"] = _time(lambda: split_document(doc, settings.chunk_size, settings.chunk_overlap))
     _, out["bm25"] = _time(lambda: [tokenize(c.text) for c in chunks])
+
     def reader():
         for c in chunks:
             kept = [c.text[s:e] for s, e in sentence_spans(c.text) if not addresses_model(c.text[s:e])]
@@ -99,8 +100,12 @@ def run(settings: Settings, args) -> dict:
     for name, sizes in rows.items():
         full, half = sizes["full"], sizes["half"]
         mb = full["bytes"] / 1048576
-        entry = {"mb": round(mb, 3), "chunks": full.get("chunks", 0), "title_chars": full.get("title_chars"),
-                 "note": full.get("note")}
+        entry = {
+            "mb": round(mb, 3),
+            "chunks": full.get("chunks", 0),
+            "title_chars": full.get("title_chars"),
+            "note": full.get("note"),
+        }
         for stage in COLUMNS:
             per_mb = full[stage] / mb
             if stage in STAGES:
@@ -108,8 +113,13 @@ def run(settings: Settings, args) -> dict:
             entry[f"{stage}_s_per_mb"] = round(per_mb, 3)
             entry[f"{stage}_growth"] = round(full[stage] / half[stage], 2) if half[stage] > 0.01 else None
         table[name] = entry
-    return {"target_s_per_mb": TARGET_S_PER_MB, "chunk_size": settings.chunk_size, "inputs": table,
-            "worst_s_per_mb": round(worst, 3), "meets_target": worst <= TARGET_S_PER_MB}
+    return {
+        "target_s_per_mb": TARGET_S_PER_MB,
+        "chunk_size": settings.chunk_size,
+        "inputs": table,
+        "worst_s_per_mb": round(worst, 3),
+        "meets_target": worst <= TARGET_S_PER_MB,
+    }
 
 
 def add_args(parser) -> None:
@@ -120,16 +130,20 @@ def add_args(parser) -> None:
 def render(result: dict, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Adversarial text, seconds per MB (target <= {result['target_s_per_mb']} s/MB; "
-                        "growth = time at full size / half size, ~2 linear, ~4 quadratic)")
+    table = Table(
+        title=f"Adversarial text, seconds per MB (target <= {result['target_s_per_mb']} s/MB; "
+        "growth = time at full size / half size, ~2 linear, ~4 quadratic)"
+    )
     table.add_column("input")
     table.add_column("MB", justify="right")
     table.add_column("chunks", justify="right")
     for stage in COLUMNS:
         table.add_column(f"{stage} s/MB (growth)", justify="right")
     for name, row in result["inputs"].items():
-        cells = [f"{row[f'{s}_s_per_mb']:.3f} ({row[f'{s}_growth'] if row[f'{s}_growth'] is not None else '-'})"
-                 for s in COLUMNS]
+        cells = [
+            f"{row[f'{s}_s_per_mb']:.3f} ({row[f'{s}_growth'] if row[f'{s}_growth'] is not None else '-'})"
+            for s in COLUMNS
+        ]
         table.add_row(name, f"{row['mb']:.2f}", str(row["chunks"]), *cells)
     console.print(table)
     verdict = "meets" if result["meets_target"] else "MISSES"

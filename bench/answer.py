@@ -80,21 +80,29 @@ def ask_timed(service, question: str) -> dict:
         elif event.kind == "answer":
             answer = event.answer
     end = time.perf_counter()
-    return {"ttft_ms": 1000 * ((first or end) - started), "total_ms": 1000 * (end - started),
-            "abstained": answer.abstained if answer else None, "chain_ms": answer.timings_ms if answer else None}
+    return {
+        "ttft_ms": 1000 * ((first or end) - started),
+        "total_ms": 1000 * (end - started),
+        "abstained": answer.abstained if answer else None,
+        "chain_ms": answer.timings_ms if answer else None,
+    }
 
 
 def summarize(runs: list[dict]) -> dict:
     llama = [r["llama"] for r in runs if r.get("llama")]
     decode = [t["predicted_per_second"] for t in llama if t.get("predicted_n", 0) >= 8]
-    return {"ttft": latency([r["ttft_ms"] for r in runs]), "total": latency([r["total_ms"] for r in runs]),
-            "prompt_tokens_p50": latency([t.get("prompt_n", 0) for t in llama])["p50_ms"],
-            "cached_tokens_p50": latency([t.get("cache_n", 0) for t in llama])["p50_ms"],
-            "generated_tokens_p50": latency([t.get("predicted_n", 0) for t in llama])["p50_ms"],
-            "gen_tok_s_p50": latency(decode)["p50_ms"] if decode else None,
-            "prefill_ms_p50": latency([t.get("prompt_ms", 0) for t in llama])["p50_ms"],
-            "prefill_tok_s_p50": latency([t["prompt_per_second"] for t in llama if t.get("prompt_n", 0) >= 8
-                                          and t.get("prompt_per_second")])["p50_ms"]}
+    return {
+        "ttft": latency([r["ttft_ms"] for r in runs]),
+        "total": latency([r["total_ms"] for r in runs]),
+        "prompt_tokens_p50": latency([t.get("prompt_n", 0) for t in llama])["p50_ms"],
+        "cached_tokens_p50": latency([t.get("cache_n", 0) for t in llama])["p50_ms"],
+        "generated_tokens_p50": latency([t.get("predicted_n", 0) for t in llama])["p50_ms"],
+        "gen_tok_s_p50": latency(decode)["p50_ms"] if decode else None,
+        "prefill_ms_p50": latency([t.get("prompt_ms", 0) for t in llama])["p50_ms"],
+        "prefill_tok_s_p50": latency(
+            [t["prompt_per_second"] for t in llama if t.get("prompt_n", 0) >= 8 and t.get("prompt_per_second")]
+        )["p50_ms"],
+    }
 
 
 def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
@@ -107,8 +115,9 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
         from qa.model_file import ensure_model_file
 
         # The GGUF is assembled once into the default data folder (a first-install cost, not an answer cost).
-        settings = isolated(base, work, article_seeds(work / "seeds"), llm="local",
-                            llm_model_path=ensure_model_file(base))
+        settings = isolated(
+            base, work, article_seeds(work / "seeds"), llm="local", llm_model_path=ensure_model_file(base)
+        )
         build_index(settings, progress=False)
         service = QAService(settings)
         model = recorded_model(settings)
@@ -132,7 +141,9 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
             got["llama"] = model.calls[-1] if len(model.calls) > before else None
             got["question"] = i
             runs[variant].append(got)
-            log(f"answer {step + 1}/{len(order)} {variant}: ttft {got['ttft_ms']:.0f} ms, total {got['total_ms']:.0f} ms")
+            log(
+                f"answer {step + 1}/{len(order)} {variant}: ttft {got['ttft_ms']:.0f} ms, total {got['total_ms']:.0f} ms"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     raw_decode = sorted(r["decode_tok_s"] for r in raw if r.get("decode_tok_s"))
@@ -141,32 +152,66 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
     for s in summary.values():
         s["gen_vs_raw_decode"] = round(s["gen_tok_s_p50"] / raw_p50, 3) if raw_p50 and s["gen_tok_s_p50"] else None
     cached = summary["cached"]
-    return {"questions": len(qs), "rounds": rounds, "model": Path(model.model_path).name, "load_s": round(load_s, 1),
-            "max_tokens": settings.max_tokens, "read_sentences": settings.read_sentences,
-            "raw_decode_tok_s": raw_decode, "raw_decode_tok_s_p50": raw_p50, "summary": summary,
-            "cache_speedup_ttft_p50": round(summary["uncached"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
-            "targets_ms": TARGETS_MS,
-            "met": {"ttft_p50": cached["ttft"]["p50_ms"] <= TARGETS_MS["ttft_p50"],
-                    "total_p50": cached["total"]["p50_ms"] <= TARGETS_MS["total_p50"]},
-            "runs": runs, "raw_decode_runs": raw}
+    return {
+        "questions": len(qs),
+        "rounds": rounds,
+        "model": Path(model.model_path).name,
+        "load_s": round(load_s, 1),
+        "max_tokens": settings.max_tokens,
+        "read_sentences": settings.read_sentences,
+        "raw_decode_tok_s": raw_decode,
+        "raw_decode_tok_s_p50": raw_p50,
+        "summary": summary,
+        "cache_speedup_ttft_p50": round(summary["uncached"]["ttft"]["p50_ms"] / cached["ttft"]["p50_ms"], 2),
+        "targets_ms": TARGETS_MS,
+        "met": {
+            "ttft_p50": cached["ttft"]["p50_ms"] <= TARGETS_MS["ttft_p50"],
+            "total_p50": cached["total"]["p50_ms"] <= TARGETS_MS["total_p50"],
+        },
+        "runs": runs,
+        "raw_decode_runs": raw,
+    }
 
 
 def render(result: dict, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Answers through QAService, local model {result['model']} ({result['questions']} article "
-                        f"questions x {result['rounds']}); raw decode p50 {result['raw_decode_tok_s_p50']} tok/s")
-    for col in ("prompt cache", "TTFT p50", "TTFT p95", "total p50", "total p95", "prompt tok", "cached tok",
-                "gen tok", "gen tok/s", "vs raw decode"):
+    table = Table(
+        title=f"Answers through QAService, local model {result['model']} ({result['questions']} article "
+        f"questions x {result['rounds']}); raw decode p50 {result['raw_decode_tok_s_p50']} tok/s"
+    )
+    for col in (
+        "prompt cache",
+        "TTFT p50",
+        "TTFT p95",
+        "total p50",
+        "total p95",
+        "prompt tok",
+        "cached tok",
+        "gen tok",
+        "gen tok/s",
+        "vs raw decode",
+    ):
         table.add_column(col, justify="left" if col == "prompt cache" else "right")
     for variant, s in result["summary"].items():
-        table.add_row(variant, f"{s['ttft']['p50_ms']:.0f}", f"{s['ttft']['p95_ms']:.0f}", f"{s['total']['p50_ms']:.0f}",
-                      f"{s['total']['p95_ms']:.0f}", f"{s['prompt_tokens_p50']:.0f}", f"{s['cached_tokens_p50']:.0f}",
-                      f"{s['generated_tokens_p50']:.0f}", str(s["gen_tok_s_p50"]), str(s["gen_vs_raw_decode"]))
+        table.add_row(
+            variant,
+            f"{s['ttft']['p50_ms']:.0f}",
+            f"{s['ttft']['p95_ms']:.0f}",
+            f"{s['total']['p50_ms']:.0f}",
+            f"{s['total']['p95_ms']:.0f}",
+            f"{s['prompt_tokens_p50']:.0f}",
+            f"{s['cached_tokens_p50']:.0f}",
+            f"{s['generated_tokens_p50']:.0f}",
+            str(s["gen_tok_s_p50"]),
+            str(s["gen_vs_raw_decode"]),
+        )
     console.print(table)
-    console.print(f"Targets (with cache): TTFT p50 <= 1000 ms {'met' if result['met']['ttft_p50'] else 'NOT met'}; "
-                  f"total p50 <= 3000 ms {'met' if result['met']['total_p50'] else 'NOT met'}. "
-                  f"Cache speeds TTFT p50 up {result['cache_speedup_ttft_p50']}x.")
+    console.print(
+        f"Targets (with cache): TTFT p50 <= 1000 ms {'met' if result['met']['ttft_p50'] else 'NOT met'}; "
+        f"total p50 <= 3000 ms {'met' if result['met']['total_p50'] else 'NOT met'}. "
+        f"Cache speeds TTFT p50 up {result['cache_speedup_ttft_p50']}x."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

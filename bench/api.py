@@ -50,8 +50,18 @@ def stream_api(base: str, question: str, key: str | None = None, timeout: float 
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": "grounded-qa", "stream": True, "messages": [{"role": "user", "content": question}]}
-    out = {"question": question, "first_token_s": None, "first_content_s": None, "total_s": None,
-           "content": "", "draft": "", "citations": None, "passages": None, "abstained": None, "error": None}
+    out = {
+        "question": question,
+        "first_token_s": None,
+        "first_content_s": None,
+        "total_s": None,
+        "content": "",
+        "draft": "",
+        "citations": None,
+        "passages": None,
+        "abstained": None,
+        "error": None,
+    }
     started = time.perf_counter()
     done = False
     try:
@@ -112,8 +122,11 @@ def stream_page(client, question: str, timeout: float = 300) -> dict:
         for chat, _sources in outputs[seen:]:
             if out["first_token_s"] is None and chat and chat[-1].get("role") == "assistant":
                 content = chat[-1].get("content")
-                text = content if isinstance(content, str) else " ".join(
-                    p.get("text", "") for p in content or [] if isinstance(p, dict))
+                text = (
+                    content
+                    if isinstance(content, str)
+                    else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+                )
                 if html.unescape(_TAG.sub("", text)).replace("▍", "").strip():
                     out["first_token_s"] = time.perf_counter() - started
         seen = len(outputs)
@@ -150,21 +163,38 @@ def side_by_side(url: str, questions: list[str], key: str | None, auth=None) -> 
     rows = []
     for q in questions:
         p, a = page[q], api[q]
-        gap = (a["first_token_s"] - p["first_token_s"]
-               if a["first_token_s"] is not None and p["first_token_s"] is not None else None)
-        rows.append({"question": q, "page_first_token_s": p["first_token_s"], "page_total_s": p["total_s"],
-                     "api_first_token_s": a["first_token_s"], "api_first_content_s": a["first_content_s"],
-                     "api_total_s": a["total_s"], "gap_s": gap, "errors": [e for e in (p["error"], a["error"]) if e]})
+        gap = (
+            a["first_token_s"] - p["first_token_s"]
+            if a["first_token_s"] is not None and p["first_token_s"] is not None
+            else None
+        )
+        rows.append(
+            {
+                "question": q,
+                "page_first_token_s": p["first_token_s"],
+                "page_total_s": p["total_s"],
+                "api_first_token_s": a["first_token_s"],
+                "api_first_content_s": a["first_content_s"],
+                "api_total_s": a["total_s"],
+                "gap_s": gap,
+                "errors": [e for e in (p["error"], a["error"]) if e],
+            }
+        )
 
     def med(key_: str):
         values = [r[key_] for r in rows if r[key_] is not None]
         return round(statistics.median(values), 3) if values else None
 
-    return {"rows": rows, "page_first_token_p50_s": med("page_first_token_s"),
-            "api_first_token_p50_s": med("api_first_token_s"), "api_first_content_p50_s": med("api_first_content_s"),
-            "page_total_p50_s": med("page_total_s"), "api_total_p50_s": med("api_total_s"),
-            "gap_p50_s": med("gap_s"), "gap_max_s": max((round(r["gap_s"], 3) for r in rows if r["gap_s"] is not None),
-                                                      default=None)}
+    return {
+        "rows": rows,
+        "page_first_token_p50_s": med("page_first_token_s"),
+        "api_first_token_p50_s": med("api_first_token_s"),
+        "api_first_content_p50_s": med("api_first_content_s"),
+        "page_total_p50_s": med("page_total_s"),
+        "api_total_p50_s": med("api_total_s"),
+        "gap_p50_s": med("gap_s"),
+        "gap_max_s": max((round(r["gap_s"], 3) for r in rows if r["gap_s"] is not None), default=None),
+    }
 
 
 def classify(results: list[dict], alone: dict[str, dict]) -> tuple[int, int, int, list[dict]]:
@@ -184,8 +214,14 @@ def classify(results: list[dict], alone: dict[str, dict]) -> tuple[int, int, int
         if r["passages"] != ref["passages"]:
             other = next((q for q, a in alone.items() if a["passages"] == r["passages"]), "an unknown question")
         elif r["content"] != ref["content"]:
-            other = next((q for q, a in alone.items() if q != r["question"] and a["content"] == r["content"]
-                          and a["passages"] != ref["passages"]), None)
+            other = next(
+                (
+                    q
+                    for q, a in alone.items()
+                    if q != r["question"] and a["content"] == r["content"] and a["passages"] != ref["passages"]
+                ),
+                None,
+            )
             if other is None:
                 differs += 1  # not another question's answer, but not word for word its alone answer either
                 problems.append({"question": r["question"], "differs": r["content"][:200]})
@@ -221,14 +257,22 @@ def load(url: str, questions: list[str], clients: int, per_client: int, key: str
     errors, mixed, differs, problems = classify(results, alone)
     totals = [r["total_s"] for r in results if not r["error"]]
     firsts = [r["first_token_s"] for r in results if not r["error"] and r["first_token_s"] is not None]
-    return {"clients": clients, "per_client": per_client, "requests": len(results),
-            "expected": clients * per_client, "errors": errors + (clients * per_client - len(results)),
-            "mixed": mixed, "differs_from_alone": differs,
-            "alone_errors": sum(1 for a in alone.values() if a["error"]),
-            "first_token_p50_s": round(statistics.median(firsts), 3) if firsts else None,
-            "total_p50_s": round(statistics.median(totals), 3) if totals else None,
-            "total_max_s": round(max(totals), 3) if totals else None, "wall_s": round(wall, 2),
-            "answers_per_s": round(len(totals) / wall, 3) if wall else None, "problems": problems[:20]}
+    return {
+        "clients": clients,
+        "per_client": per_client,
+        "requests": len(results),
+        "expected": clients * per_client,
+        "errors": errors + (clients * per_client - len(results)),
+        "mixed": mixed,
+        "differs_from_alone": differs,
+        "alone_errors": sum(1 for a in alone.values() if a["error"]),
+        "first_token_p50_s": round(statistics.median(firsts), 3) if firsts else None,
+        "total_p50_s": round(statistics.median(totals), 3) if totals else None,
+        "total_max_s": round(max(totals), 3) if totals else None,
+        "wall_s": round(wall, 2),
+        "answers_per_s": round(len(totals) / wall, 3) if wall else None,
+        "problems": problems[:20],
+    }
 
 
 def render(result: dict, console) -> None:
@@ -240,24 +284,31 @@ def render(result: dict, console) -> None:
 
 
 def _render_side(s: dict, llm: str, console) -> None:
-    console.print(f"[bold]Side by side[/] ({len(s['rows'])} questions, backend {llm}): first token p50 "
-                  f"page {s['page_first_token_p50_s']} s, API {s['api_first_token_p50_s']} s (gap p50 "
-                  f"{s['gap_p50_s']} s, max {s['gap_max_s']} s); API first checked-answer token p50 "
-                  f"{s['api_first_content_p50_s']} s; total p50 page {s['page_total_p50_s']} s, API "
-                  f"{s['api_total_p50_s']} s")
+    console.print(
+        f"[bold]Side by side[/] ({len(s['rows'])} questions, backend {llm}): first token p50 "
+        f"page {s['page_first_token_p50_s']} s, API {s['api_first_token_p50_s']} s (gap p50 "
+        f"{s['gap_p50_s']} s, max {s['gap_max_s']} s); API first checked-answer token p50 "
+        f"{s['api_first_content_p50_s']} s; total p50 page {s['page_total_p50_s']} s, API "
+        f"{s['api_total_p50_s']} s"
+    )
     for r in s["rows"]:
-        console.print(f"  page {r['page_first_token_s'] and round(r['page_first_token_s'], 3)} s | API "
-                      f"{r['api_first_token_s'] and round(r['api_first_token_s'], 3)} s (content "
-                      f"{r['api_first_content_s'] and round(r['api_first_content_s'], 3)} s)  {r['question']}"
-                      f"{'  ERR ' + '; '.join(r['errors']) if r['errors'] else ''}", markup=False)
+        console.print(
+            f"  page {r['page_first_token_s'] and round(r['page_first_token_s'], 3)} s | API "
+            f"{r['api_first_token_s'] and round(r['api_first_token_s'], 3)} s (content "
+            f"{r['api_first_content_s'] and round(r['api_first_content_s'], 3)} s)  {r['question']}"
+            f"{'  ERR ' + '; '.join(r['errors']) if r['errors'] else ''}",
+            markup=False,
+        )
 
 
 def _render_load(l: dict, console) -> None:
-    console.print(f"[bold]Load[/]: {l['clients']} streaming clients x {l['per_client']}: {l['requests']}/"
-                  f"{l['expected']} answered, errors {l['errors']}, mixed {l['mixed']}, differing from alone "
-                  f"{l['differs_from_alone']}; first token p50 {l['first_token_p50_s']} s, total p50 "
-                  f"{l['total_p50_s']} s (max {l['total_max_s']} s), {l['answers_per_s']} answers/s over "
-                  f"{l['wall_s']} s")
+    console.print(
+        f"[bold]Load[/]: {l['clients']} streaming clients x {l['per_client']}: {l['requests']}/"
+        f"{l['expected']} answered, errors {l['errors']}, mixed {l['mixed']}, differing from alone "
+        f"{l['differs_from_alone']}; first token p50 {l['first_token_p50_s']} s, total p50 "
+        f"{l['total_p50_s']} s (max {l['total_max_s']} s), {l['answers_per_s']} answers/s over "
+        f"{l['wall_s']} s"
+    )
     for p in l["problems"]:
         console.print(f"  {p}", markup=False)
 
@@ -279,16 +330,21 @@ def main(argv: list[str] | None = None) -> int:
     from bench.load import qa_server
 
     console = Console(stderr=args.json)
-    log = (lambda msg: Console(stderr=True).print(f"[dim]{msg}[/dim]"))
+    log = lambda msg: Console(stderr=True).print(f"[dim]{msg}[/dim]")
     key = os.environ.get("QA_API_KEY")
     questions = _questions(max(args.questions, min(args.clients, 16)))
     with tempfile.TemporaryDirectory(prefix="qa-bench-api-") as tmp:
-        kept = {k: v for k, v in os.environ.items() if not k.startswith("QA_") or k.startswith(("QA_LLM", "QA_API_KEY"))}
-        env = {**kept,
-               "QA_SEEDS_DIR": str(article_seeds(Path(tmp) / "seeds")), "QA_DATA_DIR": str(Path(tmp) / "data"),
-               **({"QA_LLM": args.llm} if args.llm else {})}
+        kept = {
+            k: v for k, v in os.environ.items() if not k.startswith("QA_") or k.startswith(("QA_LLM", "QA_API_KEY"))
+        }
+        env = {
+            **kept,
+            "QA_SEEDS_DIR": str(article_seeds(Path(tmp) / "seeds")),
+            "QA_DATA_DIR": str(Path(tmp) / "data"),
+            **({"QA_LLM": args.llm} if args.llm else {}),
+        }
         try:
-            with (nullcontext(args.url) if args.url else qa_server(env, log)) as url:
+            with nullcontext(args.url) if args.url else qa_server(env, log) as url:
                 log("warming up (one answer) ...")
                 stream_api(url.rstrip("/") + "/v1", questions[0], key)
                 side = loaded = None

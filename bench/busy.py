@@ -67,7 +67,7 @@ def run(base: Settings, args) -> dict:
     from qa.service import QAService
     from tests.documents import write_pdf  # the test suite's hand-written PDF maker: no PDF library needed
 
-    questions = [i["question"] for i in json.loads(EVAL.read_text(encoding="utf-8"))["answerable"]][:args.questions]
+    questions = [i["question"] for i in json.loads(EVAL.read_text(encoding="utf-8"))["answerable"]][: args.questions]
     work = Path(tempfile.mkdtemp(prefix="qa-bench-busy-"))
     try:
         seeds = work / "seeds"
@@ -94,11 +94,17 @@ def run(base: Settings, args) -> dict:
         extract, extract_s = _while(lambda: load_documents(pdf_dir, max_seconds=600), service, questions)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"questions": len(questions), "idle": _summary(idle),
-            "during_rebuild": {**_summary(rebuild, idle_p50), "rebuild_s": round(rebuild_s, 1)},
-            "during_pdf_extraction": {**_summary(extract, idle_p50), "extraction_s": round(extract_s, 1),
-                                      "pdf_mb": round(pdf_mb, 1)},
-            "target_p50_vs_idle": 1.5}
+    return {
+        "questions": len(questions),
+        "idle": _summary(idle),
+        "during_rebuild": {**_summary(rebuild, idle_p50), "rebuild_s": round(rebuild_s, 1)},
+        "during_pdf_extraction": {
+            **_summary(extract, idle_p50),
+            "extraction_s": round(extract_s, 1),
+            "pdf_mb": round(pdf_mb, 1),
+        },
+        "target_p50_vs_idle": 1.5,
+    }
 
 
 def render(result: dict, console) -> None:
@@ -109,10 +115,22 @@ def render(result: dict, console) -> None:
         table.add_column(col, justify="left" if col == "phase" else "right")
     i, r, x = result["idle"], result["during_rebuild"], result["during_pdf_extraction"]
     table.add_row("idle", str(i["n"]), f"{i['p50_ms']:.0f}", f"{i['p95_ms']:.0f}", "1.00", "")
-    table.add_row("during a rebuild", str(r["n"]), f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}",
-                  f"{r['p50_vs_idle']:.2f}", f"{r['rebuild_s']} s")
-    table.add_row(f"during a {x['pdf_mb']} MB PDF's extraction", str(x["n"]), f"{x['p50_ms']:.0f}",
-                  f"{x['p95_ms']:.0f}", f"{x['p50_vs_idle']:.2f}", f"{x['extraction_s']} s")
+    table.add_row(
+        "during a rebuild",
+        str(r["n"]),
+        f"{r['p50_ms']:.0f}",
+        f"{r['p95_ms']:.0f}",
+        f"{r['p50_vs_idle']:.2f}",
+        f"{r['rebuild_s']} s",
+    )
+    table.add_row(
+        f"during a {x['pdf_mb']} MB PDF's extraction",
+        str(x["n"]),
+        f"{x['p50_ms']:.0f}",
+        f"{x['p95_ms']:.0f}",
+        f"{x['p50_vs_idle']:.2f}",
+        f"{x['extraction_s']} s",
+    )
     console.print(table)
 
 

@@ -36,8 +36,6 @@ QUESTION = "Who co-chaired the strategic dialogue on the Pakistani side?"
 HEAVY = ("torch", "transformers", "sentence_transformers", "xllamacpp", "gradio", "chromadb")
 
 
-
-
 def prepare(base: Settings) -> dict[str, str]:
     """The environment of a prepared install: seeds, built index, assembled model (all untimed)."""
     import shutil
@@ -47,10 +45,18 @@ def prepare(base: Settings) -> dict[str, str]:
     seeds.mkdir(parents=True, exist_ok=True)
     shutil.copy(ARTICLE, seeds / ARTICLE.name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
-    env.update(QA_SEEDS_DIR=str(seeds), QA_DATA_DIR=str(data), QA_LLM="local", GRADIO_TEMP_DIR=str(data / "gradio"),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    done = subprocess.run(qa_command("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    env.update(
+        QA_SEEDS_DIR=str(seeds),
+        QA_DATA_DIR=str(data),
+        QA_LLM="local",
+        GRADIO_TEMP_DIR=str(data / "gradio"),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    done = subprocess.run(
+        qa_command("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     if done.returncode != 0:
         raise RuntimeError(f"`qa index build` failed: {done.stderr[-2000:]}")
     from qa.model_file import ensure_model_file
@@ -92,8 +98,14 @@ def serve_session(env: dict[str, str], questions: list[str], timeout: float = 30
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(qa_command("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            qa_command("serve", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             with Sampler(proc.pid) as sampler:
                 ready = None
@@ -113,15 +125,25 @@ def serve_session(env: dict[str, str], questions: list[str], timeout: float = 30
                 for q in questions:
                     asked = time.perf_counter()
                     got = client.submit(q, None, api_name="/ask").result(timeout=timeout)
-                    answers.append({"question": q, "answered_at_s": round(time.perf_counter() - t0, 2),
-                                    "seconds": round(time.perf_counter() - asked, 2),
-                                    "answer": (got or {}).get("answer", "")[:200] if isinstance(got, dict) else str(got)[:200]})
+                    answers.append(
+                        {
+                            "question": q,
+                            "answered_at_s": round(time.perf_counter() - t0, 2),
+                            "seconds": round(time.perf_counter() - asked, 2),
+                            "answer": (got or {}).get("answer", "")[:200] if isinstance(got, dict) else str(got)[:200],
+                        }
+                    )
                 peak_kb, rss_kb = proc_status_kb("VmHWM", proc.pid), proc_status_kb("VmRSS", proc.pid)
         finally:
             stop_process(proc)
-    return {"ui_ready_s": round(ready, 2), "first_answer_s": answers[0]["answered_at_s"] if answers else None,
-            "answers": answers, "peak_rss_mb": round((peak_kb or 0) / 1024, 1),
-            "rss_end_mb": round((rss_kb or 0) / 1024, 1), "rss_timeline_mb": sampler.samples[::4]}
+    return {
+        "ui_ready_s": round(ready, 2),
+        "first_answer_s": answers[0]["answered_at_s"] if answers else None,
+        "answers": answers,
+        "peak_rss_mb": round((peak_kb or 0) / 1024, 1),
+        "rss_end_mb": round((rss_kb or 0) / 1024, 1),
+        "rss_timeline_mb": sampler.samples[::4],
+    }
 
 
 def ask_once(env: dict[str, str], question: str = QUESTION) -> dict:
@@ -130,16 +152,20 @@ def ask_once(env: dict[str, str], question: str = QUESTION) -> dict:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    done = subprocess.run(qa_command("ask", question, "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        qa_command("ask", question, "--json"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"`qa ask` failed: {done.stderr[-2000:]}")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": round(seconds, 2), "answer": answer.get("answer", "")[:200],
-            "chain_timings_ms": answer.get("timings_ms"),
-            "peak_rss_mb": round(peak / 1024, 1) if peak > before else None}
+    return {
+        "seconds": round(seconds, 2),
+        "answer": answer.get("answer", "")[:200],
+        "chain_timings_ms": answer.get("timings_ms"),
+        "peak_rss_mb": round(peak / 1024, 1) if peak > before else None,
+    }
 
 
 def parse_importtime(stderr: str) -> dict:
@@ -148,7 +174,7 @@ def parse_importtime(stderr: str) -> dict:
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         if len(parts) != 3:
             continue
         self_us, cum_us, name = parts
@@ -156,19 +182,31 @@ def parse_importtime(stderr: str) -> dict:
         rows.append((int(self_us), int(cum_us), name.strip(), depth))
     top = [(n, c) for s, c, n, d in rows if d == 0]
     loaded = {n for _, _, n, _ in rows}
-    return {"total_ms": round(sum(c for _, c in top) / 1000, 1), "modules": len(rows),
-            "top": [{"module": n, "cumulative_ms": round(c / 1000, 1)} for n, c in sorted(top, key=lambda x: -x[1])[:8]],
-            "heavy_loaded": sorted(h for h in HEAVY if h in loaded)}
+    return {
+        "total_ms": round(sum(c for _, c in top) / 1000, 1),
+        "modules": len(rows),
+        "top": [{"module": n, "cumulative_ms": round(c / 1000, 1)} for n, c in sorted(top, key=lambda x: -x[1])[:8]],
+        "heavy_loaded": sorted(h for h in HEAVY if h in loaded),
+    }
 
 
 def import_times(env: dict[str, str]) -> dict:
     """Import breakdown and wall time of `qa --help`, `qa index status` and `qa ask`, each a new process."""
     out = {}
-    for name, args in (("qa --help", ["--help"]), ("qa index status", ["index", "status"]),
-                       ("qa ask", ["ask", QUESTION, "--json"])):
+    for name, args in (
+        ("qa --help", ["--help"]),
+        ("qa index status", ["index", "status"]),
+        ("qa ask", ["ask", QUESTION, "--json"]),
+    ):
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ui.cli", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "ui.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             raise RuntimeError(f"`{name}` failed: {done.stderr[-1500:]}")
@@ -187,11 +225,19 @@ def run(base: Settings, args) -> dict:
     ask = ask_once(env)
     log(f"coldstart: qa ask {ask['seconds']} s; now import times")
     imports = import_times(env)
-    return {"serve": serve, "first_launch": first, "ask": ask, "imports": imports, "targets_s": TARGETS_S,
-            "met": {"ui_ready": serve["ui_ready_s"] <= TARGETS_S["ui_ready"],
-                    "first_answer": (serve["first_answer_s"] or 1e9) <= TARGETS_S["first_answer"],
-                    "status_without_torch": "torch" not in imports["qa index status"]["heavy_loaded"],
-                    "help_without_torch": "torch" not in imports["qa --help"]["heavy_loaded"]}}
+    return {
+        "serve": serve,
+        "first_launch": first,
+        "ask": ask,
+        "imports": imports,
+        "targets_s": TARGETS_S,
+        "met": {
+            "ui_ready": serve["ui_ready_s"] <= TARGETS_S["ui_ready"],
+            "first_answer": (serve["first_answer_s"] or 1e9) <= TARGETS_S["first_answer"],
+            "status_without_torch": "torch" not in imports["qa index status"]["heavy_loaded"],
+            "help_without_torch": "torch" not in imports["qa --help"]["heavy_loaded"],
+        },
+    }
 
 
 def run_memory(base: Settings, args) -> dict:
@@ -201,32 +247,44 @@ def run_memory(base: Settings, args) -> dict:
     qs = questions(max(1, args.questions))
     log(f"memory: qa serve answering {len(qs)} questions")
     serve = serve_session(env, qs)
-    return {"serve": serve, "questions": len(qs), "target_peak_rss_mb": TARGET_PEAK_RSS_MB,
-            "met": {"peak_rss": serve["peak_rss_mb"] <= TARGET_PEAK_RSS_MB}}
+    return {
+        "serve": serve,
+        "questions": len(qs),
+        "target_peak_rss_mb": TARGET_PEAK_RSS_MB,
+        "met": {"peak_rss": serve["peak_rss_mb"] <= TARGET_PEAK_RSS_MB},
+    }
 
 
 def render(result: dict, console) -> None:
     s, a = result["serve"], result["ask"]
     f = result.get("first_launch")
     if f:
-        console.print(f"qa serve, first launch (documents processed, then saved): UI ready {f['ui_ready_s']} s, "
-                      f"first answer {f['first_answer_s']} s after launch")
-    console.print(f"qa serve: UI ready {s['ui_ready_s']} s (target <= {TARGETS_S['ui_ready']}), first answer "
-                  f"{s['first_answer_s']} s after launch (target <= {TARGETS_S['first_answer']}); peak RSS "
-                  f"{s['peak_rss_mb']} MB")
+        console.print(
+            f"qa serve, first launch (documents processed, then saved): UI ready {f['ui_ready_s']} s, "
+            f"first answer {f['first_answer_s']} s after launch"
+        )
+    console.print(
+        f"qa serve: UI ready {s['ui_ready_s']} s (target <= {TARGETS_S['ui_ready']}), first answer "
+        f"{s['first_answer_s']} s after launch (target <= {TARGETS_S['first_answer']}); peak RSS "
+        f"{s['peak_rss_mb']} MB"
+    )
     console.print(f"qa ask (new process, end to end): {a['seconds']} s; chain {a['chain_timings_ms']}")
     for name, imp in result["imports"].items():
         top = ", ".join(f"{t['module']} {t['cumulative_ms']:.0f}" for t in imp["top"][:5])
-        console.print(f"{name}: imports {imp['total_ms']:.0f} ms ({imp['modules']} modules); heavy: "
-                      f"{imp['heavy_loaded'] or 'none'}; top: {top}")
+        console.print(
+            f"{name}: imports {imp['total_ms']:.0f} ms ({imp['modules']} modules); heavy: "
+            f"{imp['heavy_loaded'] or 'none'}; top: {top}"
+        )
     console.print(f"met: {result['met']}")
 
 
 def render_memory(result: dict, console) -> None:
     s = result["serve"]
-    console.print(f"qa serve with {result['questions']} answers: peak RSS (VmHWM) {s['peak_rss_mb']} MB, at the end "
-                  f"{s['rss_end_mb']} MB (target <= {result['target_peak_rss_mb']} MB): "
-                  f"{'met' if result['met']['peak_rss'] else 'NOT met'}")
+    console.print(
+        f"qa serve with {result['questions']} answers: peak RSS (VmHWM) {s['peak_rss_mb']} MB, at the end "
+        f"{s['rss_end_mb']} MB (target <= {result['target_peak_rss_mb']} MB): "
+        f"{'met' if result['met']['peak_rss'] else 'NOT met'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,5 +302,15 @@ def memory_main(argv: list[str] | None = None) -> int:
     return main_for("memory", __doc__, add_args, run_memory, render_memory, argv)
 
 
-__all__ = ["Sampler", "ask_once", "import_times", "main", "memory_main", "parse_importtime", "prepare", "run",
-           "run_memory", "serve_session"]
+__all__ = [
+    "Sampler",
+    "ask_once",
+    "import_times",
+    "main",
+    "memory_main",
+    "parse_importtime",
+    "prepare",
+    "run",
+    "run_memory",
+    "serve_session",
+]

@@ -48,8 +48,15 @@ def folder_bytes(folder: Path) -> int:
 
 def isolated(base: Settings, root: Path, seeds: Path, **overrides) -> Settings:
     """Settings whose seeds, data and store live under `root` (embedded Chroma), whatever the environment says."""
-    return base.model_copy(update={"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store",
-                                   "chroma_host": None, **overrides})
+    return base.model_copy(
+        update={
+            "seeds_dir": seeds,
+            "data_dir": root / "data",
+            "store_dir": root / "store",
+            "chroma_host": None,
+            **overrides,
+        }
+    )
 
 
 def article_seeds(folder: Path) -> Path:
@@ -67,9 +74,14 @@ def envelope(name: str, argv: list[str] | None, result: dict) -> dict:
     from bench.retrieval import code_version
 
     args = sys.argv[1:] if argv is None else argv
-    return {"benchmark": name, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "code": code_version(), "command": "python -m bench " + " ".join([name, *args]),
-            "machine": machine(), **result}
+    return {
+        "benchmark": name,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": code_version(),
+        "command": "python -m bench " + " ".join([name, *args]),
+        "machine": machine(),
+        **result,
+    }
 
 
 def save(result: dict, name: str | None = None) -> Path:
@@ -89,8 +101,9 @@ def main_for(name: str, description: str, add_args, run, render, argv: list[str]
 
     from rich.console import Console
 
-    parser = argparse.ArgumentParser(prog=f"python -m bench {name}", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bench {name}", description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     add_args(parser)
     args = parser.parse_args(argv)
@@ -111,5 +124,20 @@ def qa_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ui.cli", *args]
 
 
-__all__ = ["ARTICLE", "RESULTS", "ROOT", "article_seeds", "envelope", "folder_bytes", "isolated",
-           "latency", "log", "machine", "main_for", "pct", "proc_status_kb", "qa_command", "save"]
+__all__ = [
+    "ARTICLE",
+    "RESULTS",
+    "ROOT",
+    "article_seeds",
+    "envelope",
+    "folder_bytes",
+    "isolated",
+    "latency",
+    "log",
+    "machine",
+    "main_for",
+    "pct",
+    "proc_status_kb",
+    "qa_command",
+    "save",
+]

@@ -20,8 +20,12 @@ from pathlib import Path
 from bench.common import isolated, log
 from index.settings import Settings
 
-PATHS = {"fp32": {}, "int8": {"embed_int8": True}, "fp32+no-overlap": {"embed_skip_overlap": True},
-         "int8+no-overlap": {"embed_int8": True, "embed_skip_overlap": True}}
+PATHS = {
+    "fp32": {},
+    "int8": {"embed_int8": True},
+    "fp32+no-overlap": {"embed_skip_overlap": True},
+    "int8+no-overlap": {"embed_int8": True, "embed_skip_overlap": True},
+}
 MAX_DROP = 0.01
 
 
@@ -72,35 +76,68 @@ def run(base: Settings, articles: int = 20, questions: int = 1000, paths: list[s
                 started = time.perf_counter()
                 embedder._encode_one(t.question)  # the served single-query path, uncached
                 encode_ms.append(1000 * (time.perf_counter() - started))
-            rows[name] = {"build_s": report.seconds, "chunks": report.chunks, "embedded": report.embedded,
-                          "build_chunks_per_s": report.chunks / report.seconds,
-                          "query_encode_p50_ms": statistics.median(encode_ms),
-                          "article": _quality(art, embedder, art_targets), "squad": _quality(squad, embedder, squad_set)}
+            rows[name] = {
+                "build_s": report.seconds,
+                "chunks": report.chunks,
+                "embedded": report.embedded,
+                "build_chunks_per_s": report.chunks / report.seconds,
+                "query_encode_p50_ms": statistics.median(encode_ms),
+                "article": _quality(art, embedder, art_targets),
+                "squad": _quality(squad, embedder, squad_set),
+            }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ref = rows.get("fp32")
     for name, row in rows.items():
         if ref is not None:
             row["speedup_vs_fp32"] = ref["build_s"] / row["build_s"]
-            row["worst_drop"] = max(ref[s][m][k] - row[s][m][k] for s in ("article", "squad")
-                                    for m in ("dense", "hybrid") for k in ("hit@1", "mrr"))
+            row["worst_drop"] = max(
+                ref[s][m][k] - row[s][m][k]
+                for s in ("article", "squad")
+                for m in ("dense", "hybrid")
+                for k in ("hit@1", "mrr")
+            )
             row["retrieval_holds"] = row["worst_drop"] <= MAX_DROP
-    return {"articles": articles, "questions": len(squad_set), "credit": SQUAD_CREDIT, "paths": rows,
-            "max_drop": MAX_DROP}
+    return {
+        "articles": articles,
+        "questions": len(squad_set),
+        "credit": SQUAD_CREDIT,
+        "paths": rows,
+        "max_drop": MAX_DROP,
+    }
 
 
 def render(result: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"Encoding paths: {result['articles']} SQuAD articles, {result['questions']} questions")
-    for col in ("path", "build s", "chunks/s", "x fp32", "query p50 ms", "article hybrid hit@1/MRR",
-                "squad dense hit@1/MRR", "squad hybrid hit@1/MRR", "worst drop", "holds"):
+    for col in (
+        "path",
+        "build s",
+        "chunks/s",
+        "x fp32",
+        "query p50 ms",
+        "article hybrid hit@1/MRR",
+        "squad dense hit@1/MRR",
+        "squad hybrid hit@1/MRR",
+        "worst drop",
+        "holds",
+    ):
         table.add_column(col, justify="left" if col == "path" else "right")
     for name, r in result["paths"].items():
         q = lambda s, m: f"{r[s][m]['hit@1']:.3f}/{r[s][m]['mrr']:.3f}"  # noqa: E731
-        table.add_row(name, f"{r['build_s']:.1f}", f"{r['build_chunks_per_s']:.1f}", f"{r.get('speedup_vs_fp32', 1):.2f}",
-                      f"{r['query_encode_p50_ms']:.1f}", q("article", "hybrid"), q("squad", "dense"),
-                      q("squad", "hybrid"), f"{r.get('worst_drop', 0):.3f}", str(r.get("retrieval_holds", "")))
+        table.add_row(
+            name,
+            f"{r['build_s']:.1f}",
+            f"{r['build_chunks_per_s']:.1f}",
+            f"{r.get('speedup_vs_fp32', 1):.2f}",
+            f"{r['query_encode_p50_ms']:.1f}",
+            q("article", "hybrid"),
+            q("squad", "dense"),
+            q("squad", "hybrid"),
+            f"{r.get('worst_drop', 0):.3f}",
+            str(r.get("retrieval_holds", "")),
+        )
     console.print(table)
 
 
@@ -112,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--questions", type=int, default=1000, help="SQuAD questions asked (0: all)")
         p.add_argument("--paths", default="fp32,int8", help=f"comma-separated, of: {', '.join(PATHS)}")
 
-    return main_for("encoder", __doc__, add_args,
-                    lambda s, a: run(s, a.articles, a.questions, [p for p in a.paths.split(",") if p]), render, argv)
+    return main_for(
+        "encoder",
+        __doc__,
+        add_args,
+        lambda s, a: run(s, a.articles, a.questions, [p for p in a.paths.split(",") if p]),
+        render,
+        argv,
+    )
 
 
 __all__ = ["MAX_DROP", "PATHS", "main", "render", "run"]

@@ -34,8 +34,10 @@ def tutorial_ingest(seeds: Path, persist: Path, embedder) -> dict:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     started = time.perf_counter()
-    docs = [Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
-            for p in sorted(seeds.glob("*.txt"))]
+    docs = [
+        Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
+        for p in sorted(seeds.glob("*.txt"))
+    ]
     splits = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
     client = chromadb.PersistentClient(path=str(persist), settings=ChromaSettings(anonymized_telemetry=False))
     store = Chroma.from_documents(splits, embedding=embedder, client=client, collection_name="tutorial")
@@ -43,8 +45,12 @@ def tutorial_ingest(seeds: Path, persist: Path, embedder) -> dict:
     count = store._collection.count()
     if count != len(splits):
         raise RuntimeError(f"the tutorial store holds {count} chunks, expected {len(splits)}")
-    return {"seconds": seconds, "chunks": len(splits), "chars": sum(len(s.page_content) for s in splits),
-            "store_bytes": folder_bytes(persist)}
+    return {
+        "seconds": seconds,
+        "chunks": len(splits),
+        "chars": sum(len(s.page_content) for s in splits),
+        "store_bytes": folder_bytes(persist),
+    }
 
 
 def compare(ours: dict, tutorial: dict) -> dict:
@@ -91,35 +97,52 @@ def run(base: Settings, articles: int = 20, rounds: int = 2, seed: int = 0) -> d
     best["build_chunks_per_s"] = best["chunks"] / best["full_build_s"]
     best_tut = min(tutorial, key=lambda t: t["seconds"])
     ratios = compare(best, best_tut)
-    return {"articles": articles, "rounds": rounds, "corpus_chars": corpus_chars, "credit": SQUAD_CREDIT,
-            "embed_batch_size": base.embed_batch_size, "chunk_size": base.chunk_size,
-            "chunk_overlap": base.chunk_overlap, "ours": best, "tutorial": best_tut,
-            "rounds_raw": {"ours": ours, "tutorial": tutorial}, "ratios": ratios, "targets": TARGETS,
-            "met": verdicts(ratios)}
+    return {
+        "articles": articles,
+        "rounds": rounds,
+        "corpus_chars": corpus_chars,
+        "credit": SQUAD_CREDIT,
+        "embed_batch_size": base.embed_batch_size,
+        "chunk_size": base.chunk_size,
+        "chunk_overlap": base.chunk_overlap,
+        "ours": best,
+        "tutorial": best_tut,
+        "rounds_raw": {"ours": ours, "tutorial": tutorial},
+        "ratios": ratios,
+        "targets": TARGETS,
+        "met": verdicts(ratios),
+    }
 
 
 def render(result: dict, console) -> None:
     from rich.table import Table
 
     o, t, r = result["ours"], result["tutorial"], result["ratios"]
-    table = Table(title=f"Ingest of {result['articles']} SQuAD train articles ({result['corpus_chars']:,} chars), "
-                        f"best of {result['rounds']} interleaved rounds")
+    table = Table(
+        title=f"Ingest of {result['articles']} SQuAD train articles ({result['corpus_chars']:,} chars), "
+        f"best of {result['rounds']} interleaved rounds"
+    )
     for col in ("pipeline", "chunks", "seconds", "chunks/s"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
-    table.add_row("raw encode()", str(o["chunks"]), f"{o['chunks'] / o['encoder_chunks_per_s']:.1f}",
-                  f"{o['encoder_chunks_per_s']:.1f}")
+    table.add_row(
+        "raw encode()",
+        str(o["chunks"]),
+        f"{o['chunks'] / o['encoder_chunks_per_s']:.1f}",
+        f"{o['encoder_chunks_per_s']:.1f}",
+    )
     table.add_row("build_index (full)", str(o["chunks"]), f"{o['full_build_s']:.1f}", f"{o['build_chunks_per_s']:.1f}")
     table.add_row("build_index (no change)", str(o["chunks"]), f"{o['nochange_rebuild_s']:.2f}", "")
-    table.add_row("tutorial (1000/200 + Chroma.from_documents)", str(t["chunks"]), f"{t['seconds']:.1f}",
-                  f"{t['chunks'] / t['seconds']:.1f}")
+    table.add_row(
+        "tutorial (1000/200 + Chroma.from_documents)",
+        str(t["chunks"]),
+        f"{t['seconds']:.1f}",
+        f"{t['chunks'] / t['seconds']:.1f}",
+    )
     console.print(table)
     for key, target in result["targets"].items():
         sign = "<=" if key == "rebuild_vs_full" else ">="
         console.print(f"{key}: {r[key]:.3f} (target {sign} {target}) {'met' if result['met'][key] else 'NOT met'}")
     console.print(f"build_vs_tutorial_chunks: {r['build_vs_tutorial_chunks']:.2f}")
-
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each is compared")
         p.add_argument("--seed", type=int, default=0)
 
-    return main_for("ingest", __doc__, add_args,
-                    lambda s, a: run(s, a.articles, max(1, a.rounds), a.seed), render, argv)
+    return main_for(
+        "ingest", __doc__, add_args, lambda s, a: run(s, a.articles, max(1, a.rounds), a.seed), render, argv
+    )
+
+
 __all__ = ["TARGETS", "compare", "main", "run", "render", "tutorial_ingest", "verdicts"]

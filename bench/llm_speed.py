@@ -64,7 +64,7 @@ def _article() -> str:
 
 def _passages(text: str, start: int, n: int = 4, size: int = 500) -> str:
     """`n` passages of `size` characters from the article, numbered like the answer prompt numbers them."""
-    spans = [text[(start + i * size) % max(1, len(text) - size):][:size] for i in range(n)]
+    spans = [text[(start + i * size) % max(1, len(text) - size) :][:size] for i in range(n)]
     return "<passages>\n" + "\n".join(f"[{i + 1}] {s}" for i, s in enumerate(spans)) + "\n</passages>"
 
 
@@ -79,10 +79,16 @@ def _call(model, messages, max_tokens: int) -> dict:
         last = chunk
     end = time.perf_counter()
     timings = (last.response_metadata or {}).get("timings", {}) if last is not None else {}
-    return {"ttft_ms": ((first or end) - t0) * 1000, "total_ms": (end - t0) * 1000,
-            "prompt_n": timings.get("prompt_n"), "cache_n": timings.get("cache_n"),
-            "prompt_ms": timings.get("prompt_ms"), "prefill_tok_s": timings.get("prompt_per_second"),
-            "predicted_n": timings.get("predicted_n"), "decode_tok_s": timings.get("predicted_per_second")}
+    return {
+        "ttft_ms": ((first or end) - t0) * 1000,
+        "total_ms": (end - t0) * 1000,
+        "prompt_n": timings.get("prompt_n"),
+        "cache_n": timings.get("cache_n"),
+        "prompt_ms": timings.get("prompt_ms"),
+        "prefill_tok_s": timings.get("prompt_per_second"),
+        "predicted_n": timings.get("predicted_n"),
+        "decode_tok_s": timings.get("predicted_per_second"),
+    }
 
 
 def _log(message: str) -> None:
@@ -113,8 +119,13 @@ def _ask(system: str, question: str, passages: str = "") -> list:
 
 def _prefill(chars: int):
     text = _article()
-    return lambda i: ([("system", _nonce() + "You are a helpful assistant."),
-                       ("human", text[:chars] + "\n\nSummarize this in one sentence.")], 1)
+    return lambda i: (
+        [
+            ("system", _nonce() + "You are a helpful assistant."),
+            ("human", text[:chars] + "\n\nSummarize this in one sentence."),
+        ],
+        1,
+    )
 
 
 def _system_cached(i: int):
@@ -140,9 +151,16 @@ def _decode(i: int):
     return [("human", _nonce() + "Write the numbers from 1 to 200 in words, separated by commas.")], 128
 
 
-FULL = {"prefill_100": _prefill(430), "prefill_300": _prefill(1450), "prefill_600": _prefill(2950),
-        "decode": _decode, "ttft_system_uncached": _system_uncached, "ttft_system_cached": _system_cached,
-        "answer_prompt_4x500": _answer_prompt, "ttft_article_prefix_cached": _article_prefix}
+FULL = {
+    "prefill_100": _prefill(430),
+    "prefill_300": _prefill(1450),
+    "prefill_600": _prefill(2950),
+    "decode": _decode,
+    "ttft_system_uncached": _system_uncached,
+    "ttft_system_cached": _system_cached,
+    "answer_prompt_4x500": _answer_prompt,
+    "ttft_article_prefix_cached": _article_prefix,
+}
 QUICK = {k: FULL[k] for k in ("prefill_600", "ttft_system_cached", "answer_prompt_4x500")}
 PRIMERS = {"ttft_system_cached": _system_cached, "ttft_article_prefix_cached": _article_prefix}
 
@@ -178,9 +196,11 @@ def load_models(variants: dict[str, dict], model_path: Path | None) -> tuple[dic
         t0 = time.perf_counter()
         model.load()
         config = model.server_config()
-        info[name] = {"load_s": round(time.perf_counter() - t0, 2),
-                      "config": {k: v for k, v in config.__dict__.items() if k != "model_path"}
-                      | {"model": Path(config.model_path).name}}
+        info[name] = {
+            "load_s": round(time.perf_counter() - t0, 2),
+            "config": {k: v for k, v in config.__dict__.items() if k != "model_path"}
+            | {"model": Path(config.model_path).name},
+        }
         models[name] = model
     return models, info
 
@@ -194,31 +214,64 @@ def render(result: dict) -> None:
     from rich.table import Table
 
     console = Console(width=max(Console().width, 130))
-    table = Table(title=f"Local LLM speed ({result['machine']['cpus']} CPUs, load average "
-                        f"{result['machine']['loadavg_1m']} before, {result['machine']['loadavg_after']} after)")
-    for col in ("variant", "scenario", "TTFT ms", "best", "total ms", "prompt tok", "cached tok", "prefill tok/s",
-                "best", "decode tok/s", "best"):
+    table = Table(
+        title=f"Local LLM speed ({result['machine']['cpus']} CPUs, load average "
+        f"{result['machine']['loadavg_1m']} before, {result['machine']['loadavg_after']} after)"
+    )
+    for col in (
+        "variant",
+        "scenario",
+        "TTFT ms",
+        "best",
+        "total ms",
+        "prompt tok",
+        "cached tok",
+        "prefill tok/s",
+        "best",
+        "decode tok/s",
+        "best",
+    ):
         table.add_column(col, justify="left" if col in ("variant", "scenario") else "right")
     for name, per in result["results"].items():
         for scenario, s in per.items():
-            table.add_row(name, scenario, *(str(s.get(k, "")) for k in (
-                "ttft_ms", "ttft_ms_best", "total_ms", "prompt_n", "cache_n", "prefill_tok_s", "prefill_tok_s_best",
-                "decode_tok_s", "decode_tok_s_best")))
+            table.add_row(
+                name,
+                scenario,
+                *(
+                    str(s.get(k, ""))
+                    for k in (
+                        "ttft_ms",
+                        "ttft_ms_best",
+                        "total_ms",
+                        "prompt_n",
+                        "cache_n",
+                        "prefill_tok_s",
+                        "prefill_tok_s_best",
+                        "decode_tok_s",
+                        "decode_tok_s_best",
+                    )
+                ),
+            )
     console.print(table)
     for name, info in result["variants"].items():
         console.print(f"{name}: load {info['load_s']} s, {info['config']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.llm_speed", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.llm_speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--rounds", type=int, default=3, help="requests per scenario (medians are reported)")
     parser.add_argument("--sweep", action="store_true", help="compare server settings (interleaved rounds)")
     parser.add_argument("--only", default="", help="with --sweep: comma-separated variant names")
     parser.add_argument("--model", type=Path, default=None, help="a GGUF file instead of the packaged model")
-    parser.add_argument("--omp-wait-policy", choices=["passive", "active"], default=None,
-                        help="OpenMP barrier waits (default: qa.llm's choice, passive); set before llama.cpp loads")
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["passive", "active"],
+        default=None,
+        help="OpenMP barrier waits (default: qa.llm's choice, passive); set before llama.cpp loads",
+    )
     args = parser.parse_args(argv)
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
@@ -232,11 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine()
     models, info = load_models({n: SWEEP[n] for n in names}, args.model)
     results = measure(models, QUICK if args.sweep else FULL, args.rounds)
-    result = {"benchmark": "llm_speed", "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": "python -m bench.llm_speed " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": machine | {"loadavg_after": round(os.getloadavg()[0], 2),
-                                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
-              "variants": info, "results": results}
+    result = {
+        "benchmark": "llm_speed",
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench.llm_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine
+        | {"loadavg_after": round(os.getloadavg()[0], 2), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+        "variants": info,
+        "results": results,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / ("llm_speed_sweep.json" if args.sweep else "llm_speed.json")
     path.write_text(json.dumps(result, indent=2))

@@ -136,8 +136,9 @@ def _client(url: str, auth: tuple[str, str] | None):
     return Client(url, auth=auth, verbose=False, download_files=False, analytics_enabled=False)
 
 
-def ask_alone(url: str, items: list[Item], *, auth=None, answer_timeout: float = 300,
-              deadline: float = float("inf")) -> dict[str, Result]:
+def ask_alone(
+    url: str, items: list[Item], *, auth=None, answer_timeout: float = 300, deadline: float = float("inf")
+) -> dict[str, Result]:
     """Each distinct question once, one at a time, each in a new session: the reference answers."""
     client = _client(url, auth)
     out: dict[str, Result] = {}
@@ -164,8 +165,17 @@ def _wait(barrier: threading.Barrier, timeout: float) -> None:
         pass
 
 
-def _session(url: str, auth, index: int, items: list[Item], conversation: bool, answer_timeout: float,
-             deadline: float, start: threading.Barrier, results: list[Result]) -> None:
+def _session(
+    url: str,
+    auth,
+    index: int,
+    items: list[Item],
+    conversation: bool,
+    answer_timeout: float,
+    deadline: float,
+    start: threading.Barrier,
+    results: list[Result],
+) -> None:
     mine = [Result(item, index, step) for step, item in enumerate(items)]
     results.extend(mine)
     try:
@@ -201,9 +211,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _latency(values: list[float]) -> dict:
-    return {"p50": round(_pct(values, 0.5), 2), "p95": round(_pct(values, 0.95), 2),
-            "max": round(max(values), 2) if values else 0.0,
-            "mean": round(statistics.fmean(values), 2) if values else 0.0}
+    return {
+        "p50": round(_pct(values, 0.5), 2),
+        "p95": round(_pct(values, 0.95), 2),
+        "max": round(max(values), 2) if values else 0.0,
+        "mean": round(statistics.fmean(values), 2) if values else 0.0,
+    }
 
 
 def compare(results: list[Result], alone: dict[str, Result]) -> None:
@@ -223,9 +236,18 @@ def compare(results: list[Result], alone: dict[str, Result]) -> None:
             r.problems.append("uncited under load (cited alone)")
 
 
-def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Path | None = None,
-             conversation: bool = False, answer_timeout: float = 300, timeout: float = 1800,
-             auth: tuple[str, str] | None = None, log: Callable[[str], None] = lambda _msg: None) -> dict:
+def run_load(
+    url: str,
+    sessions: int = 16,
+    questions: int = 5,
+    *,
+    data_path: Path | None = None,
+    conversation: bool = False,
+    answer_timeout: float = 300,
+    timeout: float = 1800,
+    auth: tuple[str, str] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict:
     """Ask alone, then under load, and return the report (see the module docstring)."""
     deadline = time.monotonic() + timeout
     plans = plan(load_items(data_path), sessions, questions)
@@ -236,9 +258,15 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
     log(f"{sessions} sessions x {questions} questions at once ...")
     results: list[Result] = []
     start = threading.Barrier(sessions + 1)
-    threads = [threading.Thread(target=_session, name=f"load-session-{i}", daemon=True,
-                                args=(url, auth, i, p, conversation, answer_timeout, deadline, start, results))
-               for i, p in enumerate(plans)]
+    threads = [
+        threading.Thread(
+            target=_session,
+            name=f"load-session-{i}",
+            daemon=True,
+            args=(url, auth, i, p, conversation, answer_timeout, deadline, start, results),
+        )
+        for i, p in enumerate(plans)
+    ]
     for t in threads:
         t.start()
     _wait(start, answer_timeout)
@@ -256,36 +284,62 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
     per_question = []
     for item in distinct:
         ref, mine = alone[item.id], [r for r in results if r.item.id == item.id]
-        per_question.append({
-            "id": item.id, "question": item.question,
-            "alone": {"correct": ref.correct, "cited": ref.cited, "seconds": round(ref.seconds, 2), "error": ref.error,
-                      "answer": ref.answer},
-            "load": {"asked": len(mine), "correct": sum(r.correct for r in mine), "cited": sum(r.cited for r in mine),
-                     "same_text": sum(r.answer == ref.answer for r in mine if not r.error),
-                     "same_quotes": sum(r.quotes == ref.quotes for r in mine if not r.error)},
-        })
+        per_question.append(
+            {
+                "id": item.id,
+                "question": item.question,
+                "alone": {
+                    "correct": ref.correct,
+                    "cited": ref.cited,
+                    "seconds": round(ref.seconds, 2),
+                    "error": ref.error,
+                    "answer": ref.answer,
+                },
+                "load": {
+                    "asked": len(mine),
+                    "correct": sum(r.correct for r in mine),
+                    "cited": sum(r.cited for r in mine),
+                    "same_text": sum(r.answer == ref.answer for r in mine if not r.error),
+                    "same_quotes": sum(r.quotes == ref.quotes for r in mine if not r.error),
+                },
+            }
+        )
     report = {
-        "url": url, "sessions": sessions, "questions_per_session": questions, "conversation": conversation,
-        "requests": len(results), "answered": len(done),
+        "url": url,
+        "sessions": sessions,
+        "questions_per_session": questions,
+        "conversation": conversation,
+        "requests": len(results),
+        "answered": len(done),
         "errors": sum(1 for r in results if r.error),
         "mixed": sum(1 for r in results if any(p.startswith("mixed") for p in r.problems)),
         "incorrect_vs_alone": sum(1 for r in results if "incorrect under load (correct alone)" in r.problems),
         "uncited_vs_alone": sum(1 for r in results if "uncited under load (cited alone)" in r.problems),
-        "correct": sum(r.correct for r in results), "cited": sum(r.cited for r in results),
+        "correct": sum(r.correct for r in results),
+        "cited": sum(r.cited for r in results),
         "same_text_as_alone": sum(r.answer == alone[r.item.id].answer for r in done),
         "same_quotes_as_alone": sum(r.quotes == alone[r.item.id].quotes for r in done),
         "alone_errors": sum(1 for r in alone.values() if r.error),
-        "alone_correct": sum(r.correct for r in alone.values()), "alone_cited": sum(r.cited for r in alone.values()),
+        "alone_correct": sum(r.correct for r in alone.values()),
+        "alone_cited": sum(r.cited for r in alone.values()),
         "latency_s": _latency(times),
         "alone_latency_s": _latency([r.seconds for r in alone.values() if not r.error]),
         "wall_s": round(wall, 2),
         "throughput_answers_per_s": round(len(done) / wall, 3) if wall > 0 else 0.0,
-        "problems": [{"session": r.session, "step": r.step, "id": r.item.id, "error": r.error,
-                      "problems": r.problems} for r in results if r.error or r.problems],
+        "problems": [
+            {"session": r.session, "step": r.step, "id": r.item.id, "error": r.error, "problems": r.problems}
+            for r in results
+            if r.error or r.problems
+        ],
         "per_question": per_question,
     }
-    report["ok"] = not (report["errors"] or report["mixed"] or report["incorrect_vs_alone"]
-                        or report["uncited_vs_alone"] or report["alone_errors"])
+    report["ok"] = not (
+        report["errors"]
+        or report["mixed"]
+        or report["incorrect_vs_alone"]
+        or report["uncited_vs_alone"]
+        or report["alone_errors"]
+    )
     return report
 
 
@@ -295,15 +349,27 @@ def run_load(url: str, sessions: int = 16, questions: int = 5, *, data_path: Pat
 @contextmanager
 def qa_server(env: dict[str, str], log: Callable[[str], None] = lambda _msg: None) -> Iterator[str]:
     """`qa index build` (a no-op when up to date), then `qa serve` on a free 127.0.0.1 port; yields its URL."""
-    built = subprocess.run(qa_command("index", "build", "--json"), cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=STARTUP_SECONDS)
+    built = subprocess.run(
+        qa_command("index", "build", "--json"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
     if built.returncode != 0:
         raise RuntimeError(f"`qa index build` failed: {built.stderr.strip()[-2000:]}")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.NamedTemporaryFile("w+", prefix="qa-serve-", suffix=".log") as out:
-        proc = subprocess.Popen(qa_command("serve", "--port", str(port)), cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            qa_command("serve", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             log(f"started `qa serve` (pid {proc.pid}) on {url}")
             deadline = time.monotonic() + STARTUP_SECONDS
@@ -331,25 +397,43 @@ def render(report: dict, console) -> None:
     from rich.table import Table
 
     lat, alone = report["latency_s"], report["alone_latency_s"]
-    console.print(f"[bold]{report['sessions']} sessions x {report['questions_per_session']} questions[/] "
-                  f"against {report['url']}{' (conversations)' if report['conversation'] else ''}")
-    console.print(f"answered {report['answered']}/{report['requests']}, errors {report['errors']}, "
-                  f"mixed {report['mixed']}, worse than alone: {report['incorrect_vs_alone']} incorrect, "
-                  f"{report['uncited_vs_alone']} uncited; correct {report['correct']}, cited {report['cited']}, "
-                  f"same text as alone {report['same_text_as_alone']}, same highlighted quotes "
-                  f"{report['same_quotes_as_alone']}")
-    console.print(f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s (alone: p50 {alone['p50']} s); "
-                  f"throughput {report['throughput_answers_per_s']} answers/s over {report['wall_s']} s")
-    table = Table("id", "alone correct", "alone cited", "alone s", "asked", "correct", "cited", "same text",
-                  "same quotes")
+    console.print(
+        f"[bold]{report['sessions']} sessions x {report['questions_per_session']} questions[/] "
+        f"against {report['url']}{' (conversations)' if report['conversation'] else ''}"
+    )
+    console.print(
+        f"answered {report['answered']}/{report['requests']}, errors {report['errors']}, "
+        f"mixed {report['mixed']}, worse than alone: {report['incorrect_vs_alone']} incorrect, "
+        f"{report['uncited_vs_alone']} uncited; correct {report['correct']}, cited {report['cited']}, "
+        f"same text as alone {report['same_text_as_alone']}, same highlighted quotes "
+        f"{report['same_quotes_as_alone']}"
+    )
+    console.print(
+        f"latency p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s (alone: p50 {alone['p50']} s); "
+        f"throughput {report['throughput_answers_per_s']} answers/s over {report['wall_s']} s"
+    )
+    table = Table(
+        "id", "alone correct", "alone cited", "alone s", "asked", "correct", "cited", "same text", "same quotes"
+    )
     for q in report["per_question"]:
         a, b = q["alone"], q["load"]
-        table.add_row(q["id"], str(a["correct"]), str(a["cited"]), f"{a['seconds']:.1f}", str(b["asked"]),
-                      str(b["correct"]), str(b["cited"]), str(b["same_text"]), str(b["same_quotes"]))
+        table.add_row(
+            q["id"],
+            str(a["correct"]),
+            str(a["cited"]),
+            f"{a['seconds']:.1f}",
+            str(b["asked"]),
+            str(b["correct"]),
+            str(b["cited"]),
+            str(b["same_text"]),
+            str(b["same_quotes"]),
+        )
     console.print(table)
     for p in report["problems"][:20]:
-        console.print(f"  session {p['session']} step {p['step']} {p['id']}: {p['error'] or '; '.join(p['problems'])}",
-                      markup=False)
+        console.print(
+            f"  session {p['session']} step {p['step']} {p['id']}: {p['error'] or '; '.join(p['problems'])}",
+            markup=False,
+        )
     console.print("[green]OK[/]" if report["ok"] else "[red]NOT OK[/]")
 
 
@@ -361,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", help="user:password, for a server with QA_AUTH set")
     parser.add_argument("--llm", choices=["local", "openai", "extractive"], help="QA_LLM for the started server")
     parser.add_argument("--conversation", action="store_true", help="each session is one chat (follow-up turns)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help=f"question set (default {DEFAULT_DATA.relative_to(ROOT)})")
+    parser.add_argument(
+        "--data", type=Path, default=None, help=f"question set (default {DEFAULT_DATA.relative_to(ROOT)})"
+    )
     parser.add_argument("--answer-timeout", type=float, default=300, help="seconds for one answer")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the whole run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -376,11 +461,20 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     console = Console(stderr=args.json)
-    log = (lambda msg: Console(stderr=True).print(f"[dim]{msg}[/dim]"))
+    log = lambda msg: Console(stderr=True).print(f"[dim]{msg}[/dim]")
     try:
-        with (nullcontext(args.url) if args.url else qa_server(env, log)) as url:
-            report = run_load(url, args.sessions, args.questions, data_path=args.data, conversation=args.conversation,
-                              answer_timeout=args.answer_timeout, timeout=args.timeout, auth=auth, log=log)
+        with nullcontext(args.url) if args.url else qa_server(env, log) as url:
+            report = run_load(
+                url,
+                args.sessions,
+                args.questions,
+                data_path=args.data,
+                conversation=args.conversation,
+                answer_timeout=args.answer_timeout,
+                timeout=args.timeout,
+                auth=auth,
+                log=log,
+            )
     except RuntimeError as exc:
         Console(stderr=True).print(f"[red]Error:[/] {exc}", markup=True, highlight=False)
         return 2

@@ -54,7 +54,7 @@ def make(seed: int, cache_dir: Path) -> dict:
     taken = {i for s, n in USED_ELSEWHERE for i in random.Random(s).sample(range(len(data)), n)}
     rng = random.Random(seed)
     order = [i for i in rng.sample(range(len(data)), len(data)) if i not in taken]
-    indexed, ooc = order[:INDEXED], order[INDEXED:INDEXED + OUT_OF_CORPUS]
+    indexed, ooc = order[:INDEXED], order[INDEXED : INDEXED + OUT_OF_CORPUS]
     n_test, n_test_ooc = round(INDEXED * TEST_SHARE), round(OUT_OF_CORPUS * TEST_SHARE)
     articles, answerable, out_of_corpus = [], [], []
     for k, i in enumerate(indexed):
@@ -67,10 +67,17 @@ def make(seed: int, cache_dir: Path) -> dict:
         title, _paragraphs, qas = _article(data[i])
         split = "test" if k < n_test_ooc else "dev"
         for j, qa in enumerate(rng.sample(qas, min(OOC_PER_ARTICLE, len(qas)))):
-            out_of_corpus.append({"id": f"o{k:02d}-{j:02d}", "split": split, "article": title,
-                                  "question": qa["question"]})
-    return {"data": SQUAD_CREDIT, "note": __doc__.split("\n\n", 2)[2].strip(), "seed": seed,
-            "articles": articles, "answerable": answerable, "out_of_corpus": out_of_corpus}
+            out_of_corpus.append(
+                {"id": f"o{k:02d}-{j:02d}", "split": split, "article": title, "question": qa["question"]}
+            )
+    return {
+        "data": SQUAD_CREDIT,
+        "note": __doc__.split("\n\n", 2)[2].strip(),
+        "seed": seed,
+        "articles": articles,
+        "answerable": answerable,
+        "out_of_corpus": out_of_corpus,
+    }
 
 
 def main() -> None:
@@ -81,9 +88,15 @@ def main() -> None:
     result = make(args.seed, args.cache)
     OUT.write_text(json.dumps(result, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     for split in ("dev", "test"):
-        print(split, sum(a["split"] == split for a in result["articles"]), "articles,",
-              sum(q["split"] == split for q in result["answerable"]), "answerable,",
-              sum(q["split"] == split for q in result["out_of_corpus"]), "out of corpus")
+        print(
+            split,
+            sum(a["split"] == split for a in result["articles"]),
+            "articles,",
+            sum(q["split"] == split for q in result["answerable"]),
+            "answerable,",
+            sum(q["split"] == split for q in result["out_of_corpus"]),
+            "out of corpus",
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def _pages(title: str, paragraphs: list[str]) -> list[list[str]]:
     lines: list[str] = []
     for para in [title, *paragraphs]:
         lines += textwrap.wrap(para, 90) + [""]
-    body = [lines[i:i + 46] for i in range(0, len(lines), 46)]
+    body = [lines[i : i + 46] for i in range(0, len(lines), 46)]
     return [[f"{title[:60]} - survey notes", *page, str(n)] for n, page in enumerate(body, 1)]
 
 
@@ -53,9 +53,13 @@ def _ask(settings: Settings, questions: list[dict]) -> dict:
         cited += bool(a.citations)
         paged += any(c.page is not None for c in a.citations)
     n = len(questions)
-    return {"questions": n, "gold_in_answer": round(right / n, 3), "abstained": round(abstained / n, 3),
-            "answered_wrong": round((n - right - abstained) / n, 3),
-            "citations_with_page": round(paged / cited, 3) if cited else None}
+    return {
+        "questions": n,
+        "gold_in_answer": round(right / n, 3),
+        "abstained": round(abstained / n, 3),
+        "answered_wrong": round((n - right - abstained) / n, 3),
+        "citations_with_page": round(paged / cited, 3) if cited else None,
+    }
 
 
 def run(base: Settings, args) -> dict:
@@ -91,9 +95,14 @@ def render(result: dict, console) -> None:
         table.add_column(col, justify="left" if col == "format" else "right")
     for kind in ("txt", "pdf"):
         r = result[kind]
-        table.add_row(kind, str(r["questions"]), f"{r['gold_in_answer']:.3f}", f"{r['abstained']:.3f}",
-                      f"{r['answered_wrong']:.3f}", "–" if r["citations_with_page"] is None
-                      else f"{r['citations_with_page']:.3f}")
+        table.add_row(
+            kind,
+            str(r["questions"]),
+            f"{r['gold_in_answer']:.3f}",
+            f"{r['abstained']:.3f}",
+            f"{r['answered_wrong']:.3f}",
+            "–" if r["citations_with_page"] is None else f"{r['citations_with_page']:.3f}",
+        )
     console.print(table)
 
 

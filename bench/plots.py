@@ -45,8 +45,9 @@ def scale_series(result: dict) -> dict[str, list[tuple[int, float, float]]]:
     """mode -> [(chunks, p50_ms, p95_ms)] sorted by corpus size."""
     series = {}
     for mode in result["modes"]:
-        series[mode] = sorted((r["chunks"], r["latency"][mode]["p50_ms"], r["latency"][mode]["p95_ms"])
-                              for r in result["rows"])
+        series[mode] = sorted(
+            (r["chunks"], r["latency"][mode]["p50_ms"], r["latency"][mode]["p95_ms"]) for r in result["rows"]
+        )
     return series
 
 
@@ -54,12 +55,18 @@ def plot_scale(result: dict, out: Path) -> Path:
     plt, fig, ax = _figure()
     for mode, points in scale_series(result).items():
         xs = [p[0] for p in points]
-        line, = ax.plot(xs, [p[1] for p in points], marker="o", label=f"{mode} p50")
+        (line,) = ax.plot(xs, [p[1] for p in points], marker="o", label=f"{mode} p50")
         ax.plot(xs, [p[2] for p in points], marker="x", linestyle=":", color=line.get_color(), label=f"{mode} p95")
         est = result.get("extrapolated_100k") or {}
         if (est.get(f"{mode}_p50_ms") or 0) > 0:  # a negative line means the sizes did not order the noise
-            ax.plot([xs[-1], est["chunks"]], [points[-1][1], est[f"{mode}_p50_ms"]], linestyle="--",
-                    color=line.get_color(), alpha=0.5, label=f"{mode} p50, linear estimate (not measured)")
+            ax.plot(
+                [xs[-1], est["chunks"]],
+                [points[-1][1], est[f"{mode}_p50_ms"]],
+                linestyle="--",
+                color=line.get_color(),
+                alpha=0.5,
+                label=f"{mode} p50, linear estimate (not measured)",
+            )
     search = _load("scale_search_only")
     for key, label in (("hybrid_search_p50_ms", "hybrid search only p50"), ("dense_search", "dense search only p50")):
         if search:
@@ -81,12 +88,21 @@ def plot_ingest(result: dict, out: Path) -> Path:
     o, t = result["ours"], result["tutorial"]
     names = ["raw encode()", "build_index", "tutorial\n(1000/200 + Chroma)"]
     rates = [o["encoder_chunks_per_s"], o["build_chunks_per_s"], t["chunks"] / t["seconds"]]
-    chars = [result["corpus_chars"] / (o["chunks"] / o["encoder_chunks_per_s"]),
-             result["corpus_chars"] / o["full_build_s"], result["corpus_chars"] / t["seconds"]]
+    chars = [
+        result["corpus_chars"] / (o["chunks"] / o["encoder_chunks_per_s"]),
+        result["corpus_chars"] / o["full_build_s"],
+        result["corpus_chars"] / t["seconds"],
+    ]
     bars = ax.bar(names, rates, color=["#999", "#2a7", "#c63"])
     for bar, c in zip(bars, chars):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{c / 1000:.1f}k corpus chars/s",
-                ha="center", va="bottom", fontsize=8)
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height(),
+            f"{c / 1000:.1f}k corpus chars/s",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_ylabel("chunks/s (best of interleaved rounds)")
     ax.set_title(f"Ingest of {result['articles']} SQuAD train articles ({result['machine']['cpus']} cores, shared)")
     return _save(plt, fig, out)
@@ -99,8 +115,11 @@ def plot_answer(result: dict, out: Path) -> Path:
     for j, (metric, q) in enumerate((("ttft", "p50_ms"), ("ttft", "p95_ms"), ("total", "p50_ms"), ("total", "p95_ms"))):
         vals = [result["summary"][v][metric][q] / 1000 for v in variants]
         ax.bar([i + (j - 1.5) * width for i in range(len(variants))], vals, width, label=f"{metric} {q[:3]}")
-    labels = {"cached": "documents mode,\nprompt cache (app)", "passages": "passages mode,\nprompt cache",
-              "uncached": "documents mode,\nno prompt cache"}
+    labels = {
+        "cached": "documents mode,\nprompt cache (app)",
+        "passages": "passages mode,\nprompt cache",
+        "uncached": "documents mode,\nno prompt cache",
+    }
     ax.set_xticks(range(len(variants)), [labels.get(v, v) for v in variants], fontsize=8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.axhline(3.0, color="grey", linewidth=0.8, linestyle=":")
@@ -117,29 +136,56 @@ def plot_search_scale(result: dict, out: Path) -> Path:
     rows = sorted(result["rows"], key=lambda r: r["chunks"])
     for part, marker in (("hybrid", "o"), ("dense", "s"), ("bm25", "^")):
         xs = [r["chunks"] for r in rows]
-        line, = ax.plot(xs, [r["latency"][part]["p50_ms"] for r in rows], marker=marker, label=f"{part} p50")
-        ax.plot(xs, [r["latency"][part]["p95_ms"] for r in rows], marker=marker, linestyle=":", color=line.get_color(),
-                alpha=0.6, label=f"{part} p95")
+        (line,) = ax.plot(xs, [r["latency"][part]["p50_ms"] for r in rows], marker=marker, label=f"{part} p50")
+        ax.plot(
+            xs,
+            [r["latency"][part]["p95_ms"] for r in rows],
+            marker=marker,
+            linestyle=":",
+            color=line.get_color(),
+            alpha=0.6,
+            label=f"{part} p95",
+        )
     bm = sorted(result.get("bm25_rows") or [], key=lambda r: r["chunks"])
-    for key, label, style in (("top_k", "BM25 alone, top-k selection p50", "-"),
-                              ("sort", "BM25 alone, full sort (before) p50", "--")):
+    for key, label, style in (
+        ("top_k", "BM25 alone, top-k selection p50", "-"),
+        ("sort", "BM25 alone, full sort (before) p50", "--"),
+    ):
         if bm:
-            ax.plot([r["chunks"] for r in bm], [r["search"][key]["p50_ms"] for r in bm], marker="x", linestyle=style,
-                    color="grey" if key == "sort" else "black", label=label)
+            ax.plot(
+                [r["chunks"] for r in bm],
+                [r["search"][key]["p50_ms"] for r in bm],
+                marker="x",
+                linestyle=style,
+                color="grey" if key == "sort" else "black",
+                label=label,
+            )
     from bench.search_scale import estimate
 
     est = estimate(result)
     if est:
         last = rows[-1]
         for key, style in (("hybrid_p50_ms_log", "--"), ("hybrid_p50_ms_linear", ":")):
-            ax.plot([last["chunks"], est["chunks"]], [last["latency"]["hybrid"]["p50_ms"], est[key]], linestyle=style,
-                    marker="o", color="tab:blue", alpha=0.5,
-                    label=f"hybrid p50 estimate, dense {key.rsplit('_', 1)[1]} (not measured)")
+            ax.plot(
+                [last["chunks"], est["chunks"]],
+                [last["latency"]["hybrid"]["p50_ms"], est[key]],
+                linestyle=style,
+                marker="o",
+                color="tab:blue",
+                alpha=0.5,
+                label=f"hybrid p50 estimate, dense {key.rsplit('_', 1)[1]} (not measured)",
+            )
     target = result.get("target_1m_hybrid_p50_ms")
     if target:
         ax.axhline(target, color="grey", linewidth=0.8)
-        ax.text(0.01, target, f" target at 1M: hybrid p50 {target:.0f} ms", color="grey", fontsize=8,
-                transform=ax.get_yaxis_transform())
+        ax.text(
+            0.01,
+            target,
+            f" target at 1M: hybrid p50 {target:.0f} ms",
+            color="grey",
+            fontsize=8,
+            transform=ax.get_yaxis_transform(),
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("chunks in the index (log)")

@@ -49,9 +49,12 @@ def run(base: Settings, rounds: int = 3) -> dict:
     worker = ThreadPoolExecutor(1, initializer=one_thread)
     worker.submit(lambda: None).result()
     torch.set_num_threads(threads)  # the worker keeps its one thread; this thread and later ones get the default
-    calls = {"encode": inner.embed_query, "single-query": encoder,
-             "encode-1t": lambda q: worker.submit(inner.embed_query, q).result(),
-             "single-query-1t": lambda q: worker.submit(encoder, q).result()}
+    calls = {
+        "encode": inner.embed_query,
+        "single-query": encoder,
+        "encode-1t": lambda q: worker.submit(inner.embed_query, q).result(),
+        "single-query-1t": lambda q: worker.submit(encoder, q).result(),
+    }
     for call in calls.values():  # warm-up: first-call allocations are not per query
         call("warm-up question")
     wall: dict[str, list[float]] = {p: [] for p in PATHS}
@@ -60,7 +63,7 @@ def run(base: Settings, rounds: int = 3) -> dict:
     n = 0
     for _ in range(rounds):
         for q in questions:
-            order = PATHS[n % len(PATHS):] + PATHS[:n % len(PATHS)]
+            order = PATHS[n % len(PATHS) :] + PATHS[: n % len(PATHS)]
             n += 1
             for p in order:
                 c0, w0 = time.process_time(), time.perf_counter()
@@ -70,21 +73,30 @@ def run(base: Settings, rounds: int = 3) -> dict:
     rows = {p: {**latency(wall[p]), "cpu_p50_ms": round(statistics.median(cpu[p]), 2)} for p in PATHS}
     for p in PATHS:
         rows[p]["speedup_p50"] = round(rows["encode"]["p50_ms"] / rows[p]["p50_ms"], 2)
-    return {"questions": len(questions), "rounds": rounds, "torch_threads": torch.get_num_threads(),
-            "paths": rows, "target_p50_ms": TARGET_P50_MS,
-            "target_met": rows["single-query"]["p50_ms"] <= TARGET_P50_MS,
-            "single_query_p95_over_encode_p95": round(pct(wall["single-query"], 95) / pct(wall["encode"], 95), 3)}
+    return {
+        "questions": len(questions),
+        "rounds": rounds,
+        "torch_threads": torch.get_num_threads(),
+        "paths": rows,
+        "target_p50_ms": TARGET_P50_MS,
+        "target_met": rows["single-query"]["p50_ms"] <= TARGET_P50_MS,
+        "single_query_p95_over_encode_p95": round(pct(wall["single-query"], 95) / pct(wall["encode"], 95), 3),
+    }
 
 
 def render(result: dict, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Query encoding, uncached ({result['rounds']} x {result['questions']} questions, "
-                        f"process torch threads {result['torch_threads']})")
+    table = Table(
+        title=f"Query encoding, uncached ({result['rounds']} x {result['questions']} questions, "
+        f"process torch threads {result['torch_threads']})"
+    )
     for col in ("path", "p50 ms", "p95 ms", "CPU p50 ms", "x encode (p50)"):
         table.add_column(col, justify="left" if col == "path" else "right")
     for p, r in result["paths"].items():
-        table.add_row(p, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['cpu_p50_ms']:.1f}", f"{r['speedup_p50']:.2f}")
+        table.add_row(
+            p, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['cpu_p50_ms']:.1f}", f"{r['speedup_p50']:.2f}"
+        )
     console.print(table)
     console.print(f"single-query p50 <= {result['target_p50_ms']:.0f} ms: {result['target_met']}")
 

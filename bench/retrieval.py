@@ -120,8 +120,11 @@ def evaluate(retriever, targets: list[Target], budget_k: int) -> dict:
         ranks, started = [], time.perf_counter()
         for t in targets:
             ranks.append(first_hit(retriever.retrieve(t.question, max(DEPTH, budget_k), mode=mode), t))
-        out[mode] = {**metrics(ranks, budget_k), "search_ms": 1000 * (time.perf_counter() - started) / max(1, len(targets)),
-                     "ranks": ranks}
+        out[mode] = {
+            **metrics(ranks, budget_k),
+            "search_ms": 1000 * (time.perf_counter() - started) / max(1, len(targets)),
+            "ranks": ranks,
+        }
     return out
 
 
@@ -136,10 +139,16 @@ def reachable(reader, targets: list[Target]) -> float:
 
 def _settings(base: Settings, root: Path, seeds: Path, chunk_size: int, chunk_overlap: int) -> Settings:
     """Isolated: its own seeds, store and embedded Chroma, whatever the caller's store or server settings say."""
-    return base.model_copy(update={
-        "seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store", "chroma_host": None,
-        "chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
-    })
+    return base.model_copy(
+        update={
+            "seeds_dir": seeds,
+            "data_dir": root / "data",
+            "store_dir": root / "store",
+            "chroma_host": None,
+            "chunk_size": chunk_size,
+            "chunk_overlap": chunk_overlap,
+        }
+    )
 
 
 def _chunk_texts(settings: Settings) -> list[str]:
@@ -170,8 +179,10 @@ def _ingest(settings: Settings, embedder, repeat: int) -> dict:
         full = build_index(run, force=True, progress=False, embedder=embedder)
         again = build_index(run, force=True, progress=False, embedder=embedder)
         if full.chunks != len(texts) or again.embedded != 0:
-            raise RuntimeError(f"unexpected build: {full.chunks} chunks for {len(texts)} texts, "
-                               f"{again.embedded} re-embedded on a no-change rebuild")
+            raise RuntimeError(
+                f"unexpected build: {full.chunks} chunks for {len(texts)} texts, "
+                f"{again.embedded} re-embedded on a no-change rebuild"
+            )
         full_s.append(full.seconds)
         rebuild_s.append(again.seconds)
     noop = build_index(run, force=False, progress=False, embedder=embedder)
@@ -200,19 +211,38 @@ def recommend(sweep: list[dict]) -> dict:
     passages) compares sizes at equal prompt length, since a larger chunk trivially holds more answers. Sizes within
     MARGIN of the best tie; the smallest wins (finer citations, more passages for the same prompt length).
     """
+
     def quality(row: dict) -> float:
-        return sum(row[name]["hybrid"]["hit@1"] + row[name]["hybrid"]["hit@budget"] for name in ("article", "squad")) / 4
+        return (
+            sum(row[name]["hybrid"]["hit@1"] + row[name]["hybrid"]["hit@budget"] for name in ("article", "squad")) / 4
+        )
 
     best = max(quality(r) for r in sweep)
     pick = min((r for r in sweep if quality(r) >= best - MARGIN), key=lambda r: (r["chunk_size"], r["chunk_overlap"]))
-    return {"chunk_size": pick["chunk_size"], "chunk_overlap": pick["chunk_overlap"], "top_k": pick["budget_k"],
-            "quality": quality(pick), "best_quality": best,
-            "rule": f"smallest chunk size within {MARGIN} of the best hybrid mean(hit@1, hit@budget) "
-                    "over article and SQuAD"}
+    return {
+        "chunk_size": pick["chunk_size"],
+        "chunk_overlap": pick["chunk_overlap"],
+        "top_k": pick["budget_k"],
+        "quality": quality(pick),
+        "best_quality": best,
+        "rule": f"smallest chunk size within {MARGIN} of the best hybrid mean(hit@1, hit@budget) "
+        "over article and SQuAD",
+    }
 
 
-def _measure(base: Settings, work: Path, size: int, overlap: int, seeds: tuple[Path, Path], squad_set: list[Target],
-             embedder, queries: QueryCache, repeat: int, context_chars: int, log) -> dict:
+def _measure(
+    base: Settings,
+    work: Path,
+    size: int,
+    overlap: int,
+    seeds: tuple[Path, Path],
+    squad_set: list[Target],
+    embedder,
+    queries: QueryCache,
+    repeat: int,
+    context_chars: int,
+    log,
+) -> dict:
     """One point of the sweep: article quality, SQuAD ingest timings, SQuAD quality."""
     from index.build import build_index
     from index.reader import open_index
@@ -227,24 +257,49 @@ def _measure(base: Settings, work: Path, size: int, overlap: int, seeds: tuple[P
     source = next(iter(reader.chunks.values())).source
     targets = article_targets(reader.document_text(source), source)
     queries.prime([t.question for t in targets])
-    article = {**evaluate(Retriever(art, reader), targets, budget_k), "reachable": reachable(reader, targets),
-               "chunks": len(reader.chunks), "questions": len(targets)}
+    article = {
+        **evaluate(Retriever(art, reader), targets, budget_k),
+        "reachable": reachable(reader, targets),
+        "chunks": len(reader.chunks),
+        "questions": len(targets),
+    }
 
-    log(f"chunk_size={size} chunk_overlap={overlap}: SQuAD builds and encoder timing (x{repeat}), "
-        f"{len(squad_set)} questions")
+    log(
+        f"chunk_size={size} chunk_overlap={overlap}: SQuAD builds and encoder timing (x{repeat}), "
+        f"{len(squad_set)} questions"
+    )
     ingest = _ingest(_settings(base, work / f"squad-{size}-{overlap}", squad_seeds, size, overlap), embedder, repeat)
     squad_settings = ingest.pop("settings")
     reader = open_index(squad_settings, embedder=queries)
     queries.prime([t.question for t in squad_set])
-    squad = {**evaluate(Retriever(squad_settings, reader), squad_set, budget_k), "reachable": reachable(reader, squad_set),
-             "chunks": len(reader.chunks), "questions": len(squad_set)}
-    return {"chunk_size": size, "chunk_overlap": overlap, "budget_k": budget_k, "article": article, "squad": squad,
-            "ingest": ingest}
+    squad = {
+        **evaluate(Retriever(squad_settings, reader), squad_set, budget_k),
+        "reachable": reachable(reader, squad_set),
+        "chunks": len(reader.chunks),
+        "questions": len(squad_set),
+    }
+    return {
+        "chunk_size": size,
+        "chunk_overlap": overlap,
+        "budget_k": budget_k,
+        "article": article,
+        "squad": squad,
+        "ingest": ingest,
+    }
 
 
-def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squad_articles: int = 20,
-        squad_questions: int = 1000, seed: int = 0, repeat: int = 2, context_chars: int | None = None,
-        cache_dir: Path | None = None, log=print) -> dict:
+def run(
+    base: Settings,
+    chunk_sizes: list[int],
+    overlap_ratios: list[float],
+    squad_articles: int = 20,
+    squad_questions: int = 1000,
+    seed: int = 0,
+    repeat: int = 2,
+    context_chars: int | None = None,
+    cache_dir: Path | None = None,
+    log=print,
+) -> dict:
     """The whole benchmark in one process; returns one JSON-able dict (see `save`).
 
     context_chars (default top_k x chunk_size of the settings) is the prompt budget that sizes are compared at.
@@ -270,8 +325,22 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
         write_seed_files(articles, seeds[1])
         squad_set = squad_targets(articles, seeds[1], squad_questions, seed)
         sweep = [
-            {**_measure(base, work, size, overlap, seeds, squad_set, embedder, queries,
-                        repeat if (size, overlap) == configured else 1, context_chars, log), "configured": (size, overlap) == configured}
+            {
+                **_measure(
+                    base,
+                    work,
+                    size,
+                    overlap,
+                    seeds,
+                    squad_set,
+                    embedder,
+                    queries,
+                    repeat if (size, overlap) == configured else 1,
+                    context_chars,
+                    log,
+                ),
+                "configured": (size, overlap) == configured,
+            }
             for size, overlap in sorted(points)
         ]
     finally:
@@ -288,10 +357,17 @@ def run(base: Settings, chunk_sizes: list[int], overlap_ratios: list[float], squ
         "depth": DEPTH,
         "context_chars": context_chars,
         "query_encode_ms": queries.encode_ms_per_query,
-        "article": {"questions": sweep[0]["article"]["questions"], "source": ARTICLE.name,
-                    "file": ARTICLE_QUESTIONS.relative_to(ROOT).as_posix()},
-        "squad": {"articles": [a["title"] for a in articles], "questions": len(squad_set), "seed": seed,
-                  "credit": SQUAD_CREDIT},
+        "article": {
+            "questions": sweep[0]["article"]["questions"],
+            "source": ARTICLE.name,
+            "file": ARTICLE_QUESTIONS.relative_to(ROOT).as_posix(),
+        },
+        "squad": {
+            "articles": [a["title"] for a in articles],
+            "questions": len(squad_set),
+            "seed": seed,
+            "credit": SQUAD_CREDIT,
+        },
         "sweep": sweep,
         "recommended": recommend(sweep),
     }
@@ -302,10 +378,12 @@ def code_version() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "index", "qa"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "index", "qa"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + ("-dirty" if dirty else "")
@@ -321,39 +399,78 @@ def render(result: dict, console) -> None:
     """Rich tables: quality per set, size and mode; ingest and rebuild cost per size; the recommendation."""
     from rich.table import Table
 
-    quality = Table(title="Retrieval quality (hybrid = dense + BM25, reciprocal rank fusion)", caption=(
-        f"MRR over the top {result['depth']}; @budget: a hit within the first k passages that fit "
-        f"{result['context_chars']} characters of prompt; reach: share of targets some chunk holds whole; ms: search "
-        f"per query with the query vector cached (encoding a query adds {result['query_encode_ms']:.1f} ms)"))
+    quality = Table(
+        title="Retrieval quality (hybrid = dense + BM25, reciprocal rank fusion)",
+        caption=(
+            f"MRR over the top {result['depth']}; @budget: a hit within the first k passages that fit "
+            f"{result['context_chars']} characters of prompt; reach: share of targets some chunk holds whole; ms: search "
+            f"per query with the query vector cached (encoding a query adds {result['query_encode_ms']:.1f} ms)"
+        ),
+    )
     for col in ("set", "size/overlap", "mode", "hit@1", "hit@5", "MRR", "k", "hit@budget", "ms", "reach"):
         quality.add_column(col, justify="left" if col in ("set", "mode") else "right")
     for row in result["sweep"]:
         for name in ("article", "squad"):
             for mode in MODES:
                 m = row[name][mode]
-                quality.add_row(name, f"{row['chunk_size']}/{row['chunk_overlap']}", mode, f"{m['hit@1']:.3f}",
-                                f"{m['hit@5']:.3f}", f"{m['mrr']:.3f}", str(row["budget_k"]), f"{m['hit@budget']:.3f}",
-                                f"{m['search_ms']:.1f}", f"{row[name]['reachable']:.3f}")
+                quality.add_row(
+                    name,
+                    f"{row['chunk_size']}/{row['chunk_overlap']}",
+                    mode,
+                    f"{m['hit@1']:.3f}",
+                    f"{m['hit@5']:.3f}",
+                    f"{m['mrr']:.3f}",
+                    str(row["budget_k"]),
+                    f"{m['hit@budget']:.3f}",
+                    f"{m['search_ms']:.1f}",
+                    f"{row[name]['reachable']:.3f}",
+                )
     console.print(quality)
-    ingest = Table(title="Ingest of the SQuAD seeds (best of `runs`)", caption=(
-        "build/enc: full-build chunks/s over raw SentenceTransformer.encode chunks/s (same chunks, same batch size); "
-        "rebuild/full: no-change `qa index rebuild` time over a full build; noop: `qa index build` with nothing to do"))
-    for col in ("size/overlap", "runs", "chunks", "build s", "build c/s", "enc c/s", "build/enc", "rebuild s",
-                "rebuild/full", "noop s"):
+    ingest = Table(
+        title="Ingest of the SQuAD seeds (best of `runs`)",
+        caption=(
+            "build/enc: full-build chunks/s over raw SentenceTransformer.encode chunks/s (same chunks, same batch size); "
+            "rebuild/full: no-change `qa index rebuild` time over a full build; noop: `qa index build` with nothing to do"
+        ),
+    )
+    for col in (
+        "size/overlap",
+        "runs",
+        "chunks",
+        "build s",
+        "build c/s",
+        "enc c/s",
+        "build/enc",
+        "rebuild s",
+        "rebuild/full",
+        "noop s",
+    ):
         ingest.add_column(col, justify="right")
     for row in result["sweep"]:
         i = row["ingest"]
-        ingest.add_row(f"{row['chunk_size']}/{row['chunk_overlap']}", str(i["repeat"]), str(i["chunks"]),
-                       f"{i['full_build_s']:.1f}", f"{i['build_chunks_per_s']:.1f}", f"{i['encoder_chunks_per_s']:.1f}",
-                       f"{i['build_vs_encoder']:.2f}", f"{i['nochange_rebuild_s']:.2f}", f"{i['rebuild_vs_full']:.3f}",
-                       f"{i['up_to_date_check_s']:.2f}")
+        ingest.add_row(
+            f"{row['chunk_size']}/{row['chunk_overlap']}",
+            str(i["repeat"]),
+            str(i["chunks"]),
+            f"{i['full_build_s']:.1f}",
+            f"{i['build_chunks_per_s']:.1f}",
+            f"{i['encoder_chunks_per_s']:.1f}",
+            f"{i['build_vs_encoder']:.2f}",
+            f"{i['nochange_rebuild_s']:.2f}",
+            f"{i['rebuild_vs_full']:.3f}",
+            f"{i['up_to_date_check_s']:.2f}",
+        )
     console.print(ingest)
     rec = result["recommended"]
-    console.print(f"Recommended: chunk_size={rec['chunk_size']} chunk_overlap={rec['chunk_overlap']} top_k={rec['top_k']} "
-                  f"({rec['rule']}: {rec['quality']:.3f}, best {rec['best_quality']:.3f})")
-    console.print(f"Code: {result['code']}. Article: {result['article']['questions']} questions ({result['article']['file']}). SQuAD: "
-                  f"{result['squad']['questions']} questions from {len(result['squad']['articles'])} articles. "
-                  f"Data: {result['squad']['credit']}.")
+    console.print(
+        f"Recommended: chunk_size={rec['chunk_size']} chunk_overlap={rec['chunk_overlap']} top_k={rec['top_k']} "
+        f"({rec['rule']}: {rec['quality']:.3f}, best {rec['best_quality']:.3f})"
+    )
+    console.print(
+        f"Code: {result['code']}. Article: {result['article']['questions']} questions ({result['article']['file']}). SQuAD: "
+        f"{result['squad']['questions']} questions from {len(result['squad']['articles'])} articles. "
+        f"Data: {result['squad']['credit']}."
+    )
 
 
 __all__ = ["Target", "first_hit", "metrics", "recommend", "render", "run", "save"]

@@ -78,11 +78,15 @@ def probe(settings: Settings, questions: list[str], k: int) -> dict:
         started = time.perf_counter()
         reader.bm25(q, k)
         times["bm25"].append(1000 * (time.perf_counter() - started))
-    return {"open_index_ms": round(open_ms, 1), "bm25_load_ms": round(bm25_load_ms, 1),
-            "bm25_build_ms": round(bm25_build_ms, 1), "latency": {m: latency(v) for m, v in times.items()},
-            "rss_after_model_mb": round((rss_model_kb or 0) / 1024, 1),
-            "rss_mb": round((proc_status_kb("VmRSS") or 0) / 1024, 1),
-            "peak_rss_mb": round((proc_status_kb("VmHWM") or 0) / 1024, 1)}
+    return {
+        "open_index_ms": round(open_ms, 1),
+        "bm25_load_ms": round(bm25_load_ms, 1),
+        "bm25_build_ms": round(bm25_build_ms, 1),
+        "latency": {m: latency(v) for m, v in times.items()},
+        "rss_after_model_mb": round((rss_model_kb or 0) / 1024, 1),
+        "rss_mb": round((proc_status_kb("VmRSS") or 0) / 1024, 1),
+        "peak_rss_mb": round((proc_status_kb("VmHWM") or 0) / 1024, 1),
+    }
 
 
 def _probe_in_new_process(settings: Settings, questions: list[str], k: int) -> dict:
@@ -98,10 +102,16 @@ def _measure(name: str, settings: Settings, questions: list[str], embedder, forc
     log(f"scale {name}: build")
     report = build_index(settings, force=force, progress=False, embedder=embedder)
     log(f"scale {name}: {report.chunks} chunks in {report.seconds:.1f} s; {len(questions)} queries in a new process")
-    out = {"name": name, "chunks": report.chunks, "documents": report.documents, "embedded": report.embedded,
-           "reused": report.reused,
-           "build_s": round(report.seconds, 2), "store_mb": round(folder_bytes(Path(settings.store_path)) / 2**20, 2),
-           "queries": len(questions)}
+    out = {
+        "name": name,
+        "chunks": report.chunks,
+        "documents": report.documents,
+        "embedded": report.embedded,
+        "reused": report.reused,
+        "build_s": round(report.seconds, 2),
+        "store_mb": round(folder_bytes(Path(settings.store_path)) / 2**20, 2),
+        "queries": len(questions),
+    }
     return out | _probe_in_new_process(settings, questions, settings.top_k)
 
 
@@ -121,8 +131,10 @@ def run(base: Settings, sizes: list[int], queries: int = 20, seed: int = 0, incr
         rows.append(_measure("article", art, [q["question"] for q in items][:queries], embedder))
 
         every = load_squad_train(442, seed=seed, cache_dir=Path(base.data_dir) / "cache")
-        counts = [sum(len(split_document(d, base.chunk_size, base.chunk_overlap)) for d in
-                      load_documents(Path(folder))[0]) for folder in [_one(work / "count", a) for a in every]]
+        counts = [
+            sum(len(split_document(d, base.chunk_size, base.chunk_overlap)) for d in load_documents(Path(folder))[0])
+            for folder in [_one(work / "count", a) for a in every]
+        ]
         for size in sizes:
             chosen = [every[i] for i in pick_articles(counts, size)]
             seeds = work / "seeds-squad"  # grows with the size: a larger corpus holds the smaller one's articles
@@ -132,13 +144,27 @@ def run(base: Settings, sizes: list[int], queries: int = 20, seed: int = 0, incr
             qs = random.Random(seed).sample(pool, min(queries, len(pool)))
             # One store for all sizes: each larger build embeds only the chunks the smaller one lacks (the index's
             # own vector reuse), which keeps the run short; build_s of such a row is an incremental build.
-            rows.append(_measure(f"{size:,}", isolated(base, work / "store-squad", seeds), qs, embedder,
-                                 force=not incremental or not any(r["name"] != "article" for r in rows)))
+            rows.append(
+                _measure(
+                    f"{size:,}",
+                    isolated(base, work / "store-squad", seeds),
+                    qs,
+                    embedder,
+                    force=not incremental or not any(r["name"] != "article" for r in rows),
+                )
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"sizes": sizes, "modes": list(MODES), "top_k": base.top_k, "chunk_size": base.chunk_size,
-            "credit": SQUAD_CREDIT, "rows": rows, "targets_hybrid_p50_ms": TARGETS_MS,
-            "extrapolated_100k": extrapolate(rows, 100_000)}
+    return {
+        "sizes": sizes,
+        "modes": list(MODES),
+        "top_k": base.top_k,
+        "chunk_size": base.chunk_size,
+        "credit": SQUAD_CREDIT,
+        "rows": rows,
+        "targets_hybrid_p50_ms": TARGETS_MS,
+        "extrapolated_100k": extrapolate(rows, 100_000),
+    }
 
 
 def _one(folder: Path, article: dict) -> Path:
@@ -162,10 +188,14 @@ def extrapolate(rows: list[dict], chunks: int) -> dict:
     def line(x, y):
         return round(x + (y - x) * f, 1)
 
-    return {"chunks": chunks, "estimate": True,
-            **{f"{m}_p50_ms": line(a["latency"][m]["p50_ms"], b["latency"][m]["p50_ms"]) for m in (*MODES, "bm25")},
-            "build_s": _full_build_estimate(rows, chunks), "store_mb": line(a["store_mb"], b["store_mb"]),
-            "rss_mb": line(a["rss_mb"], b["rss_mb"])}
+    return {
+        "chunks": chunks,
+        "estimate": True,
+        **{f"{m}_p50_ms": line(a["latency"][m]["p50_ms"], b["latency"][m]["p50_ms"]) for m in (*MODES, "bm25")},
+        "build_s": _full_build_estimate(rows, chunks),
+        "store_mb": line(a["store_mb"], b["store_mb"]),
+        "rss_mb": line(a["rss_mb"], b["rss_mb"]),
+    }
 
 
 def _full_build_estimate(rows: list[dict], chunks: int) -> float | None:
@@ -182,16 +212,39 @@ def render(result: dict, console) -> None:
     from rich.table import Table
 
     table = Table(title=f"Retrieval latency vs corpus size (top_k={result['top_k']}, query encoding included)")
-    for col in ("corpus", "chunks", "embedded", "build s", "store MB", "open ms", "BM25 load/build ms", "hybrid p50/p95",
-                "dense p50/p95", "bm25 p50", "encode p50", "RSS MB", "peak MB"):
+    for col in (
+        "corpus",
+        "chunks",
+        "embedded",
+        "build s",
+        "store MB",
+        "open ms",
+        "BM25 load/build ms",
+        "hybrid p50/p95",
+        "dense p50/p95",
+        "bm25 p50",
+        "encode p50",
+        "RSS MB",
+        "peak MB",
+    ):
         table.add_column(col, justify="left" if col == "corpus" else "right")
     for r in result["rows"]:
         lat = r["latency"]
-        table.add_row(r["name"], str(r["chunks"]), str(r.get("embedded", "")), f"{r['build_s']:.1f}", f"{r['store_mb']:.1f}",
-                      f"{r['open_index_ms']:.0f}", f"{r['bm25_load_ms']:.0f}/{r['bm25_build_ms']:.0f}",
-                      f"{lat['hybrid']['p50_ms']:.1f}/{lat['hybrid']['p95_ms']:.1f}",
-                      f"{lat['dense']['p50_ms']:.1f}/{lat['dense']['p95_ms']:.1f}", f"{lat['bm25']['p50_ms']:.1f}",
-                      f"{lat['encode']['p50_ms']:.1f}", f"{r['rss_mb']:.0f}", f"{r['peak_rss_mb']:.0f}")
+        table.add_row(
+            r["name"],
+            str(r["chunks"]),
+            str(r.get("embedded", "")),
+            f"{r['build_s']:.1f}",
+            f"{r['store_mb']:.1f}",
+            f"{r['open_index_ms']:.0f}",
+            f"{r['bm25_load_ms']:.0f}/{r['bm25_build_ms']:.0f}",
+            f"{lat['hybrid']['p50_ms']:.1f}/{lat['hybrid']['p95_ms']:.1f}",
+            f"{lat['dense']['p50_ms']:.1f}/{lat['dense']['p95_ms']:.1f}",
+            f"{lat['bm25']['p50_ms']:.1f}",
+            f"{lat['encode']['p50_ms']:.1f}",
+            f"{r['rss_mb']:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+        )
     console.print(table)
     if result.get("extrapolated_100k"):
         console.print(f"Estimate at 100k chunks (linear, not measured): {result['extrapolated_100k']}")
@@ -204,11 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     def add_args(p):
         p.add_argument("--sizes", type=_ints, default=[1000, 10000], help="target chunk counts")
         p.add_argument("--queries", type=int, default=20, help="questions per size (seeded SQuAD sample)")
-        p.add_argument("--full-builds", action="store_true",
-                       help="build every size from scratch (default: larger sizes reuse the smaller one's vectors)")
+        p.add_argument(
+            "--full-builds",
+            action="store_true",
+            help="build every size from scratch (default: larger sizes reuse the smaller one's vectors)",
+        )
         p.add_argument("--seed", type=int, default=0)
 
-    return main_for("scale", __doc__, add_args, lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed, not a.full_builds), render, argv)
+    return main_for(
+        "scale",
+        __doc__,
+        add_args,
+        lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed, not a.full_builds),
+        render,
+        argv,
+    )
 
 
 __all__ = ["MODES", "extrapolate", "main", "pick_articles", "probe", "render", "run"]
@@ -237,11 +300,13 @@ def search_only(sizes: list[int], queries: int = 50, seed: int = 0, dim: int = 3
             vectors = rng.standard_normal((n, dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             client = chromadb.PersistentClient(path=str(work), settings=ChromaSettings(anonymized_telemetry=False))
-            col = client.create_collection("search-only", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+            col = client.create_collection(
+                "search-only", configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
             step = client.get_max_batch_size()
             started = time.perf_counter()
             for i in range(0, n, step):
-                col.add(ids=[str(j) for j in range(i, min(n, i + step))], embeddings=vectors[i:i + step])
+                col.add(ids=[str(j) for j in range(i, min(n, i + step))], embeddings=vectors[i : i + step])
             insert_s = time.perf_counter() - started
             texts = [paragraphs[i % len(paragraphs)] for i in range(n)]
             started = time.perf_counter()
@@ -262,10 +327,17 @@ def search_only(sizes: list[int], queries: int = 50, seed: int = 0, dim: int = 3
                 started = time.perf_counter()
                 bm25.search(q, 20)
                 lexical.append(1000 * (time.perf_counter() - started))
-            out.append({"chunks": n, "chroma_insert_s": round(insert_s, 1), "bm25_build_s": round(bm25_build_s, 2),
-                        "bm25_load_s": round(bm25_load_s, 3), "dense_search": latency(dense),
-                        "bm25_search": latency(lexical),
-                        "hybrid_search_p50_ms": round(pct([d + b for d, b in zip(dense, lexical)], 50), 2)})
+            out.append(
+                {
+                    "chunks": n,
+                    "chroma_insert_s": round(insert_s, 1),
+                    "bm25_build_s": round(bm25_build_s, 2),
+                    "bm25_load_s": round(bm25_load_s, 3),
+                    "dense_search": latency(dense),
+                    "bm25_search": latency(lexical),
+                    "hybrid_search_p50_ms": round(pct([d + b for d, b in zip(dense, lexical)], 50), 2),
+                }
+            )
             log(f"search-only {n}: {out[-1]}")
         finally:
             shutil.rmtree(work, ignore_errors=True)

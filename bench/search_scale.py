@@ -83,8 +83,11 @@ def _start_server(folder: Path) -> tuple[subprocess.Popen, int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     chroma = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(folder), "--port", str(port), "--host", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(folder), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -96,7 +99,9 @@ def _start_server(folder: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("the Chroma server did not start")
 
 
-def measure(size: int, settings: Settings, vectors: dict[str, list[float]], seed: int = 0, server: bool = False) -> dict:
+def measure(
+    size: int, settings: Settings, vectors: dict[str, list[float]], seed: int = 0, server: bool = False
+) -> dict:
     """One size, in this process: write, build, open through IndexReader, search through Retriever."""
     import numpy as np
 
@@ -119,15 +124,21 @@ def measure(size: int, settings: Settings, vectors: dict[str, list[float]], seed
             c = base[i % len(base)]
             copy = i // len(base)
             cid = c.id if copy == 0 else f"{c.id}-{copy}"
-            chunks[cid] = Chunk(cid, c.source if copy == 0 else f"{c.source}#{copy}", c.title, c.start, c.end, c.text, c.page)
+            chunks[cid] = Chunk(
+                cid, c.source if copy == 0 else f"{c.source}#{copy}", c.title, c.start, c.end, c.text, c.page
+            )
         ids = list(chunks)
         rng = np.random.default_rng(seed)
         client = store.chroma_client(s)
         name = store.new_collection_name()
         folder = store.build_dir(Path(s.store_path), name)
         folder.mkdir(parents=True)
-        collection = client.create_collection(name, metadata={**store.index_config(s), "built_at": store.now_iso()},
-                                              configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+        collection = client.create_collection(
+            name,
+            metadata={**store.index_config(s), "built_at": store.now_iso()},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
         step = client.get_max_batch_size()
         log(f"search-scale {size:,}: writing {size:,} chunks to Chroma in batches of {step}")
         started = time.perf_counter()
@@ -135,9 +146,12 @@ def measure(size: int, settings: Settings, vectors: dict[str, list[float]], seed
             batch = [chunks[c] for c in ids[i : i + step]]
             vecs = rng.standard_normal((len(batch), s.embedding_dim)).astype(np.float32)
             vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-            collection.add(ids=[c.id for c in batch], embeddings=vecs, documents=[c.text for c in batch],
-                           metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end}
-                                      for c in batch])
+            collection.add(
+                ids=[c.id for c in batch],
+                embeddings=vecs,
+                documents=[c.text for c in batch],
+                metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end} for c in batch],
+            )
             if (i // step) % 20 == 0:
                 log(f"search-scale {size:,}: {i + len(batch):,} written, {time.perf_counter() - started:.0f} s")
         chroma_s = time.perf_counter() - started
@@ -167,12 +181,20 @@ def measure(size: int, settings: Settings, vectors: dict[str, list[float]], seed
             reader.bm25(q, depth)
             times["bm25"].append(1000 * (time.perf_counter() - started))
         chroma_dir = work / "server" if server else Path(s.store_path) / "chroma"
-        return {"chunks": size, "server": server, "distinct_texts": len(base), "queries": len(qs),
-                "chroma_write_s": round(chroma_s, 1), "bm25_build_s": round(bm25_s, 1), "open_s": round(open_s, 2),
-                "chroma_mb": round(folder_bytes(chroma_dir) / 2**20, 1),
-                "bm25_mb": round(folder_bytes(folder / store.BM25_DIR) / 2**20, 1),
-                "latency": {p: latency(v) for p, v in times.items()},
-                "rss_mb": round((proc_status_kb("VmRSS") or 0) / 2**10), "peak_rss_mb": round((proc_status_kb("VmHWM") or 0) / 2**10)}
+        return {
+            "chunks": size,
+            "server": server,
+            "distinct_texts": len(base),
+            "queries": len(qs),
+            "chroma_write_s": round(chroma_s, 1),
+            "bm25_build_s": round(bm25_s, 1),
+            "open_s": round(open_s, 2),
+            "chroma_mb": round(folder_bytes(chroma_dir) / 2**20, 1),
+            "bm25_mb": round(folder_bytes(folder / store.BM25_DIR) / 2**20, 1),
+            "latency": {p: latency(v) for p, v in times.items()},
+            "rss_mb": round((proc_status_kb("VmRSS") or 0) / 2**10),
+            "peak_rss_mb": round((proc_status_kb("VmHWM") or 0) / 2**10),
+        }
     finally:
         if proc is not None:
             proc.terminate()
@@ -216,21 +238,33 @@ def measure_bm25(sizes: list[int], settings: Settings, qs: list[str]) -> list[di
         build_s = time.perf_counter() - started
         times: dict[str, list[float]] = {"top_k": [], "sort": []}
         for j, q in enumerate(qs):
-            for name in (("top_k", "sort") if j % 2 else ("sort", "top_k")):
+            for name in ("top_k", "sort") if j % 2 else ("sort", "top_k"):
                 started = time.perf_counter()
                 hits = index.search(q, 20) if name == "top_k" else _sorted_search(index, q, 20)
                 times[name].append(1000 * (time.perf_counter() - started))
             if j < 20:
                 assert hits == (_sorted_search(index, q, 20) if name == "top_k" else index.search(q, 20))
-        rows.append({"chunks": n, "build_s": round(build_s, 1), "search": {m: latency(v) for m, v in times.items()},
-                     "rss_mb": round((proc_status_kb("VmRSS") or 0) / 2**10)})
+        rows.append(
+            {
+                "chunks": n,
+                "build_s": round(build_s, 1),
+                "search": {m: latency(v) for m, v in times.items()},
+                "rss_mb": round((proc_status_kb("VmRSS") or 0) / 2**10),
+            }
+        )
         log(f"search-scale bm25: {json.dumps(rows[-1])}")
         del model, index
     return rows
 
 
-def run(base: Settings, sizes: list[int], queries: int = 200, seed: int = 0, server: bool = False,
-        bm25_sizes: list[int] | None = None) -> dict:
+def run(
+    base: Settings,
+    sizes: list[int],
+    queries: int = 200,
+    seed: int = 0,
+    server: bool = False,
+    bm25_sizes: list[int] | None = None,
+) -> dict:
     import multiprocessing
 
     qs = questions(base, queries, seed)
@@ -244,8 +278,15 @@ def run(base: Settings, sizes: list[int], queries: int = 200, seed: int = 0, ser
     if bm25_sizes:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             bm25_rows = pool.apply(measure_bm25, (bm25_sizes, base, qs))
-    return {"sizes": sizes, "server": server, "top_k": base.top_k, "dense": "random unit vectors",
-            "target_1m_hybrid_p50_ms": TARGET_1M_HYBRID_P50_MS, "rows": rows, "bm25_rows": bm25_rows}
+    return {
+        "sizes": sizes,
+        "server": server,
+        "top_k": base.top_k,
+        "dense": "random unit vectors",
+        "target_1m_hybrid_p50_ms": TARGET_1M_HYBRID_P50_MS,
+        "rows": rows,
+        "bm25_rows": bm25_rows,
+    }
 
 
 def estimate(result: dict, chunks: int = 1_000_000) -> dict:
@@ -263,9 +304,16 @@ def estimate(result: dict, chunks: int = 1_000_000) -> dict:
     dense_log = d_b + (d_b - d_a) * math.log(chunks / b["chunks"]) / math.log(b["chunks"] / a["chunks"])
     dense_linear = d_b * chunks / b["chunks"]
     base = b["latency"]["hybrid"]["p50_ms"] + bm[chunks] - bm[b["chunks"]]
-    return {"chunks": chunks, "estimate": True, "from_chunks": b["chunks"], "bm25_p50_ms": bm[chunks],
-            "dense_p50_ms_log": round(dense_log, 1), "dense_p50_ms_linear": round(dense_linear, 1),
-            "hybrid_p50_ms_log": round(base + dense_log - d_b, 1), "hybrid_p50_ms_linear": round(base + dense_linear - d_b, 1)}
+    return {
+        "chunks": chunks,
+        "estimate": True,
+        "from_chunks": b["chunks"],
+        "bm25_p50_ms": bm[chunks],
+        "dense_p50_ms_log": round(dense_log, 1),
+        "dense_p50_ms_linear": round(dense_linear, 1),
+        "hybrid_p50_ms_log": round(base + dense_log - d_b, 1),
+        "hybrid_p50_ms_linear": round(base + dense_linear - d_b, 1),
+    }
 
 
 def render(result: dict, console) -> None:
@@ -273,14 +321,29 @@ def render(result: dict, console) -> None:
 
     where = "Chroma server" if result["server"] else "embedded Chroma"
     table = Table(title=f"Search latency without query encoding ({where}, top_k={result['top_k']})")
-    for col in ("chunks", "Chroma write s", "BM25 build s", "Chroma MB", "BM25 MB", "hybrid p50/p95 ms",
-                "dense p50/p95 ms", "bm25 p50/p95 ms", "peak RSS MB"):
+    for col in (
+        "chunks",
+        "Chroma write s",
+        "BM25 build s",
+        "Chroma MB",
+        "BM25 MB",
+        "hybrid p50/p95 ms",
+        "dense p50/p95 ms",
+        "bm25 p50/p95 ms",
+        "peak RSS MB",
+    ):
         table.add_column(col, justify="right")
     for r in result["rows"]:
         lat = r["latency"]
-        table.add_row(f"{r['chunks']:,}", f"{r['chroma_write_s']:.0f}", f"{r['bm25_build_s']:.0f}", f"{r['chroma_mb']:.0f}",
-                      f"{r['bm25_mb']:.0f}", *(f"{lat[p]['p50_ms']:.1f}/{lat[p]['p95_ms']:.1f}" for p in PARTS),
-                      f"{r['peak_rss_mb']}")
+        table.add_row(
+            f"{r['chunks']:,}",
+            f"{r['chroma_write_s']:.0f}",
+            f"{r['bm25_build_s']:.0f}",
+            f"{r['chroma_mb']:.0f}",
+            f"{r['bm25_mb']:.0f}",
+            *(f"{lat[p]['p50_ms']:.1f}/{lat[p]['p95_ms']:.1f}" for p in PARTS),
+            f"{r['peak_rss_mb']}",
+        )
     console.print(table)
     if result.get("bm25_rows"):
         table = Table(title="BM25 alone (Bm25Index.search, depth 20): top-k selection against a full sort")
@@ -288,14 +351,21 @@ def render(result: dict, console) -> None:
             table.add_column(col, justify="right")
         for r in result["bm25_rows"]:
             a, b = r["search"]["top_k"], r["search"]["sort"]
-            table.add_row(f"{r['chunks']:,}", f"{r['build_s']:.0f}", f"{a['p50_ms']:.1f}/{a['p95_ms']:.1f}",
-                          f"{b['p50_ms']:.1f}/{b['p95_ms']:.1f}", f"{r['rss_mb']}")
+            table.add_row(
+                f"{r['chunks']:,}",
+                f"{r['build_s']:.0f}",
+                f"{a['p50_ms']:.1f}/{a['p95_ms']:.1f}",
+                f"{b['p50_ms']:.1f}/{b['p95_ms']:.1f}",
+                f"{r['rss_mb']}",
+            )
         console.print(table)
     est = estimate(result)
     if est:
-        console.print(f"Estimate at {est['chunks']:,} chunks (not measured end to end): hybrid p50 "
-                      f"{est['hybrid_p50_ms_log']} ms with dense growing logarithmically, {est['hybrid_p50_ms_linear']} "
-                      f"ms if it grew linearly; BM25 measured at {est['bm25_p50_ms']} ms")
+        console.print(
+            f"Estimate at {est['chunks']:,} chunks (not measured end to end): hybrid p50 "
+            f"{est['hybrid_p50_ms_log']} ms with dense growing logarithmically, {est['hybrid_p50_ms_linear']} "
+            f"ms if it grew linearly; BM25 measured at {est['bm25_p50_ms']} ms"
+        )
 
 
 def main(argv: list[str] | None = None, server: bool = False) -> int:
@@ -305,12 +375,22 @@ def main(argv: list[str] | None = None, server: bool = False) -> int:
     def add_args(p):
         p.add_argument("--sizes", type=_ints, default=[10_000, 100_000], help="chunk counts (full path)")
         p.add_argument("--queries", type=int, default=200, help="SQuAD questions per size (seeded sample)")
-        p.add_argument("--bm25-sizes", type=_ints, default=None,
-                       help="also the BM25 side alone at these chunk counts (e.g. 100000,1000000)")
+        p.add_argument(
+            "--bm25-sizes",
+            type=_ints,
+            default=None,
+            help="also the BM25 side alone at these chunk counts (e.g. 100000,1000000)",
+        )
         p.add_argument("--seed", type=int, default=0)
 
-    return main_for("search-scale-server" if server else "search-scale", __doc__, add_args,
-                    lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed, server, a.bm25_sizes), render, argv)
+    return main_for(
+        "search-scale-server" if server else "search-scale",
+        __doc__,
+        add_args,
+        lambda s, a: run(s, a.sizes, max(1, a.queries), a.seed, server, a.bm25_sizes),
+        render,
+        argv,
+    )
 
 
 def server_main(argv: list[str] | None = None) -> int:

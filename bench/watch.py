@@ -27,9 +27,11 @@ from index.settings import Settings
 TARGETS = {"add_s": 10.0, "delete_s": 10.0, "bulk_rebuilds": 2}
 FACT = "The Hunza valley weather station recorded 1,873 millimetres of snow in the winter of 2019."
 QUESTION = "How much snow did the Hunza valley weather station record in the winter of 2019?"
-FILLER = ("The station sits above the village on a ridge facing the river, and its instruments are read every "
-          "morning by a volunteer from the school. Records go back several decades and are shared with the "
-          "provincial department, which publishes a summary every spring. ")
+FILLER = (
+    "The station sits above the village on a ridge facing the river, and its instruments are read every "
+    "morning by a volunteer from the school. Records go back several decades and are shared with the "
+    "provincial department, which publishes a summary every spring. "
+)
 
 
 def five_kb_note() -> str:
@@ -44,8 +46,10 @@ def bulk_files(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     for i in range(n):
-        text = (f"Field report {i}\n\nOn day {i} of the survey, team {i % 7} measured a flow of {100 + i} cubic "
-                f"metres per second at gauge {i}. " + FILLER * 4)
+        text = (
+            f"Field report {i}\n\nOn day {i} of the survey, team {i % 7} measured a flow of {100 + i} cubic "
+            f"metres per second at gauge {i}. " + FILLER * 4
+        )
         path = folder / f"report-{i:03d}.txt"
         path.write_text(text)
         files.append(path)
@@ -83,8 +87,9 @@ def run(settings: Settings, args) -> dict:
         service = QAService(s)
         build_index(s, progress=False, embedder=service.embedder())
         service.ask(QUESTION)  # models and index loaded before anything is timed
-        watcher = FolderWatcher(seeds, lambda: service.rebuild(force=False), debounce=s.watch_debounce_seconds,
-                                retry_on=(IndexBusy,)).start(initial=False)
+        watcher = FolderWatcher(
+            seeds, lambda: service.rebuild(force=False), debounce=s.watch_debounce_seconds, retry_on=(IndexBusy,)
+        ).start(initial=False)
         try:
             time.sleep(1.0)  # inotify watches in place
             note = seeds / "hunza-weather.txt"
@@ -117,12 +122,22 @@ def run(settings: Settings, args) -> dict:
         finally:
             watcher.stop(600)
     return {
-        "debounce_s": args.debounce, "note_bytes": len(text.encode()), "add_s": add_s, "add_rebuilds": add_rebuilds,
-        "delete_s": delete_s, "delete_rebuilds": delete_rebuilds, "bulk_files": len(staged),
-        "bulk_copy_s": copy_s, "bulk_indexed_s": bulk_s, "bulk_rebuilds": bulk_rebuilds, "targets": TARGETS,
-        "met": {"add_s": add_s is not None and add_s <= TARGETS["add_s"],
-                "delete_s": delete_s is not None and delete_s <= TARGETS["delete_s"],
-                "bulk_rebuilds": bulk_rebuilds <= TARGETS["bulk_rebuilds"]},
+        "debounce_s": args.debounce,
+        "note_bytes": len(text.encode()),
+        "add_s": add_s,
+        "add_rebuilds": add_rebuilds,
+        "delete_s": delete_s,
+        "delete_rebuilds": delete_rebuilds,
+        "bulk_files": len(staged),
+        "bulk_copy_s": copy_s,
+        "bulk_indexed_s": bulk_s,
+        "bulk_rebuilds": bulk_rebuilds,
+        "targets": TARGETS,
+        "met": {
+            "add_s": add_s is not None and add_s <= TARGETS["add_s"],
+            "delete_s": delete_s is not None and delete_s <= TARGETS["delete_s"],
+            "bulk_rebuilds": bulk_rebuilds <= TARGETS["bulk_rebuilds"],
+        },
     }
 
 
@@ -140,15 +155,21 @@ def _fmt(value) -> str:
 def render(result: dict, console) -> None:
     met = result["met"]
     console.print(f"Watched folder (debounce {result['debounce_s']} s, extractive answers, real embedder and Chroma)")
-    console.print(f"  new {result['note_bytes']:,}-byte file cited after {_fmt(result['add_s'])} "
-                  f"({result['add_rebuilds']} rebuild) — target ≤ {TARGETS['add_s']:.0f} s: "
-                  f"{'met' if met['add_s'] else 'NOT met'}")
-    console.print(f"  deleted file gone from answers after {_fmt(result['delete_s'])} "
-                  f"({result['delete_rebuilds']} rebuild) — target ≤ {TARGETS['delete_s']:.0f} s: "
-                  f"{'met' if met['delete_s'] else 'NOT met'}")
-    console.print(f"  {result['bulk_files']} files copied in {result['bulk_copy_s']:.2f} s: "
-                  f"{result['bulk_rebuilds']} rebuild(s), all indexed after {_fmt(result['bulk_indexed_s'])} — "
-                  f"target ≤ {TARGETS['bulk_rebuilds']} rebuilds: {'met' if met['bulk_rebuilds'] else 'NOT met'}")
+    console.print(
+        f"  new {result['note_bytes']:,}-byte file cited after {_fmt(result['add_s'])} "
+        f"({result['add_rebuilds']} rebuild) — target ≤ {TARGETS['add_s']:.0f} s: "
+        f"{'met' if met['add_s'] else 'NOT met'}"
+    )
+    console.print(
+        f"  deleted file gone from answers after {_fmt(result['delete_s'])} "
+        f"({result['delete_rebuilds']} rebuild) — target ≤ {TARGETS['delete_s']:.0f} s: "
+        f"{'met' if met['delete_s'] else 'NOT met'}"
+    )
+    console.print(
+        f"  {result['bulk_files']} files copied in {result['bulk_copy_s']:.2f} s: "
+        f"{result['bulk_rebuilds']} rebuild(s), all indexed after {_fmt(result['bulk_indexed_s'])} — "
+        f"target ≤ {TARGETS['bulk_rebuilds']} rebuilds: {'met' if met['bulk_rebuilds'] else 'NOT met'}"
+    )
 
 
 def add_args(parser) -> None:

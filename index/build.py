@@ -18,8 +18,16 @@ from pathlib import Path
 
 from index import store
 from index.build_check import distinct_chunks, live_index_holds_up, validate_collection
-from index.build_store import (active_state, build_lock, chunk_ids, fsync_tree, holds_all, remove_leftovers,
-                               reused_vectors, write_build_files)
+from index.build_store import (
+    active_state,
+    build_lock,
+    chunk_ids,
+    fsync_tree,
+    holds_all,
+    remove_leftovers,
+    reused_vectors,
+    write_build_files,
+)
 from index.formats import SUPPORTED_SUFFIXES
 from index.load import load_documents
 from index.settings import Settings
@@ -43,8 +51,14 @@ class _Reporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._bars = Progress(
+                TextColumn("{task.description:<18}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
 
     def __enter__(self) -> "_Reporter":
         if self._bars is not None:
@@ -95,32 +109,47 @@ def build_index(
     fresh=True: always write a new collection. Raises IndexBusy at once when
     another build holds the lock, and IndexError_ with a clear message when there is nothing to index."""
     started = time.perf_counter()
-    with build_lock(Path(settings.store_path)), _Reporter(progress, on_progress) as report_progress, \
-            ExitStack() as held:
+    with (
+        build_lock(Path(settings.store_path)),
+        _Reporter(progress, on_progress) as report_progress,
+        ExitStack() as held,
+    ):
         notes: list[str] = []
         client = _client(settings, force, notes)
         lease = None
         if settings.chroma_host:  # one writer across every machine that shares the server
             from index.lease import WriterLease
 
-            lease = held.enter_context(WriterLease(client, settings.chroma_lease_seconds,
-                                                   store.chroma_location(settings)))
+            lease = held.enter_context(
+                WriterLease(client, settings.chroma_lease_seconds, store.chroma_location(settings))
+            )
         active, manifest = active_state(settings)
         remove_leftovers(settings, client, keep=active)
         docs, warnings = _read_documents(settings, report_progress)
-        if _up_to_date(settings, client, active, manifest, docs, force=force, fresh=fresh,
-                       report_progress=report_progress):
-            return BuildReport(collection=active, documents=len(docs), chunks=int(manifest.get("chunks", 0)),
-                               embedded=0, reused=0, removed_documents=0, skipped=notes + warnings,
-                               seconds=time.perf_counter() - started, up_to_date=True, validated=force)
+        if _up_to_date(
+            settings, client, active, manifest, docs, force=force, fresh=fresh, report_progress=report_progress
+        ):
+            return BuildReport(
+                collection=active,
+                documents=len(docs),
+                chunks=int(manifest.get("chunks", 0)),
+                embedded=0,
+                reused=0,
+                removed_documents=0,
+                skipped=notes + warnings,
+                seconds=time.perf_counter() - started,
+                up_to_date=True,
+                validated=force,
+            )
 
         chunks_by_doc = {d.source: split_document(d, settings.chunk_size, settings.chunk_overlap) for d in docs}
         chunks = [c for d in docs for c in chunks_by_doc[d.source]]
         stored = distinct_chunks(chunks)
         vectors = _reuse(settings, client, active, manifest, stored, report_progress)
         embedded = _embed_missing(settings, embedder, chunks_by_doc, stored, vectors, report_progress)
-        name, folder = _write_collection(settings, client, docs, chunks_by_doc, chunks, stored, vectors,
-                                         report_progress)
+        name, folder = _write_collection(
+            settings, client, docs, chunks_by_doc, chunks, stored, vectors, report_progress
+        )
         if lease is not None:
             store.push_files(settings, name, folder)
             lease.check()
@@ -129,9 +158,16 @@ def build_index(
         report_progress("switch", 1, 1)
         remove_leftovers(settings, client, keep=name)
         removed = len(set((manifest or {}).get("documents", {})) - {d.source for d in docs})
-        return BuildReport(collection=name, documents=len(docs), chunks=len(chunks), embedded=embedded,
-                           reused=len(stored) - embedded, removed_documents=removed, skipped=notes + warnings,
-                           seconds=time.perf_counter() - started)
+        return BuildReport(
+            collection=name,
+            documents=len(docs),
+            chunks=len(chunks),
+            embedded=embedded,
+            reused=len(stored) - embedded,
+            removed_documents=removed,
+            skipped=notes + warnings,
+            seconds=time.perf_counter() - started,
+        )
 
 
 def _client(settings: Settings, force: bool, notes: list[str]):
@@ -146,10 +182,13 @@ def _client(settings: Settings, force: bool, notes: list[str]):
 
 
 def _read_documents(settings: Settings, report_progress: Progress) -> tuple[list[Document], list[str]]:
-    docs, warnings = load_documents(settings.seeds_dir,
-                                    on_file=lambda done, total: report_progress("read", done, total),
-                                    max_chars=settings.max_doc_chars, max_seconds=settings.max_extract_seconds,
-                                    memory_mb=settings.max_extract_mb)
+    docs, warnings = load_documents(
+        settings.seeds_dir,
+        on_file=lambda done, total: report_progress("read", done, total),
+        max_chars=settings.max_doc_chars,
+        max_seconds=settings.max_extract_seconds,
+        memory_mb=settings.max_extract_mb,
+    )
     if not docs:
         raise IndexError_(
             f"no documents to index in {settings.seeds_dir} (put {', '.join(SUPPORTED_SUFFIXES)} files there)"
@@ -158,8 +197,17 @@ def _read_documents(settings: Settings, report_progress: Progress) -> tuple[list
     return docs, warnings
 
 
-def _up_to_date(settings: Settings, client, active: str | None, manifest: dict | None, docs: list[Document], *,
-                force: bool, fresh: bool, report_progress: Progress) -> bool:
+def _up_to_date(
+    settings: Settings,
+    client,
+    active: str | None,
+    manifest: dict | None,
+    docs: list[Document],
+    *,
+    force: bool,
+    fresh: bool,
+    report_progress: Progress,
+) -> bool:
     """The live index already holds these documents with these settings, so there is nothing to build: always
     for a plain build; for a forced one only when the live index also passes validation (never when fresh)."""
     if manifest is None or store.config_mismatch(manifest, settings) is not None:
@@ -179,8 +227,14 @@ def _up_to_date(settings: Settings, client, active: str | None, manifest: dict |
     return validated
 
 
-def _reuse(settings: Settings, client, active: str | None, manifest: dict | None, stored: list[Chunk],
-           report_progress: Progress) -> dict[str, list[float]]:
+def _reuse(
+    settings: Settings,
+    client,
+    active: str | None,
+    manifest: dict | None,
+    stored: list[Chunk],
+    report_progress: Progress,
+) -> dict[str, list[float]]:
     """Vectors of the chunks the live index already holds, by chunk id.
 
     A chunk id hashes source, offsets and text, so an id the live index already holds names the same text:
@@ -189,7 +243,8 @@ def _reuse(settings: Settings, client, active: str | None, manifest: dict | None
     wanted = store.index_config(settings)
     same_model = manifest is not None and all(
         manifest.get(k, store.RECORD_DEFAULTS.get(k)) == wanted[k]
-        for k in ("embedding_model", "embedding_path", "dimension", "chroma"))
+        for k in ("embedding_model", "embedding_path", "dimension", "chroma")
+    )
     old_ids = chunk_ids(settings, active) if same_model else set()
     unchanged = [c.id for c in stored if c.id in old_ids]
     report_progress("reuse", 0, len(unchanged))
@@ -198,8 +253,14 @@ def _reuse(settings: Settings, client, active: str | None, manifest: dict | None
     return vectors
 
 
-def _embed_missing(settings: Settings, embedder, chunks_by_doc: dict[str, list[Chunk]], stored: list[Chunk],
-                   vectors: dict[str, list[float]], report_progress: Progress) -> int:
+def _embed_missing(
+    settings: Settings,
+    embedder,
+    chunks_by_doc: dict[str, list[Chunk]],
+    stored: list[Chunk],
+    vectors: dict[str, list[float]],
+    report_progress: Progress,
+) -> int:
     """Embed every stored chunk without a vector into `vectors`; returns how many were embedded."""
     # Longest first, as SentenceTransformer.encode orders one call's texts: each batch then holds chunks of
     # similar length and pads little (in document order the batches padded ~1.2x more tokens).
@@ -219,15 +280,23 @@ def _embed_missing(settings: Settings, embedder, chunks_by_doc: dict[str, list[C
             if len(vec) != settings.embedding_dim:
                 raise IndexError_(
                     f"the model {settings.embedding_model!r} gives {len(vec)}-dimensional vectors, but "
-                    f"the settings say {settings.embedding_dim}; set QA_EMBEDDING_DIM={len(vec)}")
+                    f"the settings say {settings.embedding_dim}; set QA_EMBEDDING_DIM={len(vec)}"
+                )
             vectors[chunk.id] = [float(x) for x in vec]
         report_progress("embed", min(i + step, len(todo)), len(todo))
     return len(todo)
 
 
-def _write_collection(settings: Settings, client, docs: list[Document], chunks_by_doc: dict[str, list[Chunk]],
-                      chunks: list[Chunk], stored: list[Chunk], vectors: dict[str, list[float]],
-                      report_progress: Progress) -> tuple[str, Path]:
+def _write_collection(
+    settings: Settings,
+    client,
+    docs: list[Document],
+    chunks_by_doc: dict[str, list[Chunk]],
+    chunks: list[Chunk],
+    stored: list[Chunk],
+    vectors: dict[str, list[float]],
+    report_progress: Progress,
+) -> tuple[str, Path]:
     """A new collection with its build folder (documents, BM25, manifest), validated and synced to disk; returns
     its name and folder. Nothing points at it yet."""
     name = store.new_collection_name()
@@ -249,15 +318,29 @@ def _write_collection(settings: Settings, client, docs: list[Document], chunks_b
             ids=[c.id for c in batch],
             embeddings=ordered[i : i + step],
             documents=[c.text for c in batch],
-            metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end,
-                        **({"page": c.page} if c.page is not None else {})} for c in batch],
+            metadatas=[
+                {
+                    "source": c.source,
+                    "title": c.title,
+                    "start": c.start,
+                    "end": c.end,
+                    **({"page": c.page} if c.page is not None else {}),
+                }
+                for c in batch
+            ],
         )
         report_progress("write", min(i + step, len(stored)), len(stored))
     write_build_files(folder, name, config, docs, chunks_by_doc, chunks, stored)
 
     report_progress("validate", 0, 1)
-    validate_collection(collection, stored, [chunks_by_doc[d.source][0] for d in docs if chunks_by_doc[d.source]],
-                        lambda rows: [ordered[r] for r in rows], settings.embedding_dim, folder / store.BM25_DIR)
+    validate_collection(
+        collection,
+        stored,
+        [chunks_by_doc[d.source][0] for d in docs if chunks_by_doc[d.source]],
+        lambda rows: [ordered[r] for r in rows],
+        settings.embedding_dim,
+        folder / store.BM25_DIR,
+    )
     fsync_tree(folder)
     report_progress("validate", 1, 1)
     return name, folder

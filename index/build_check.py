@@ -31,8 +31,14 @@ SMOKE_PROBES = 16  # documents probed by validation (spread over the corpus)
 SMOKE_K = 10
 
 
-def validate_collection(collection, stored: list[Chunk], firsts: list[Chunk],
-                        vectors_of: Callable[[list[int]], list], dim: int, bm25_dir: Path) -> None:
+def validate_collection(
+    collection,
+    stored: list[Chunk],
+    firsts: list[Chunk],
+    vectors_of: Callable[[list[int]], list],
+    dim: int,
+    bm25_dir: Path,
+) -> None:
     """Count, dimension, smoke queries on a collection, and its BM25 files read back.
 
     The smoke queries check the index, not the documents' variety: the first chunk of each document (up to
@@ -55,8 +61,9 @@ def validate_collection(collection, stored: list[Chunk], firsts: list[Chunk],
     hits = collection.query(query_embeddings=vectors_of(rows), n_results=min(SMOKE_K, count), include=["documents"])
     failed = sum(stored[r].text not in found for r, found in zip(rows, hits["documents"]))
     if failed * 2 > len(rows):
-        raise IndexError_(f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk "
-                          "they were made from")
+        raise IndexError_(
+            f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk they were made from"
+        )
     if len(Bm25Index.load(bm25_dir).ids) != len(stored):
         raise IndexError_("validation failed: the BM25 index does not cover every chunk")
 
@@ -77,8 +84,14 @@ def live_index_holds_up(settings: Settings) -> bool:
             by_id = dict(zip(got["ids"], got["embeddings"]))
             return [by_id[stored[r].id] for r in rows]
 
-        validate_collection(reader._chroma, stored, firsts, vectors_of, settings.embedding_dim,
-                  store.build_dir(Path(settings.store_path), reader.collection) / store.BM25_DIR)
+        validate_collection(
+            reader._chroma,
+            stored,
+            firsts,
+            vectors_of,
+            settings.embedding_dim,
+            store.build_dir(Path(settings.store_path), reader.collection) / store.BM25_DIR,
+        )
         return True
     except Exception:  # IndexError_ from the checks, KeyError for a missing vector, Chroma errors: rebuild
         return False

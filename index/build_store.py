@@ -117,27 +117,55 @@ def fsync_tree(folder: Path) -> None:
         store.fsync_dir(path)
 
 
-def write_build_files(folder: Path, name: str, config: dict, docs: list[Document],
-                 chunks_by_doc: dict[str, list[Chunk]], chunks: list[Chunk], stored: list[Chunk]) -> None:
+def write_build_files(
+    folder: Path,
+    name: str,
+    config: dict,
+    docs: list[Document],
+    chunks_by_doc: dict[str, list[Chunk]],
+    chunks: list[Chunk],
+    stored: list[Chunk],
+) -> None:
     """documents.json (texts + chunk spans), BM25, then the manifest last: the manifest is the 'complete' mark."""
-    store.write_json_atomic(folder / store.DOCUMENTS, {
-        d.source: {"title": d.title, "subtitle": d.subtitle, "sha256": d.sha256, "text": d.text,
-                   "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]],
-                   **({"pages": list(d.pages)} if d.pages else {})}
-        for d in docs
-    })
+    store.write_json_atomic(
+        folder / store.DOCUMENTS,
+        {
+            d.source: {
+                "title": d.title,
+                "subtitle": d.subtitle,
+                "sha256": d.sha256,
+                "text": d.text,
+                "chunks": [[c.id, c.start, c.end] for c in chunks_by_doc[d.source]],
+                **({"pages": list(d.pages)} if d.pages else {}),
+            }
+            for d in docs
+        },
+    )
     Bm25Index.build([c.id for c in stored], [c.text for c in stored]).save(folder / store.BM25_DIR)
-    store.write_json_atomic(folder / store.MANIFEST, {
-        "collection": name,
-        **config,
-        "built_at": store.now_iso(),
-        "document_count": len(docs),
-        "chunks": len(chunks),
-        "vectors": len(stored),
-        "documents": {d.source: {"sha256": d.sha256, "title": d.title, "chunks": len(chunks_by_doc[d.source])}
-                      for d in docs},
-    })
+    store.write_json_atomic(
+        folder / store.MANIFEST,
+        {
+            "collection": name,
+            **config,
+            "built_at": store.now_iso(),
+            "document_count": len(docs),
+            "chunks": len(chunks),
+            "vectors": len(stored),
+            "documents": {
+                d.source: {"sha256": d.sha256, "title": d.title, "chunks": len(chunks_by_doc[d.source])} for d in docs
+            },
+        },
+    )
 
 
-__all__ = ["active_state", "build_lock", "chunk_ids", "delete_collection", "fsync_tree", "holds_all",
-           "remove_leftovers", "reused_vectors", "write_build_files"]
+__all__ = [
+    "active_state",
+    "build_lock",
+    "chunk_ids",
+    "delete_collection",
+    "fsync_tree",
+    "holds_all",
+    "remove_leftovers",
+    "reused_vectors",
+    "write_build_files",
+]

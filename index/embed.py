@@ -37,8 +37,9 @@ def quantize_int8(model) -> None:
 
     with warnings.catch_warnings():  # torch marks eager quantisation deprecated in favour of torchao
         warnings.simplefilter("ignore")
-        torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                               dtype=torch.qint8, inplace=True)
+        torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
 
 
 class QueryEncoder:

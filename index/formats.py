@@ -221,7 +221,9 @@ class Extractor:
     """
 
     def __init__(self, max_chars: int, max_seconds: float, memory_mb: int = 0, extract=extract_here):
-        self.extract_fn = extract  # a module-level function (path, max_chars, suffix) -> Extracted; tests pass a slow one
+        self.extract_fn = (
+            extract  # a module-level function (path, max_chars, suffix) -> Extracted; tests pass a slow one
+        )
         self.max_chars = max_chars
         self.max_seconds = max_seconds
         self.memory_mb = memory_mb
@@ -237,7 +239,9 @@ class Extractor:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold threads and locks
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker, args=(child, self.memory_mb, self.extract_fn), name="qa-extract", daemon=True)
+        self._proc = ctx.Process(
+            target=_worker, args=(child, self.memory_mb, self.extract_fn), name="qa-extract", daemon=True
+        )
         self._proc.start()
         child.close()
         self._conn = parent
@@ -276,13 +280,21 @@ class Extractor:
             raise FormatError("could not be read: the extraction worker stopped (out of memory?)") from None
         if reply is None:
             self._kill()  # the next file gets a fresh worker
-            raise FormatError(f"took longer than {self.max_seconds:g} s to read (the limit is "
-                              "QA_MAX_EXTRACT_SECONDS)")
+            raise FormatError(f"took longer than {self.max_seconds:g} s to read (the limit is QA_MAX_EXTRACT_SECONDS)")
         kind, value = reply
         if kind == "error":
             raise FormatError(value)
         return value
 
 
-__all__ = ["EXTRACTED_SUFFIXES", "SUPPORTED_SUFFIXES", "Extracted", "Extractor", "FormatError", "page_at",
-           "pdf_text", "docx_text", "reflow_pages"]
+__all__ = [
+    "EXTRACTED_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "Extracted",
+    "Extractor",
+    "FormatError",
+    "page_at",
+    "pdf_text",
+    "docx_text",
+    "reflow_pages",
+]

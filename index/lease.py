@@ -51,15 +51,20 @@ class WriterLease:
             meta = held[latest].metadata or {}
             left = float(meta.get("expires", 0)) - time.time()
             if left > 0:
-                raise IndexBusy(f"another index build ({meta.get('holder', 'unknown')}) holds the writer lease on "
-                                f"{self._location} for {left:.0f} s more; wait for it to finish, then try again")
+                raise IndexBusy(
+                    f"another index build ({meta.get('holder', 'unknown')}) holds the writer lease on "
+                    f"{self._location} for {left:.0f} s more; wait for it to finish, then try again"
+                )
         try:
-            self._collection = self._client.create_collection(f"{PREFIX}{latest + 1}", metadata=self._meta(),
-                                                              embedding_function=None)
+            self._collection = self._client.create_collection(
+                f"{PREFIX}{latest + 1}", metadata=self._meta(), embedding_function=None
+            )
         except Exception as e:
             if "already exists" in str(e).lower():
-                raise IndexBusy(f"another index build took the writer lease on {self._location} just now; wait "
-                                "for it to finish, then try again") from None
+                raise IndexBusy(
+                    f"another index build took the writer lease on {self._location} just now; wait "
+                    "for it to finish, then try again"
+                ) from None
             raise
         self.generation = latest + 1
         for generation in held:  # expired or released leases of earlier writers
@@ -85,8 +90,10 @@ class WriterLease:
         mine = held.get(self.generation)
         expires = float((mine.metadata or {}).get("expires", 0)) if mine is not None else 0.0
         if self.lost or mine is None or max(held) != self.generation or expires <= time.time():
-            raise IndexBusy(f"this build lost its writer lease on {self._location} (it stalled past the lease "
-                            "and another writer may have taken over); nothing was switched; run it again")
+            raise IndexBusy(
+                f"this build lost its writer lease on {self._location} (it stalled past the lease "
+                "and another writer may have taken over); nothing was switched; run it again"
+            )
 
     def release(self) -> None:
         self._stop.set()

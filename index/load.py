@@ -104,7 +104,7 @@ class _VisibleText(HTMLParser):
         if tag == "title" and self.title is None and self._title is None:
             self._title = []
         if tag == "body" and "head" in self._hidden:  # an unclosed <head> ends where the body starts
-            del self._hidden[self._hidden.index("head"):]
+            del self._hidden[self._hidden.index("head") :]
         if tag in _HIDDEN_TAGS:
             self._hidden.append(tag)
 
@@ -115,7 +115,7 @@ class _VisibleText(HTMLParser):
         if tag == "title" and self._title is not None:
             self._end_title()
         if tag in self._hidden:
-            del self._hidden[len(self._hidden) - 1 - self._hidden[::-1].index(tag):]
+            del self._hidden[len(self._hidden) - 1 - self._hidden[::-1].index(tag) :]
 
     def handle_data(self, data):
         if self._title is not None:
@@ -164,8 +164,12 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def load_documents(
-    seeds_dir: Path, on_file: Callable[[int, int], None] | None = None, *,
-    max_chars: int = 5_000_000, max_seconds: float = 120.0, memory_mb: int = 0,
+    seeds_dir: Path,
+    on_file: Callable[[int, int], None] | None = None,
+    *,
+    max_chars: int = 5_000_000,
+    max_seconds: float = 120.0,
+    memory_mb: int = 0,
 ) -> tuple[list[Document], list[str]]:
     """All indexable documents under seeds_dir (recursively, in path order) and one warning per skipped file.
 
@@ -177,8 +181,9 @@ def load_documents(
         return _load(Path(seeds_dir), on_file, max_chars, extractor)
 
 
-def _load(seeds_dir: Path, on_file: Callable[[int, int], None] | None, max_chars: int,
-          extractor: Extractor) -> tuple[list[Document], list[str]]:
+def _load(
+    seeds_dir: Path, on_file: Callable[[int, int], None] | None, max_chars: int, extractor: Extractor
+) -> tuple[list[Document], list[str]]:
     if not seeds_dir.is_dir():
         return [], [f"seeds folder {seeds_dir} does not exist or is not a folder"]
     documents: list[Document] = []

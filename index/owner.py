@@ -35,28 +35,60 @@ _held_lock = threading.Lock()
 # Why a claim is refused and what to do, by (claiming role, holder's role); the first row that matches wins,
 # None matching any role. Fields: {store}, {pid}, {holder_role}.
 _REFUSALS: tuple[tuple[str | None, str | None, str], ...] = (
-    ("read", "watch", "the index in {store} is kept in step by a running `qa index watch` (pid {pid}): stop it to "
-                      "run this command, or serve the folder with `qa serve`, which watches it and answers"),
-    ("read", "serve", "the index in {store} is in use by a running `qa serve` (pid {pid}): ask through the page "
-                      "or its /ask API, or stop the server and run this command again"),
-    ("read", None, "the index in {store} is in use by another `qa` command (pid {pid}, {holder_role}); wait for "
-                   "it to finish, then try again"),
-    (None, "read", "the index in {store} is in use by a `qa ask/search/chat/eval` command (pid {pid}); wait for "
-                   "it to finish or stop it, then try again"),
-    ("build", "serve", "the index in {store} is in use by a running `qa serve` (pid {pid}): rebuild it with the "
-                       "page's \"Rebuild index\" button, or stop the server and run this command again"),
-    (None, "serve", "another `qa serve` (pid {pid}) is already serving the index in {store}; stop it first, or "
-                    "serve another data folder (QA_DATA_DIR)"),
-    ("serve", None, "a `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then "
-                    "start the server again"),
-    (None, None, "another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, "
-                 "then try again"),
+    (
+        "read",
+        "watch",
+        "the index in {store} is kept in step by a running `qa index watch` (pid {pid}): stop it to "
+        "run this command, or serve the folder with `qa serve`, which watches it and answers",
+    ),
+    (
+        "read",
+        "serve",
+        "the index in {store} is in use by a running `qa serve` (pid {pid}): ask through the page "
+        "or its /ask API, or stop the server and run this command again",
+    ),
+    (
+        "read",
+        None,
+        "the index in {store} is in use by another `qa` command (pid {pid}, {holder_role}); wait for "
+        "it to finish, then try again",
+    ),
+    (
+        None,
+        "read",
+        "the index in {store} is in use by a `qa ask/search/chat/eval` command (pid {pid}); wait for "
+        "it to finish or stop it, then try again",
+    ),
+    (
+        "build",
+        "serve",
+        "the index in {store} is in use by a running `qa serve` (pid {pid}): rebuild it with the "
+        'page\'s "Rebuild index" button, or stop the server and run this command again',
+    ),
+    (
+        None,
+        "serve",
+        "another `qa serve` (pid {pid}) is already serving the index in {store}; stop it first, or "
+        "serve another data folder (QA_DATA_DIR)",
+    ),
+    (
+        "serve",
+        None,
+        "a `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then "
+        "start the server again",
+    ),
+    (
+        None,
+        None,
+        "another `qa index build` (pid {pid}) is writing the index in {store}; wait for it to finish, then try again",
+    ),
 )
 
 
 def _refusal(role: Role, holder_role: str, pid: str, store: Path) -> str:
-    text = next(text for claimer, holder, text in _REFUSALS
-                if claimer in (None, role) and holder in (None, holder_role))
+    text = next(
+        text for claimer, holder, text in _REFUSALS if claimer in (None, role) and holder in (None, holder_role)
+    )
     return text.format(store=store, pid=pid, holder_role=holder_role)
 
 

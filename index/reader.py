@@ -22,8 +22,17 @@ from index.types import Chunk, IndexCorrupt, IndexError_, IndexMismatch, IndexMi
 class IndexReader:
     """One opened build of the index. Cheap to query from many threads; reopen when `is_current()` is False."""
 
-    def __init__(self, settings: Settings, collection: str, manifest: dict, documents: dict,
-                 chunks: dict[str, Chunk], bm25: Bm25Index, chroma_collection, embedder=None):
+    def __init__(
+        self,
+        settings: Settings,
+        collection: str,
+        manifest: dict,
+        documents: dict,
+        chunks: dict[str, Chunk],
+        bm25: Bm25Index,
+        chroma_collection,
+        embedder=None,
+    ):
         self.settings = settings
         self.collection = collection
         self.manifest = manifest
@@ -67,8 +76,10 @@ class IndexReader:
             hits = self._chroma.query(query_embeddings=[vector], n_results=k, include=["distances"])
         except Exception as e:  # the collection vanished under us (rebuilt elsewhere) or the server went away
             self._checked_at = float("-inf")  # look at the pointer again before trusting this collection
-            raise IndexCorrupt(f"the index collection {self.collection} cannot be searched ({type(e).__name__}: {e}); "
-                               "if a rebuild just finished, search again, else run `qa index rebuild`") from None
+            raise IndexCorrupt(
+                f"the index collection {self.collection} cannot be searched ({type(e).__name__}: {e}); "
+                "if a rebuild just finished, search again, else run `qa index rebuild`"
+            ) from None
         return [(self.chunks[cid], 1.0 - float(dist)) for cid, dist in zip(hits["ids"][0], hits["distances"][0])]
 
     def bm25(self, query: str, k: int) -> list[tuple[Chunk, float]]:
@@ -118,32 +129,38 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
     manifest = store.read_manifest(store_path, name)
     mismatch = store.config_mismatch(manifest, settings)
     if mismatch:
-        raise IndexMismatch(f"the index in {where} was built with other settings: {mismatch}; "
-                            "run `qa index rebuild`")
+        raise IndexMismatch(f"the index in {where} was built with other settings: {mismatch}; run `qa index rebuild`")
     documents = store.read_documents(store_path, name)
     folder = store.build_dir(store_path, name)
     chunks = _chunks(documents, folder / store.DOCUMENTS)
     try:
         bm25 = Bm25Index.load(folder / store.BM25_DIR)
     except Exception as e:  # missing or damaged numpy/json files
-        raise IndexCorrupt(f"the BM25 index in {folder} is damaged ({type(e).__name__}: {e}); "
-                           "run `qa index rebuild`") from None
+        raise IndexCorrupt(
+            f"the BM25 index in {folder} is damaged ({type(e).__name__}: {e}); run `qa index rebuild`"
+        ) from None
     client = store.chroma_client(settings)
     try:
         collection = client.get_collection(name, embedding_function=None)
         count = collection.count()
         meta = collection.metadata or {}
     except Exception as e:
-        raise IndexCorrupt(f"the index collection {name} is missing from Chroma ({store.chroma_location(settings)}): "
-                           f"{type(e).__name__}: {e}; run `qa index rebuild`") from None
+        raise IndexCorrupt(
+            f"the index collection {name} is missing from Chroma ({store.chroma_location(settings)}): "
+            f"{type(e).__name__}: {e}; run `qa index rebuild`"
+        ) from None
     if meta.get("embedding_model") != settings.embedding_model or meta.get("dimension") != settings.embedding_dim:
-        raise IndexMismatch(f"the collection {name} was built with {meta.get('embedding_model')!r} "
-                            f"({meta.get('dimension')} dimensions); run `qa index rebuild`")
+        raise IndexMismatch(
+            f"the collection {name} was built with {meta.get('embedding_model')!r} "
+            f"({meta.get('dimension')} dimensions); run `qa index rebuild`"
+        )
     # Chroma and BM25 hold each distinct chunk text once (index.build_check.distinct_chunks).
     stored = {c.text: cid for cid, c in reversed(chunks.items())}
     if count != len(stored) or set(bm25.ids) != set(stored.values()):
-        raise IndexCorrupt(f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
-                           f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`")
+        raise IndexCorrupt(
+            f"the index {name} is incomplete ({count} vectors, {len(chunks)} chunks, "
+            f"{len(bm25.ids)} BM25 rows); run `qa index rebuild`"
+        )
     # The count comes from Chroma's metadata; reading the first-written vector proves the vector files are there
     # too (a deleted segment folder otherwise leaves dense search silently returning almost nothing).
     try:
@@ -151,8 +168,9 @@ def open_index(settings: Settings, embedder=None) -> IndexReader:
         if len(probe["ids"]) != 1:
             raise LookupError("the first chunk has no vector")
     except Exception as e:
-        raise IndexCorrupt(f"the vectors of the index {name} cannot be read ({type(e).__name__}: {e}); "
-                           "run `qa index rebuild`") from None
+        raise IndexCorrupt(
+            f"the vectors of the index {name} cannot be read ({type(e).__name__}: {e}); run `qa index rebuild`"
+        ) from None
     if settings.chroma_host:
         _drop_older_copies(store_path, name)
     return IndexReader(settings, name, manifest, documents, chunks, bm25, collection, embedder)

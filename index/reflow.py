@@ -9,7 +9,8 @@ from collections import Counter
 
 _PAGE_NUMBER = re.compile(
     r"^[\s\-–—]*(?:(?:page|p\.|seite|pág\.?)\s*)?(?:\d{1,5}|[ivxlcdm]{1,8})(?:\s*(?:of|/|de|von)\s*\d{1,5})?[\s\-–—]*$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"[.!?:;][\"'\u201d\u2019)\]]*$")
 _LIST_ITEM = re.compile(r"^(?:[-•▪◦*–]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s)")
 _HYPHENATED = re.compile(r"[^\W\d_]-$")
@@ -25,6 +26,7 @@ def _furniture_key(line: str) -> str:
 
 def _trim(lines: list[str], repeated: set[str]) -> list[str]:
     """The page's lines without blank ends, running headers/footers (keys in `repeated`) and page numbers."""
+
     def furniture(line: str) -> bool:
         return not line or _furniture_key(line) in repeated or bool(_PAGE_NUMBER.match(line))
 

@@ -26,7 +26,8 @@ class PathSettings(BaseModel):
 
     seeds_dir: Path = Field(Path("seeds"), description="the documents folder (.txt .md .html .pdf .docx, recursive)")
     data_dir: Path = Field(
-        Path(".qa"), description="index, model cache, feedback log; git-ignored, user-only permissions")
+        Path(".qa"), description="index, model cache, feedback log; git-ignored, user-only permissions"
+    )
     store_dir: Path | None = Field(None, description="the index; default: <data_dir>/store")
     feedback_file: Path | None = Field(None, description="the feedback log; default: <data_dir>/feedback.jsonl")
 
@@ -35,33 +36,44 @@ class ChromaServerSettings(BaseModel):
     """Chroma server"""
 
     chroma_host: str | None = Field(
-        None, description="when set, use a Chroma server through HttpClient (default: embedded Chroma)")
+        None, description="when set, use a Chroma server through HttpClient (default: embedded Chroma)"
+    )
     chroma_port: int = Field(8000, description="port of that server")
     chroma_lease_seconds: float = Field(
-        30.0, description="with a Chroma server, one writer at a time holds a lease kept in the server, refreshed "
-        "while it builds; a writer killed mid-build frees it after this long")
+        30.0,
+        description="with a Chroma server, one writer at a time holds a lease kept in the server, refreshed "
+        "while it builds; a writer killed mid-build frees it after this long",
+    )
     pointer_check_seconds: float = Field(
-        1.0, description="how often a reader of a Chroma server looks for a switched pointer")
+        1.0, description="how often a reader of a Chroma server looks for a switched pointer"
+    )
 
 
 class EmbeddingSettings(BaseModel):
     """Embedding and chunking"""
 
     embedding_model: str = Field(
-        "sentence-transformers/all-MiniLM-L6-v2", description="loaded from its PyPI package, offline")
+        "sentence-transformers/all-MiniLM-L6-v2", description="loaded from its PyPI package, offline"
+    )
     embedding_dim: int = Field(384, description="its vector size, checked against the index")
     embed_batch_size: int = Field(64, description="chunks encoded per batch")
     chunk_size: int = Field(
-        500, description="characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval")
+        500, description="characters; chosen on bench/retrieval.py (hybrid hit@1 0.914) and qa eval"
+    )
     chunk_overlap: int = Field(100, description="at most this many characters shared by neighbouring chunks")
     embed_int8: bool = Field(
-        False, description="encode with torch dynamic int8 quantisation of the encoder's linear layers (part of "
-        "the index's embedding path: a change asks for a rebuild; bench/encoder.py measures it)")
+        False,
+        description="encode with torch dynamic int8 quantisation of the encoder's linear layers (part of "
+        "the index's embedding path: a change asks for a rebuild; bench/encoder.py measures it)",
+    )
     embed_skip_overlap: bool = Field(
-        False, description="encode each chunk without the start it shares with the previous chunk of its "
-        "document (part of the index's embedding path: a change asks for a rebuild; bench/encoder.py measures it)")
+        False,
+        description="encode each chunk without the start it shares with the previous chunk of its "
+        "document (part of the index's embedding path: a change asks for a rebuild; bench/encoder.py measures it)",
+    )
     query_cache_size: int = Field(
-        1024, description="query vectors remembered per process (a repeated question is not re-encoded)")
+        1024, description="query vectors remembered per process (a repeated question is not re-encoded)"
+    )
 
 
 class ReadingSettings(BaseModel):
@@ -69,17 +81,20 @@ class ReadingSettings(BaseModel):
 
     max_doc_chars: int = Field(5_000_000, description="characters of text per file (about a 2,500-page book)")
     max_extract_seconds: float = Field(
-        120.0, description="per PDF or .docx file, in a worker process that is killed on overrun")
+        120.0, description="per PDF or .docx file, in a worker process that is killed on overrun"
+    )
     max_extract_mb: int = Field(2048, description="address-space limit of that worker (0: none)")
     watch_debounce_seconds: float = Field(
-        1.0, description="watched folder: quiet time after the last change before a rebuild")
+        1.0, description="watched folder: quiet time after the last change before a rebuild"
+    )
 
 
 class RetrievalSettings(BaseModel):
     """Retrieval"""
 
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = Field(
-        "hybrid", description="hybrid: dense + BM25 + best sentence, fused by rank; or one of dense, bm25")
+        "hybrid", description="hybrid: dense + BM25 + best sentence, fused by rank; or one of dense, bm25"
+    )
     top_k: int = Field(4, description="passages retrieved and shown; their sentences are the answer candidates")
     rrf_k: int = Field(60, description="reciprocal rank fusion constant")
     max_query_chars: int = Field(2000, description="longer questions are refused with a clear message")
@@ -89,33 +104,42 @@ class AnswerSettings(BaseModel):
     """Answering"""
 
     answer_with: Literal["sentence", "words"] = Field(
-        "sentence", description="what an answer is: sentence, the best-ranked retrieved sentence (the model only "
+        "sentence",
+        description="what an answer is: sentence, the best-ranked retrieved sentence (the model only "
         "rewrites follow-ups and other languages), or words, the words the model picks from one of the best "
-        "`read_sentences` sentences")
+        "`read_sentences` sentences",
+    )
     read_sentences: int = Field(
-        5, description="how many of the best-ranked retrieved sentences the reader (the model) sees")
+        5, description="how many of the best-ranked retrieved sentences the reader (the model) sees"
+    )
     min_relevance: float = Field(
-        0.4, description="abstain when no retrieved sentence scores this close to the question")
+        0.4, description="abstain when no retrieved sentence scores this close to the question"
+    )
     tie_margin: float = Field(
-        0.08, description="a runner-up sentence within this score of the best is shown and cited too (the "
+        0.08,
+        description="a runner-up sentence within this score of the best is shown and cited too (the "
         "ranking cannot tell them apart); chosen on `dev`, the largest margin that keeps the median answer under "
-        "200 characters")
+        "200 characters",
+    )
 
 
 class LlmSettings(BaseModel):
     """Language model"""
 
     llm: Literal["local", "openai", "extractive"] = Field(
-        "local", description="local llama.cpp, an OpenAI-compatible server, or none (extractive)")
+        "local", description="local llama.cpp, an OpenAI-compatible server, or none (extractive)"
+    )
     llm_model: str = Field(
-        "qwen2.5-coder-0.5b", description='or "qwen2.5-coder-1.5b" (optional packages, about 2x slower)')
-    llm_model_path: Path | None = Field(
-        None, description="any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct")
+        "qwen2.5-coder-0.5b", description='or "qwen2.5-coder-1.5b" (optional packages, about 2x slower)'
+    )
+    llm_model_path: Path | None = Field(None, description="any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct")
     llm_fallback: Literal["extractive", "none"] = Field(
-        "extractive", description="what answers when the local model is missing")
+        "extractive", description="what answers when the local model is missing"
+    )
     llm_threads: int = Field(2, description="CPU threads of llama.cpp")
     llm_ctx: int = Field(
-        4096, description="shared by the llm_parallel slots; the reader's prompt is a few hundred tokens")
+        4096, description="shared by the llm_parallel slots; the reader's prompt is a few hundred tokens"
+    )
     llm_parallel: int = Field(2, description="answers in progress at once, across the page, the API and MCP")
     max_tokens: int = Field(160, description="longest model reply (the reader's replies are capped lower: 48 tokens)")
     temperature: float = Field(0.0, description="sampling temperature of the model")
@@ -130,22 +154,37 @@ class ServerSettings(BaseModel):
     port: int = Field(7860, description="its port")
     auth: str | None = Field(None, description='"user:password" for the page')
     allowed_hosts: str | None = Field(
-        None, description='more names the page may be reached by (comma-separated), e.g. "qa.lan"')
+        None, description='more names the page may be reached by (comma-separated), e.g. "qa.lan"'
+    )
     api_key: str | None = Field(
-        None, description="the OpenAI-compatible API and `qa mcp --http` want it as a Bearer token")
+        None, description="the OpenAI-compatible API and `qa mcp --http` want it as a Bearer token"
+    )
     upload_max_mb: int = Field(20, description="largest file the page accepts")
     max_queue: int = Field(32, description="answers waiting at most; more are refused (429 on the API)")
 
 
 GROUPS: tuple[type[BaseModel], ...] = (
-    PathSettings, ChromaServerSettings, EmbeddingSettings, ReadingSettings, RetrievalSettings, AnswerSettings,
-    LlmSettings, ServerSettings,
+    PathSettings,
+    ChromaServerSettings,
+    EmbeddingSettings,
+    ReadingSettings,
+    RetrievalSettings,
+    AnswerSettings,
+    LlmSettings,
+    ServerSettings,
 )
 
 
 class Settings(
-    PathSettings, ChromaServerSettings, EmbeddingSettings, ReadingSettings, RetrievalSettings, AnswerSettings,
-    LlmSettings, ServerSettings, BaseSettings,
+    PathSettings,
+    ChromaServerSettings,
+    EmbeddingSettings,
+    ReadingSettings,
+    RetrievalSettings,
+    AnswerSettings,
+    LlmSettings,
+    ServerSettings,
+    BaseSettings,
 ):
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=PROJECT_ENV, extra="ignore")
 
@@ -170,9 +209,12 @@ class Settings(
 def configuration_markdown() -> str:
     """docs/configuration.md: one table per group of settings, each with its variable, default and description
     (`python -m index.settings > docs/configuration.md`; a test keeps the two equal)."""
-    rows = ["# Configuration", "",
-            "Every setting is a `QA_*` environment variable (or a line of the project's `.env`), read once at "
-            "start-up.", "This page is generated from `index/settings.py` by `python -m index.settings`."]
+    rows = [
+        "# Configuration",
+        "",
+        "Every setting is a `QA_*` environment variable (or a line of the project's `.env`), read once at start-up.",
+        "This page is generated from `index/settings.py` by `python -m index.settings`.",
+    ]
     for group in GROUPS:
         rows += ["", f"## {group.__doc__.strip()}", "", "| variable | default | meaning |", "| --- | --- | --- |"]
         for name, field in group.model_fields.items():
@@ -185,8 +227,10 @@ def endpoints(settings: Settings) -> str:
     """One line saying where questions and passages (answers) and document text (index) are sent."""
     s = settings
     if s.llm == "openai":
-        answers = (f"OpenAI-compatible server at {s.openai_base_url or 'https://api.openai.com/v1'} "
-                   "(questions and passages are sent there)")
+        answers = (
+            f"OpenAI-compatible server at {s.openai_base_url or 'https://api.openai.com/v1'} "
+            "(questions and passages are sent there)"
+        )
     elif s.llm == "extractive":
         answers = "extractive (no model)"
     else:
@@ -199,8 +243,18 @@ def endpoints(settings: Settings) -> str:
 
 
 __all__ = [
-    "GROUPS", "PROJECT_ENV", "AnswerSettings", "ChromaServerSettings", "EmbeddingSettings", "LlmSettings",
-    "PathSettings", "ReadingSettings", "RetrievalSettings", "ServerSettings", "Settings", "configuration_markdown",
+    "GROUPS",
+    "PROJECT_ENV",
+    "AnswerSettings",
+    "ChromaServerSettings",
+    "EmbeddingSettings",
+    "LlmSettings",
+    "PathSettings",
+    "ReadingSettings",
+    "RetrievalSettings",
+    "ServerSettings",
+    "Settings",
+    "configuration_markdown",
     "endpoints",
 ]
 

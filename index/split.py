@@ -39,7 +39,7 @@ class _Splitter(RecursiveCharacterTextSplitter):
             if not text:
                 return []
             step = self._chunk_size - self._chunk_overlap
-            return [text[i:i + self._chunk_size] for i in range(0, max(len(text) - self._chunk_overlap, 1), step)]
+            return [text[i : i + self._chunk_size] for i in range(0, max(len(text) - self._chunk_overlap, 1), step)]
         return super()._split_text(text, separators)
 
 
@@ -63,8 +63,17 @@ def split_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[C
         if start < 0:
             raise ValueError(f"splitter produced text that is not in {doc.source}")
         end = start + len(piece)
-        chunks.append(Chunk(chunk_id(doc.source, start, end, piece), doc.source, doc.title, start, end, piece,
-                            page_at(doc.pages, start)))
+        chunks.append(
+            Chunk(
+                chunk_id(doc.source, start, end, piece),
+                doc.source,
+                doc.title,
+                start,
+                end,
+                piece,
+                page_at(doc.pages, start),
+            )
+        )
         prev_start, prev_end = start, end
     return chunks
 

@@ -66,8 +66,11 @@ def chroma_location(settings: Settings) -> str:
 
 def chroma_client(settings: Settings):
     """One Chroma client per process per location: HttpClient when a server is configured, else embedded."""
-    key = ("http", settings.chroma_host, settings.chroma_port) if settings.chroma_host else (
-        "local", str(Path(settings.store_path).resolve() / "chroma"))
+    key = (
+        ("http", settings.chroma_host, settings.chroma_port)
+        if settings.chroma_host
+        else ("local", str(Path(settings.store_path).resolve() / "chroma"))
+    )
     with _clients_lock:
         if key not in _clients:
             import chromadb
@@ -77,20 +80,25 @@ def chroma_client(settings: Settings):
             try:
                 if settings.chroma_host:
                     _clients[key] = chromadb.HttpClient(
-                        host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+                        host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+                    )
                 else:
                     Path(key[1]).mkdir(parents=True, exist_ok=True)
                     _clients[key] = chromadb.PersistentClient(path=key[1], settings=chroma_settings)
             except Exception as e:
                 if settings.chroma_host:
-                    raise IndexError_(f"cannot reach the Chroma server at {chroma_location(settings)} "
-                                      f"({type(e).__name__}: {e}); is it running?") from None
+                    raise IndexError_(
+                        f"cannot reach the Chroma server at {chroma_location(settings)} "
+                        f"({type(e).__name__}: {e}); is it running?"
+                    ) from None
                 # Chroma caches the half-started system per path; drop it so a fresh folder can be opened later.
                 from chromadb.api.shared_system_client import SharedSystemClient
 
                 SharedSystemClient._identifier_to_system.pop(key[1], None)
-                raise IndexCorrupt(f"the Chroma database in {key[1]} cannot be opened ({type(e).__name__}: {e}); "
-                                   "run `qa index rebuild` (it moves the damaged database aside)") from None
+                raise IndexCorrupt(
+                    f"the Chroma database in {key[1]} cannot be opened ({type(e).__name__}: {e}); "
+                    "run `qa index rebuild` (it moves the damaged database aside)"
+                ) from None
         return _clients[key]
 
 
@@ -219,11 +227,14 @@ def current_pointer(settings: Settings) -> dict | None:
     except Exception as e:
         if _missing(e):
             return None
-        raise IndexError_(f"cannot read the index pointer from the Chroma server at {chroma_location(settings)} "
-                          f"({type(e).__name__}: {e}); is it running?") from None
+        raise IndexError_(
+            f"cannot read the index pointer from the Chroma server at {chroma_location(settings)} "
+            f"({type(e).__name__}: {e}); is it running?"
+        ) from None
     if not isinstance(pointer.get("collection"), str):
-        raise IndexCorrupt(f"the index pointer in {chroma_location(settings)} names no collection; "
-                           "run `qa index rebuild`")
+        raise IndexCorrupt(
+            f"the index pointer in {chroma_location(settings)} names no collection; run `qa index rebuild`"
+        )
     return pointer
 
 
@@ -248,7 +259,8 @@ def push_files(settings: Settings, collection: str, folder: Path) -> None:
     documents = read_json(folder / DOCUMENTS, "document file")
     records = [("manifest", json.dumps(manifest, ensure_ascii=False))] + [
         (f"doc-{i}", json.dumps({"source": source, **doc}, ensure_ascii=False))
-        for i, (source, doc) in enumerate(documents.items())]
+        for i, (source, doc) in enumerate(documents.items())
+    ]
     client = chroma_client(settings)
     files = client.create_collection(collection + FILES_SUFFIX, embedding_function=None)
     limit, batch, size = client.get_max_batch_size(), [], 0
@@ -277,8 +289,10 @@ def _fetch_records(settings: Settings, collection: str, ids: list[str]) -> list[
     except IndexError_:
         raise
     except Exception as e:
-        raise IndexCorrupt(f"the index files of {collection} cannot be read from the Chroma server at "
-                           f"{chroma_location(settings)} ({type(e).__name__}: {e}); run `qa index rebuild`") from None
+        raise IndexCorrupt(
+            f"the index files of {collection} cannot be read from the Chroma server at "
+            f"{chroma_location(settings)} ({type(e).__name__}: {e}); run `qa index rebuild`"
+        ) from None
 
 
 def ensure_local_copy(settings: Settings, collection: str) -> Path:
@@ -291,8 +305,9 @@ def ensure_local_copy(settings: Settings, collection: str) -> Path:
     manifest = _fetch_records(settings, collection, ["manifest"])[0]
     count = manifest.get("document_count")
     if not isinstance(count, int) or count < 0:
-        raise IndexCorrupt(f"the manifest of {collection} in {chroma_location(settings)} is damaged; "
-                           "run `qa index rebuild`")
+        raise IndexCorrupt(
+            f"the manifest of {collection} in {chroma_location(settings)} is damaged; run `qa index rebuild`"
+        )
     documents: dict = {}
     for i in range(0, count, 256):
         for doc in _fetch_records(settings, collection, [f"doc-{j}" for j in range(i, min(i + 256, count))]):
@@ -309,8 +324,9 @@ def ensure_local_copy(settings: Settings, collection: str) -> Path:
                     ids.append(cid)
                     texts.append(text)
     except (KeyError, TypeError, ValueError) as e:
-        raise IndexCorrupt(f"the documents of {collection} in {chroma_location(settings)} are damaged ({e!r}); "
-                           "run `qa index rebuild`") from None
+        raise IndexCorrupt(
+            f"the documents of {collection} in {chroma_location(settings)} are damaged ({e!r}); run `qa index rebuild`"
+        ) from None
     tmp = builds_dir(settings.store_path) / f".{collection}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     tmp.mkdir(parents=True)
     try:
@@ -353,16 +369,11 @@ def index_config(settings: Settings) -> dict:
 def config_mismatch(manifest: dict, settings: Settings) -> str | None:
     """A sentence naming what differs between the index and the settings, or None when they agree."""
     wanted = index_config(settings)
-    diffs = [f"index format {manifest.get(k)!r} (this version reads {v!r})" if k == "format"
-             else f"{k} {manifest.get(k)!r} (settings say {v!r})"
-             for k, v in wanted.items() if manifest.get(k, RECORD_DEFAULTS.get(k)) != v]
+    diffs = [
+        f"index format {manifest.get(k)!r} (this version reads {v!r})"
+        if k == "format"
+        else f"{k} {manifest.get(k)!r} (settings say {v!r})"
+        for k, v in wanted.items()
+        if manifest.get(k, RECORD_DEFAULTS.get(k)) != v
+    ]
     return "; ".join(diffs) or None
-
-
-__all__ = [
-    "BM25_DIR", "DOCUMENTS", "FILES_SUFFIX", "FORMAT", "LOCK", "MANIFEST", "META", "POINTER",
-    "build_dir", "current_pointer", "embedding_path", "ensure_local_copy", "fetch_manifest", "is_build_collection", "push_files",
-    "switch_pointer", "builds_dir", "chroma_client", "chroma_location", "config_mismatch", "fsync_dir",
-    "index_config", "move_aside_damaged_chroma", "new_collection_name", "now_iso", "read_documents", "read_json", "read_manifest",
-    "read_pointer", "remove_orphan_segments", "write_json_atomic", "write_pointer",
-]

@@ -20,8 +20,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Names that are never documents: partial downloads and copies, editor backups, swap and lock files.
-_TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swo", ".swx",
-                  ".bak")
+_TEMP_SUFFIXES = ("~", ".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swo", ".swx", ".bak")
 
 
 def ignored(path: str | Path, root: str | Path) -> bool:
@@ -35,8 +34,12 @@ def ignored(path: str | Path, root: str | Path) -> bool:
     if not parts:
         return False  # the folder itself (deleted or renamed)
     name = parts[-1].lower()
-    return (any(part.startswith(".") for part in parts) or name.endswith(_TEMP_SUFFIXES)
-            or (name.startswith("#") and name.endswith("#")) or name.startswith("~$"))
+    return (
+        any(part.startswith(".") for part in parts)
+        or name.endswith(_TEMP_SUFFIXES)
+        or (name.startswith("#") and name.endswith("#"))
+        or name.startswith("~$")
+    )
 
 
 class Debounce:
@@ -83,9 +86,16 @@ class FolderWatcher:
     `notify()` feeds changes by hand (tests).
     """
 
-    def __init__(self, folder: str | Path, rebuild: Callable[[], object], *, debounce: float = 1.0,
-                 retry_on: tuple[type[BaseException], ...] = (), on_done: Callable[[object], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        folder: str | Path,
+        rebuild: Callable[[], object],
+        *,
+        debounce: float = 1.0,
+        retry_on: tuple[type[BaseException], ...] = (),
+        on_done: Callable[[object], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.folder = Path(folder)
         self._rebuild = rebuild
         self._retry_on = retry_on
@@ -153,8 +163,14 @@ class FolderWatcher:
 
         root = str(self.folder)
         try:
-            for changes in watchfiles.watch(root, watch_filter=lambda _change, path: not ignored(path, root),
-                                            debounce=200, step=50, stop_event=self._stop, raise_interrupt=False):
+            for changes in watchfiles.watch(
+                root,
+                watch_filter=lambda _change, path: not ignored(path, root),
+                debounce=200,
+                step=50,
+                stop_event=self._stop,
+                raise_interrupt=False,
+            ):
                 self.notify(path for _change, path in changes)
         except Exception as exc:  # noqa: BLE001 - the folder vanished, inotify limits...: say so, keep serving
             log.warning("stopped watching %s: %s", self.folder, exc)

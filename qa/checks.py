@@ -15,8 +15,18 @@ from qa.question import Question
 from qa.text import content_tokens, normalize, script_of, sentence_spans, stem, tokens
 from qa.types import Passage
 
-__all__ = ["Refusal", "addresses_model", "gate", "is_echo", "is_question", "missing_question_terms", "says_count",
-           "says_time", "script_of", "wrong_kind"]
+__all__ = [
+    "Refusal",
+    "addresses_model",
+    "gate",
+    "is_echo",
+    "is_question",
+    "missing_question_terms",
+    "says_count",
+    "says_time",
+    "script_of",
+    "wrong_kind",
+]
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,9 @@ def gate(question: str, passages: Sequence[Passage], candidates: Sequence, min_r
 # Ordinals stay whole: "14 days" is not supported by "14th Five-Year Plan".
 _NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th)?(?![A-Za-z])")
 # "first" is left out: "at first", "the first time" rarely name a numbered thing.
-_ORDINALS = frozenset(("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
-                       "eleventh", "twelfth"))
+_ORDINALS = frozenset(
+    ("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth")
+)
 
 
 def _numbers(text: str) -> set[str]:
@@ -93,16 +104,22 @@ def missing_question_terms(question: str, passages: Sequence[Passage]) -> list[s
 
 # --- what the answer gives --------------------------------------------------------------------------------------
 
-_NUMBER_WORD = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-                          r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
-                          r"eighty|ninety|hundred|thousand|million|billion|trillion|percent|dozen|half|several|"
-                          r"few|many|single|double|twice|once)\b", re.IGNORECASE)
-_TIME_WORDS = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|"
-                         r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|"
-                         r"fall|winter|year|years|month|months|week|weeks|day|days|today|tomorrow|yesterday|\d{3,4}|"
-                         r"\d{1,2}(?:st|nd|rd|th)?|\d{2,4}s|bce?|a\.?d|ce|century|centuries|millennium|millennia|"
-                         r"decade|decades|era|age|period|after|before|during|until|since|once|when|while|early|"
-                         r"late|mid|ago|now|recently|later|earlier|times?)\b", re.IGNORECASE)
+_NUMBER_WORD = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|thousand|million|billion|trillion|percent|dozen|half|several|"
+    r"few|many|single|double|twice|once)\b",
+    re.IGNORECASE,
+)
+_TIME_WORDS = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|"
+    r"fall|winter|year|years|month|months|week|weeks|day|days|today|tomorrow|yesterday|\d{3,4}|"
+    r"\d{1,2}(?:st|nd|rd|th)?|\d{2,4}s|bce?|a\.?d|ce|century|centuries|millennium|millennia|"
+    r"decade|decades|era|age|period|after|before|during|until|since|once|when|while|early|"
+    r"late|mid|ago|now|recently|later|earlier|times?)\b",
+    re.IGNORECASE,
+)
 
 
 def says_count(text: str) -> bool:
@@ -148,8 +165,11 @@ def is_echo(text: str, question: str) -> bool:
 
 
 # A question, not an answer: a small model asked to rewrite a follow-up sometimes answers it instead.
-_QUESTION_START = re.compile(r"^\W*(?:(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b"
-                             r"|(?:\w+\s+){0,2}(?:what|which|who|whom|whose|when|where|why|how)\b)", re.IGNORECASE)
+_QUESTION_START = re.compile(
+    r"^\W*(?:(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had)\b"
+    r"|(?:\w+\s+){0,2}(?:what|which|who|whom|whose|when|where|why|how)\b)",
+    re.IGNORECASE,
+)
 
 
 def is_question(text: str) -> bool:

@@ -56,8 +56,7 @@ def prepare(base: Settings, data: dict) -> Settings:
         path = seeds / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
-    overrides: dict = {"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store",
-                       "chroma_host": None}
+    overrides: dict = {"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store", "chroma_host": None}
     if base.llm == "local" and base.llm_model_path is None:
         from qa.model_file import ensure_model_file
 
@@ -67,8 +66,14 @@ def prepare(base: Settings, data: dict) -> Settings:
     return settings
 
 
-def run_squad_eval(base: Settings, split: str, data_path: Path | None = None, limit: int | None = None,
-                   progress: bool = True, service=None) -> dict:
+def run_squad_eval(
+    base: Settings,
+    split: str,
+    data_path: Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    service=None,
+) -> dict:
     from rich.progress import Progress
 
     from qa.service import QAService
@@ -87,11 +92,21 @@ def run_squad_eval(base: Settings, split: str, data_path: Path | None = None, li
         for kind, items in (("answerable", answerable), ("out_of_corpus", ooc)):
             for item in items:
                 a = svc.ask(item["question"])
-                rows.append({"kind": kind, "id": item["id"], "question": item["question"], "answer": a.answer,
-                             "gold": item.get("answers", []), "abstained": a.abstained,
-                             "correct": kind == "answerable" and contains_gold(a, item["answers"]),
-                             "valid": citations_valid(a), "reason": a.abstain_reason,
-                             "rules": list(getattr(a, "rules", []) or []), "timings": a.timings_ms})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "id": item["id"],
+                        "question": item["question"],
+                        "answer": a.answer,
+                        "gold": item.get("answers", []),
+                        "abstained": a.abstained,
+                        "correct": kind == "answerable" and contains_gold(a, item["answers"]),
+                        "valid": citations_valid(a),
+                        "reason": a.abstain_reason,
+                        "rules": list(getattr(a, "rules", []) or []),
+                        "timings": a.timings_ms,
+                    }
+                )
                 bar.advance(task)
     return report(rows, split, settings, svc.llm_name())
 
@@ -131,36 +146,54 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
     ttft = [r["timings"].get("first_token", 0.0) for r in rows]
     totals = [r["timings"].get("total", 0.0) for r in rows]
     out = {
-        "split": split, "backend": settings.llm, "llm": llm_name,
-        "answerable": len(ans), "out_of_corpus": len(ooc),
+        "split": split,
+        "backend": settings.llm,
+        "llm": llm_name,
+        "answerable": len(ans),
+        "out_of_corpus": len(ooc),
         "gold_in_answer": _mean([r["correct"] for r in ans]),
         "false_abstention": _mean([r["abstained"] for r in ans]),
         "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in ans]),
         "abstention_out_of_corpus": _mean([r["abstained"] for r in ooc]),
         "citation_validity": _mean([r["valid"] for r in rows]),
         "median_answer_chars": statistics.median([len(r["answer"]) for r in answered]) if answered else None,
-        "latency_ms": {"first_token_p50": round(percentile(ttft, 50), 1),
-                       "first_token_p95": round(percentile(ttft, 95), 1),
-                       "total_p50": round(percentile(totals, 50), 1), "total_p95": round(percentile(totals, 95), 1)},
+        "latency_ms": {
+            "first_token_p50": round(percentile(ttft, 50), 1),
+            "first_token_p95": round(percentile(ttft, 95), 1),
+            "total_p50": round(percentile(totals, 50), 1),
+            "total_p95": round(percentile(totals, 95), 1),
+        },
         "rules": rule_stats(rows),
-        "abstained_by_reason": dict(Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "")
-                                            for r in ans if r["abstained"]).most_common()),
+        "abstained_by_reason": dict(
+            Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "") for r in ans if r["abstained"]).most_common()
+        ),
     }
     if split == "dev":  # test misses are never shown: no rule may be written from them
-        out["failures"] = [r for r in rows if (r["kind"] == "out_of_corpus") != r["abstained"]
-                           or (r["kind"] == "answerable" and not r["correct"])]
+        out["failures"] = [
+            r
+            for r in rows
+            if (r["kind"] == "out_of_corpus") != r["abstained"] or (r["kind"] == "answerable" and not r["correct"])
+        ]
     return out
 
 
 def print_squad_report(rep: dict, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"qa eval --split {rep['split']} — {rep['backend']} ({rep['llm']}), "
-                    f"{rep['answerable']} answerable + {rep['out_of_corpus']} out-of-corpus questions")
+    t = Table(
+        title=f"qa eval --split {rep['split']} — {rep['backend']} ({rep['llm']}), "
+        f"{rep['answerable']} answerable + {rep['out_of_corpus']} out-of-corpus questions"
+    )
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key in ("gold_in_answer", "false_abstention", "answered_wrong", "abstention_out_of_corpus",
-                "citation_validity", "median_answer_chars"):
+    for key in (
+        "gold_in_answer",
+        "false_abstention",
+        "answered_wrong",
+        "abstention_out_of_corpus",
+        "citation_validity",
+        "median_answer_chars",
+    ):
         t.add_row(key, "—" if rep[key] is None else f"{rep[key]:.3f}")
     for key, value in rep["latency_ms"].items():
         t.add_row(f"{key} (ms)", f"{value:.0f}")
@@ -168,9 +201,18 @@ def print_squad_report(rep: dict, console) -> None:
         t.add_row(f"rule {name}: fired / right", f"{s['fired']} / {s['right']}")
     console.print(t)
     for r in rep.get("failures", [])[:60]:
-        console.print(f"  [{r['kind']}] {r['question']} -> {r['answer'][:140]!r} | gold {r['gold'][:1]} "
-                      f"({r.get('reason')})", markup=False)
+        console.print(
+            f"  [{r['kind']}] {r['question']} -> {r['answer'][:140]!r} | gold {r['gold'][:1]} ({r.get('reason')})",
+            markup=False,
+        )
 
 
-__all__ = ["SPLITS", "contains_gold", "prepare", "print_squad_report", "rule_stats", "run_squad_eval",
-           "squad_normalize"]
+__all__ = [
+    "SPLITS",
+    "contains_gold",
+    "prepare",
+    "print_squad_report",
+    "rule_stats",
+    "run_squad_eval",
+    "squad_normalize",
+]

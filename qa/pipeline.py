@@ -85,8 +85,9 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     turn.passages = parts.retrieve(turn.query, parts.top_k)
     turn.timings["retrieve"] = (time.perf_counter() - t0) * 1000
     yield StreamEvent("passages", passages=turn.passages)
-    turn.candidates = rank_sentences(turn.query, turn.passages, parts.embed,
-                                     usable=lambda s: not checks.addresses_model(s))
+    turn.candidates = rank_sentences(
+        turn.query, turn.passages, parts.embed, usable=lambda s: not checks.addresses_model(s)
+    )
     refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance)
     if refusal:  # what would have been answered is kept, so `qa eval` can tell whether the refusal was right
         turn.fired(refusal.rule, would_answer=turn.candidates[0].text if turn.candidates else "")
@@ -117,8 +118,7 @@ def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
     last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
     same = {_plain(question), _plain(last_user)}
     usable = 3 <= len(line) <= 300 and checks.script_of(line) == "en"
-    if usable and (not history or (_plain(line) not in same and checks.is_question(line)
-                                   and is_self_contained(line))):
+    if usable and (not history or (_plain(line) not in same and checks.is_question(line) and is_self_contained(line))):
         return line
     return f"{last_user} {question}".strip()
 
@@ -156,7 +156,7 @@ def _sentences(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
 
 def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
     """The reader's choice: yields its words as tokens and returns (candidate or None, words)."""
-    shown = turn.candidates[:parts.read_sentences]
+    shown = turn.candidates[: parts.read_sentences]
     messages = reader_messages(turn.query, shown)
     reply = ""
     streamed = 0
@@ -183,7 +183,7 @@ def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
     if span is None:
         turn.fired("words_not_in_sentence")  # the model wrote words of its own: the sentence is the answer
         span = (0, len(chosen.text))
-    text = chosen.text[span[0]:span[1]]
+    text = chosen.text[span[0] : span[1]]
     if span != (0, len(chosen.text)) and checks.is_echo(text, turn.query):
         turn.fired("echo_of_question")  # it repeated the question: the sentence says more
         text = chosen.text
@@ -199,8 +199,15 @@ def _finish(turn: Turn, chosen: Candidate | None, words: str) -> Answer:
 
 def _citation(c: Candidate) -> Citation:
     p = c.passage
-    return Citation(n=p.n, source=p.source, chunk_id=p.chunk_id, start=p.start + c.start, end=p.start + c.end,
-                    quote=c.text, page=p.page_at(p.start + c.start))
+    return Citation(
+        n=p.n,
+        source=p.source,
+        chunk_id=p.chunk_id,
+        start=p.start + c.start,
+        end=p.start + c.end,
+        quote=c.text,
+        page=p.page_at(p.start + c.start),
+    )
 
 
 def with_marker(text: str, n: int) -> str:
@@ -211,19 +218,29 @@ def with_marker(text: str, n: int) -> str:
     """
     text = " ".join(text.split()).rstrip(" ,;:")
     m = re.search(r"[.!?。！？؟۔]+[\"'”’)]*$", text)
-    return f"{text[:m.start()]} [{n}]{text[m.start():]}" if m else f"{text} [{n}]"
+    return f"{text[: m.start()]} [{n}]{text[m.start() :]}" if m else f"{text} [{n}]"
 
 
 def _abstain(turn: Turn, reason: str) -> Answer:
     return _answer(turn, prompts.abstain_message(turn.question.lang), [], abstained=True, reason=reason)
 
 
-def _answer(turn: Turn, text: str, citations: list[Citation], abstained: bool = False,
-            reason: str | None = None) -> Answer:
+def _answer(
+    turn: Turn, text: str, citations: list[Citation], abstained: bool = False, reason: str | None = None
+) -> Answer:
     turn.timings["total"] = turn.elapsed_ms()
     turn.timings.setdefault("first_token", turn.timings["total"])
-    return Answer(turn.question.asked, text, abstained, citations, turn.passages, turn.rewritten,
-                  timings_ms=dict(turn.timings), abstain_reason=reason, rules=list(turn.rules))
+    return Answer(
+        turn.question.asked,
+        text,
+        abstained,
+        citations,
+        turn.passages,
+        turn.rewritten,
+        timings_ms=dict(turn.timings),
+        abstain_reason=reason,
+        rules=list(turn.rules),
+    )
 
 
 __all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied"]

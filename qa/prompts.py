@@ -28,6 +28,7 @@ def strip_markers(text: str) -> str:
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 
+
 _REWRITE_RULES = (
     "Use the conversation only to resolve words like he, she, it, they, that, there, and which. Translate to "
     "English if needed. Output only the question, nothing else."
@@ -36,7 +37,7 @@ REWRITE_SYSTEM = "You turn the user's last message into one standalone English s
 
 ABSTAIN = {
     "en": "The documents don't say. Nothing in the indexed passages answers this; the closest passages are "
-          "listed as related reading.",
+    "listed as related reading.",
     "ur": "دستاویزات میں اس کا ذکر نہیں ہے۔ قریب ترین اقتباسات متعلقہ مطالعے کے لیے دیے گئے ہیں۔",
     "ar": "لا تذكر الوثائق ذلك. أقرب المقاطع مدرجة للاطلاع.",
     "zh": "文档中没有提到这一点。最相关的段落列在下方供参考。",
@@ -49,10 +50,12 @@ def abstain_message(lang: str) -> str:
 
 def _recent(history: Sequence[dict], max_turns: int) -> list[dict]:
     """The user and assistant messages of the last `max_turns` exchanges."""
-    return [m for m in history if m.get("role") in ("user", "assistant")][-2 * max_turns:]
+    return [m for m in history if m.get("role") in ("user", "assistant")][-2 * max_turns :]
 
 
-def rewrite_messages(question: str, history: Sequence[dict], max_turns: int = 2, max_chars: int = 300) -> list[tuple[str, str]]:
+def rewrite_messages(
+    question: str, history: Sequence[dict], max_turns: int = 2, max_chars: int = 300
+) -> list[tuple[str, str]]:
     """The last `max_turns` exchanges, answers shortened: enough to resolve a reference, cheap to prefill."""
     lines = []
     for m in _recent(history, max_turns):

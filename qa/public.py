@@ -12,8 +12,19 @@ from qa.types import Passage
 def search_results(passages: list[Passage]) -> list[dict]:
     """The `results` list of `qa search --json`: rank, source, chunk_id, start, end, score, text, page (PDF page
     where the passage starts, else null)."""
-    return [{"rank": p.n, "source": p.source, "chunk_id": p.chunk_id, "start": p.start, "end": p.end,
-             "score": round(float(p.score), 6), "text": p.text, "page": p.page} for p in passages]
+    return [
+        {
+            "rank": p.n,
+            "source": p.source,
+            "chunk_id": p.chunk_id,
+            "start": p.start,
+            "end": p.end,
+            "score": round(float(p.score), 6),
+            "text": p.text,
+            "page": p.page,
+        }
+        for p in passages
+    ]
 
 
 def search_json(service, query: str, k: int = 5, mode: str | None = None) -> dict:

@@ -32,10 +32,13 @@ def strip_markup(text: str) -> str:
 
 
 # Words that point back into a conversation: a question holding one needs the earlier turns to be understood.
-_REFERRING = frozenset("""it its it's itself he him his himself she her hers herself they them their theirs
-themselves this that these those there then such former latter same other others another else""".split())
-_ELLIPTIC = re.compile(r"^\W*(?:and|but|also|so|what about|how about|and what|or|then|why not|why)\b|^\W*\w+\W*$",
-                       re.IGNORECASE)
+_REFERRING = frozenset(
+    """it its it's itself he him his himself she her hers herself they them their theirs
+themselves this that these those there then such former latter same other others another else""".split()
+)
+_ELLIPTIC = re.compile(
+    r"^\W*(?:and|but|also|so|what about|how about|and what|or|then|why not|why)\b|^\W*\w+\W*$", re.IGNORECASE
+)
 
 
 def is_self_contained(text: str) -> bool:
@@ -51,21 +54,42 @@ def is_self_contained(text: str) -> bool:
         return False
     # "all other files" compares within the question; "the other issues" points back. Only "other" right after
     # "all"/"any"/"each" stays inside the question.
-    referring = [i for i, w in enumerate(words) if w in _REFERRING
-                 and not (w in ("other", "others") and i and words[i - 1] in ("all", "any", "each", "every"))]
+    referring = [
+        i
+        for i, w in enumerate(words)
+        if w in _REFERRING and not (w in ("other", "others") and i and words[i - 1] in ("all", "any", "each", "every"))
+    ]
     # "the next one", "which ones": a noun left out; "one of the rivers" names it.
-    ones = [i for i, w in enumerate(words) if w in ("one", "ones") and (i + 1 == len(words) or words[i + 1] != "of")
-            and i and words[i - 1] in ("the", "which", "that", "this", "next", "last", "other", "first", "same")]
+    ones = [
+        i
+        for i, w in enumerate(words)
+        if w in ("one", "ones")
+        and (i + 1 == len(words) or words[i + 1] != "of")
+        and i
+        and words[i - 1] in ("the", "which", "that", "this", "next", "last", "other", "first", "same")
+    ]
     return not referring and not ones
 
 
 # The kind of answer a question asks for, from its wh-word. Checked against what the answer gives.
 _KINDS = (
-    ("quantity", re.compile(r"\bhow (?:many|much(?! of\b)|long|far|old|big|large|tall|high|deep|wide|heavy)\b"
-                            r"|\b(?:what|which) (?:is |was |are |were )?(?:the )?(?:number|percentage|population"
-                            r"|amount)\b", re.IGNORECASE)),
-    ("time", re.compile(r"^\W*(?:\w+\s+){0,2}?when\b|\b(?:what|which) (?:\w+ )?(?:year|date|month|day|century|decade)"
-                        r"\b", re.IGNORECASE)),
+    (
+        "quantity",
+        re.compile(
+            r"\bhow (?:many|much(?! of\b)|long|far|old|big|large|tall|high|deep|wide|heavy)\b"
+            r"|\b(?:what|which) (?:is |was |are |were )?(?:the )?(?:number|percentage|population"
+            r"|amount)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "time",
+        re.compile(
+            r"^\W*(?:\w+\s+){0,2}?when\b|\b(?:what|which) (?:\w+ )?(?:year|date|month|day|century|decade)"
+            r"\b",
+            re.IGNORECASE,
+        ),
+    ),
     ("person", re.compile(r"^\W*(?:\w+\s+){0,2}?(?:who|whom|whose)\b", re.IGNORECASE)),
     ("place", re.compile(r"^\W*(?:\w+\s+){0,2}?where\b", re.IGNORECASE)),
 )

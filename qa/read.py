@@ -31,7 +31,7 @@ class Candidate:
 
     @property
     def text(self) -> str:
-        return self.passage.text[self.start:self.end]
+        return self.passage.text[self.start : self.end]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -46,8 +46,9 @@ def is_prose(sentence: str) -> bool:
     return bool(re.search(r"[.!?。！？؟۔][\"'”’)\]]*$", sentence.strip()))
 
 
-def rank_sentences(question: str, passages: Sequence[Passage], embed: Embed,
-                   usable: Callable[[str], bool] = lambda s: True) -> list[Candidate]:
+def rank_sentences(
+    question: str, passages: Sequence[Passage], embed: Embed, usable: Callable[[str], bool] = lambda s: True
+) -> list[Candidate]:
     """Every usable passage sentence scored against the question, best first (numbered 1..).
 
     Question words count by how few of the candidate sentences have them (idf over the candidates): among
@@ -88,8 +89,11 @@ _TITLE_CHARS = 60
 
 # The prompt's own markup inside document text or titles: turn tags and the chat template's `<|im_start|>`. Its
 # angle brackets become look-alikes, so a document cannot open a turn of its own; the words stay readable.
-_MARKUP = re.compile(r"<(?=\s*/?\s*(?:passages|documents|system|user|assistant|human|question|answer)\b)|<(?=\|)"
-                     r"|(?<=\|)>", re.IGNORECASE)
+_MARKUP = re.compile(
+    r"<(?=\s*/?\s*(?:passages|documents|system|user|assistant|human|question|answer)\b)|<(?=\|)"
+    r"|(?<=\|)>",
+    re.IGNORECASE,
+)
 
 
 def neutral(text: str) -> str:
@@ -135,8 +139,17 @@ def parse_reply(text: str) -> tuple[int, str]:
     return (int(m.group(1)), m.group(2).strip(" \"'“”")) if m else (0, "")
 
 
-_SAME = {"'": "['’‘]", "’": "['’‘]", "‘": "['’‘]", '"': '["“”]', "“": '["“”]', "”": '["“”]',
-         "-": "[-‐‑‒–—]", "–": "[-‐‑‒–—]", "—": "[-‐‑‒–—]"}
+_SAME = {
+    "'": "['’‘]",
+    "’": "['’‘]",
+    "‘": "['’‘]",
+    '"': '["“”]',
+    "“": '["“”]',
+    "”": '["“”]',
+    "-": "[-‐‑‒–—]",
+    "–": "[-‐‑‒–—]",
+    "—": "[-‐‑‒–—]",
+}
 
 
 def locate(words: str, sentence: str) -> tuple[int, int] | None:
@@ -154,5 +167,14 @@ def locate(words: str, sentence: str) -> tuple[int, int] | None:
     return (m.start(), m.end()) if m else None
 
 
-__all__ = ["Candidate", "READER_SYSTEM", "cosine", "is_prose", "locate", "parse_reply", "rank_sentences",
-           "reader_messages", "reply_grammar"]
+__all__ = [
+    "Candidate",
+    "READER_SYSTEM",
+    "cosine",
+    "is_prose",
+    "locate",
+    "parse_reply",
+    "rank_sentences",
+    "reader_messages",
+    "reply_grammar",
+]

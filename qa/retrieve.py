@@ -34,8 +34,9 @@ RERANK_DEPTH = 5
 SENTENCE_WEIGHT = 1.5
 
 
-def rrf_fuse(rankings: list[list[Chunk]], rrf_k: int,
-             weights: list[float] | tuple[float, ...] | None = None) -> list[tuple[Chunk, float]]:
+def rrf_fuse(
+    rankings: list[list[Chunk]], rrf_k: int, weights: list[float] | tuple[float, ...] | None = None
+) -> list[tuple[Chunk, float]]:
     """Reciprocal rank fusion, list i weighted by weights[i] (default 1 each); ties go to the chunk ranked best
     in any list, then to the earlier list."""
     weights = [1.0] * len(rankings) if weights is None else list(weights)
@@ -107,8 +108,10 @@ class Retriever:
         if not isinstance(query, str) or not query.strip():
             raise QAError("the question is empty; type a question about your documents")
         if len(query) > self.settings.max_query_chars:
-            raise QAError(f"the question is {len(query):,} characters long; the limit is "
-                          f"{self.settings.max_query_chars:,} (QA_MAX_QUERY_CHARS)")
+            raise QAError(
+                f"the question is {len(query):,} characters long; the limit is "
+                f"{self.settings.max_query_chars:,} (QA_MAX_QUERY_CHARS)"
+            )
         return query.strip()
 
     def retrieve(self, query: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
@@ -128,8 +131,18 @@ class Retriever:
                 raise
             hits = self._search(self.reader, query, k, mode)  # a rebuild switched and deleted it mid-search
         return [
-            Passage(n=n, chunk_id=c.id, source=c.source, title=c.title, start=c.start, end=c.end,
-                    score=float(score), text=c.text, page=c.page, page_starts=_page_starts(reader, c))
+            Passage(
+                n=n,
+                chunk_id=c.id,
+                source=c.source,
+                title=c.title,
+                start=c.start,
+                end=c.end,
+                score=float(score),
+                text=c.text,
+                page=c.page,
+                page_starts=_page_starts(reader, c),
+            )
             for n, (c, score) in enumerate(hits, 1)
         ]
 
@@ -162,9 +175,20 @@ class PassageRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[LCDocument]:
         return [
-            LCDocument(page_content=p.text, id=p.chunk_id,
-                       metadata={"n": p.n, "chunk_id": p.chunk_id, "source": p.source, "title": p.title,
-                                 "start": p.start, "end": p.end, "score": p.score, "page": p.page})
+            LCDocument(
+                page_content=p.text,
+                id=p.chunk_id,
+                metadata={
+                    "n": p.n,
+                    "chunk_id": p.chunk_id,
+                    "source": p.source,
+                    "title": p.title,
+                    "start": p.start,
+                    "end": p.end,
+                    "score": p.score,
+                    "page": p.page,
+                },
+            )
             for p in self.retriever.retrieve(query, k=self.k, mode=self.mode)
         ]
 

@@ -28,8 +28,9 @@ def clean_question(question: str | None, max_chars: int) -> str:
     if not text:
         raise QAError("Please type a question.")
     if len(text) > max_chars:
-        raise QAError(f"The question is too long ({len(text):,} characters; the limit is {max_chars:,}). "
-                      "Please shorten it.")
+        raise QAError(
+            f"The question is too long ({len(text):,} characters; the limit is {max_chars:,}). Please shorten it."
+        )
     return text
 
 
@@ -135,10 +136,16 @@ class QAService:
             if self._parts is None:
                 s = self.settings
                 self._parts = Parts(
-                    retrieve=lambda q, k: retriever.retrieve(q, k), embed=CachedEmbed(embedder), llm=llm,
-                    answer_with=s.answer_with, top_k=s.top_k, read_sentences=s.read_sentences,
-                    min_relevance=s.min_relevance, tie_margin=s.tie_margin,
-                    grammar=s.llm == "local")
+                    retrieve=lambda q, k: retriever.retrieve(q, k),
+                    embed=CachedEmbed(embedder),
+                    llm=llm,
+                    answer_with=s.answer_with,
+                    top_k=s.top_k,
+                    read_sentences=s.read_sentences,
+                    min_relevance=s.min_relevance,
+                    tie_margin=s.tie_margin,
+                    grammar=s.llm == "local",
+                )
             return self._parts
 
     def _start_llm(self) -> None:
@@ -241,8 +248,9 @@ class QAService:
         # One core stays free for the questions answered meanwhile (measured by `python -m bench busy`).
         torch.set_num_threads(max(1, threads - 1))
         try:
-            return build_index(self.settings, force=force, progress=False, embedder=self.embedder(),
-                               on_progress=on_progress)
+            return build_index(
+                self.settings, force=force, progress=False, embedder=self.embedder(), on_progress=on_progress
+            )
         finally:
             torch.set_num_threads(threads)
             self._rebuild_lock.release()

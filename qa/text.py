@@ -10,8 +10,38 @@ import unicodedata
 
 # A sentence ends at . ! ? (or their CJK/Arabic forms) followed by space/end, unless the dot belongs to a
 # known abbreviation or a number like "2.0".
-_ABBREV = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "no", "jan",
-           "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "gen", "col", "lt"}
+_ABBREV = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "st",
+    "jr",
+    "sr",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "u.s",
+    "u.k",
+    "no",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "gen",
+    "col",
+    "lt",
+}
 # Linear on any input: a match never starts inside a run of end marks, and runs are taken whole (possessive), so
 # a 1 MB line of dots or of abbreviations costs one pass, not one pass per mark.
 _END = re.compile(r"(?<![.!?。！？؟۔])[.!?。！？؟۔]++[\"'”’)\]]*+(?=\s|$)|\n+")
@@ -48,14 +78,16 @@ def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
 
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an the and or but if of to in on at by for with from as into onto over under about after before between during
 is are was were be been being am do does did done have has had having will would shall should can could may might
 must this that these those it its it's they them their there here what which who whom whose when where why how
 i me my we our you your he him his she her not no nor so than too very just also any all both each few more most
 other some such only own same then once again further up down out off s t don didn doesn isn wasn weren
 according article document documents say says said tell told per mention mentioned
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 _NUMBER_DASH = re.compile(r"(?<=\d)\s*[‐‑‒–—]\s*(?=\d)")

@@ -26,8 +26,15 @@ class Passage:
         return self.page + sum(1 for s in self.page_starts if s <= offset)
 
     def to_json(self) -> dict:
-        return {"n": self.n, "source": self.source, "start": self.start, "end": self.end,
-                "score": round(float(self.score), 6), "text": self.text, "page": self.page}
+        return {
+            "n": self.n,
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "score": round(float(self.score), 6),
+            "text": self.text,
+            "page": self.page,
+        }
 
 
 @dataclass

@@ -31,7 +31,7 @@ PART_PREFIX, PART_SUFFIX = ".upload-", ".part"  # an upload being copied; hidden
 # Characters a shell would run or expand, or markup would interpret. A name holding any of them is refused
 # outright: such a name is far more likely a probe than a document title. Harmless punctuation that real names
 # carry (`report (1).pdf`, `John's notes.txt`, `Q&A.md`, `Issue #5.md`) is accepted and becomes `_`.
-_SHELL_CHARS = set(";|$`\\\"<>*?{}\n\r\t")
+_SHELL_CHARS = set(';|$`\\"<>*?{}\n\r\t')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_RUN = re.compile(r"[^\w.-]+")
 
@@ -64,8 +64,10 @@ def safe_name(original: str) -> str:
         raise UploadRejected(f"{shown!r} was refused: the name contains control characters.")
     bad = sorted(set(name) & _SHELL_CHARS)
     if bad:
-        raise UploadRejected(f"{shown!r} was refused: the name contains characters that are not allowed "
-                             f"({' '.join(bad)}). Rename the file using letters, digits, spaces, '-' or '_'.")
+        raise UploadRejected(
+            f"{shown!r} was refused: the name contains characters that are not allowed "
+            f"({' '.join(bad)}). Rename the file using letters, digits, spaces, '-' or '_'."
+        )
     if name.startswith((".", "-")):
         raise UploadRejected(f"{shown!r} was refused: hidden names and names starting with '-' are not allowed.")
     stem, dot, suffix = name.rpartition(".")
@@ -93,8 +95,10 @@ def _check_content(path: Path, name: str, settings: Settings) -> None:
     if not text.strip():
         raise UploadRejected(f"{name} was refused: it contains no text.")
     if len(text) > settings.max_doc_chars:
-        raise UploadRejected(f"{name} was refused: it has more than {settings.max_doc_chars:,} characters of text "
-                             "(the limit is QA_MAX_DOC_CHARS).")
+        raise UploadRejected(
+            f"{name} was refused: it has more than {settings.max_doc_chars:,} characters of text "
+            "(the limit is QA_MAX_DOC_CHARS)."
+        )
 
 
 def _check_extracted(path: Path, name: str, settings: Settings) -> None:
@@ -167,8 +171,9 @@ def save_upload(source: str | Path, original_name: str, settings: Settings) -> t
         raise UploadRejected(f"{name} was refused: the upload could not be read.") from None
     limit = settings.upload_max_mb * 1024 * 1024
     if size > limit:
-        raise UploadRejected(f"{name} was refused: it is {size / 1048576:.1f} MB; the limit is "
-                             f"{settings.upload_max_mb} MB.")
+        raise UploadRejected(
+            f"{name} was refused: it is {size / 1048576:.1f} MB; the limit is {settings.upload_max_mb} MB."
+        )
     if size == 0:
         raise UploadRejected(f"{name} was refused: the file is empty.")
     try:
@@ -197,8 +202,9 @@ def _store(source: Path, name: str, size: int, folder: Path) -> tuple[str, bool]
             os.fsync(out.fileno())
         _place(tmp, folder / stored)
     except FileExistsError:
-        raise UploadRejected(f"{name} was refused: another upload with this name arrived at the same time; "
-                             "try again.") from None
+        raise UploadRejected(
+            f"{name} was refused: another upload with this name arrived at the same time; try again."
+        ) from None
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -257,5 +263,12 @@ def save_uploads(files: list[tuple[str | Path, str]], settings: Settings) -> Upl
     return result
 
 
-__all__ = ["ALLOWED_SUFFIXES", "UploadRejected", "UploadResult", "remove_partial_uploads", "safe_name",
-           "save_upload", "save_uploads"]
+__all__ = [
+    "ALLOWED_SUFFIXES",
+    "UploadRejected",
+    "UploadResult",
+    "remove_partial_uploads",
+    "safe_name",
+    "save_upload",
+    "save_uploads",
+]

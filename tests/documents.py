@@ -23,8 +23,10 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
         stream = "\n".join(ops).encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
         content = len(objects)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                       b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, font))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, font)
+        )
         kids.append(len(objects))
     objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
@@ -55,8 +57,9 @@ def write_docx(path: Path) -> Path:
     d.add_paragraph("The operators forecast inflow every morning from the upstream gauges.")
     d.add_paragraph("Snowmelt dominates the inflow between April and June.")
     table = d.add_table(rows=3, cols=3)
-    for r, row in enumerate([["Month", "Inflow", "Release"], ["April", "820 cusecs", "600 cusecs"],
-                             ["May", "1,450 cusecs", "1,100 cusecs"]]):
+    for r, row in enumerate(
+        [["Month", "Inflow", "Release"], ["April", "820 cusecs", "600 cusecs"], ["May", "1,450 cusecs", "1,100 cusecs"]]
+    ):
         for c, value in enumerate(row):
             table.cell(r, c).text = value
     d.add_heading("Spillway gates", level=1)

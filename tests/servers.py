@@ -88,13 +88,25 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"{name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
-    env.update(QA_SEEDS_DIR=str(seeds), QA_DATA_DIR=str(data), GRADIO_TEMP_DIR=str(root / "gradio-tmp"),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **env_overrides)
+    env.update(
+        QA_SEEDS_DIR=str(seeds),
+        QA_DATA_DIR=str(data),
+        GRADIO_TEMP_DIR=str(root / "gradio-tmp"),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **env_overrides,
+    )
     port = free_port()
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"],
-                                cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_ready(url, proc, log)
@@ -127,8 +139,14 @@ def build_index(root: Path, timeout: int = STARTUP_SECONDS) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
     qa_env = {"QA_SEEDS_DIR": str(seeds), "QA_DATA_DIR": str(data)}
     env.update(qa_env, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    done = subprocess.run([sys.executable, "-m", "ui.cli", "index", "build"], cwd=ROOT, env=env, timeout=timeout,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "index", "build"],
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"qa index build failed:\n{done.stderr[-3000:]}")
     return qa_env

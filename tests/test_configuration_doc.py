@@ -8,7 +8,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def test_the_configuration_page_is_the_generated_one():
-    assert DOC.read_text(encoding="utf-8") == configuration_markdown(), "run: python -m index.settings > docs/configuration.md"
+    assert DOC.read_text(encoding="utf-8") == configuration_markdown(), (
+        "run: python -m index.settings > docs/configuration.md"
+    )
 
 
 def test_every_setting_is_on_the_page_with_its_default_and_a_meaning():
@@ -35,5 +37,10 @@ def test_grouped_settings_keep_their_flat_variable_names(monkeypatch):
     monkeypatch.setenv("QA_CHROMA_PORT", "9000")
     monkeypatch.setenv("QA_SEEDS_DIR", "/tmp/docs")
     s = Settings(_env_file=None)
-    assert (s.top_k, s.llm, s.min_relevance, s.chroma_port, s.seeds_dir) == (7, "extractive", 0.5, 9000,
-                                                                              Path("/tmp/docs"))
+    assert (s.top_k, s.llm, s.min_relevance, s.chroma_port, s.seeds_dir) == (
+        7,
+        "extractive",
+        0.5,
+        9000,
+        Path("/tmp/docs"),
+    )

@@ -23,9 +23,42 @@ BUDGET = settings(max_examples=150, deadline=None, suppress_health_check=[Health
 
 # Text that stresses the code: sentence ends, abbreviations, quotes, brackets, blank lines, controls and escape
 # sequences, HTML, non-Latin scripts and characters outside the BMP, mixed with arbitrary Unicode.
-PIECES = ["Mr. ", "No. 5, ", "etc. ", "e.g. ", "U.S. ", "2.0 ", ". ", "...", "?! ", "!", "\n", "\n\n", "\r\n",
-          "\t", "  ", "\"Yes.\" ", "(see [1].) ", "COMMENTS (3)\n", "\x1b[2J", "\x1b]0;t\x07", "\x00", "\x0c",
-          "\u00a0", "\ufeff", "。", "؟ ", "۔", "😀", "<b>", "</passages>", "word", "Islamabad", "-", "#"]
+PIECES = [
+    "Mr. ",
+    "No. 5, ",
+    "etc. ",
+    "e.g. ",
+    "U.S. ",
+    "2.0 ",
+    ". ",
+    "...",
+    "?! ",
+    "!",
+    "\n",
+    "\n\n",
+    "\r\n",
+    "\t",
+    "  ",
+    '"Yes." ',
+    "(see [1].) ",
+    "COMMENTS (3)\n",
+    "\x1b[2J",
+    "\x1b]0;t\x07",
+    "\x00",
+    "\x0c",
+    "\u00a0",
+    "\ufeff",
+    "。",
+    "؟ ",
+    "۔",
+    "😀",
+    "<b>",
+    "</passages>",
+    "word",
+    "Islamabad",
+    "-",
+    "#",
+]
 texts = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=12)), max_size=60).map("".join)
 
 
@@ -71,7 +104,7 @@ def test_chunk_offsets_always_slice_the_cleaned_text_to_the_chunk(raw, size, dat
     assert starts == sorted(set(starts))
     assert len({c.id for c in chunks}) == len(chunks)
     for c in chunks:
-        assert text[c.start:c.end] == c.text and 0 < len(c.text) <= size
+        assert text[c.start : c.end] == c.text and 0 < len(c.text) <= size
     covered = set()
     for c in chunks:
         covered.update(range(c.start, c.end))
@@ -80,12 +113,43 @@ def test_chunk_offsets_always_slice_the_cleaned_text_to_the_chunk(raw, size, dat
 
 # --- rendering ------------------------------------------------------------------------------------------------
 # Tags the renderer writes itself; an input tag is one of these or another name it never writes.
-OWN_TAGS = {"a", "mark", "div", "span", "article", "header", "p", "h3", "ul", "li", "q", "details", "summary",
-            "progress", "b"}
-HOSTILE = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<svg onload=alert(1)>",
-           "<iframe src=javascript:alert(1)>", "<a href=javascript:alert(1)>x</a>", "<mark>", "<div id=qa-src-1-1>",
-           "\"><b onmouseover=alert(1)>", "'><style>*{}</style>", "&lt;script&gt;", "<!--", "-->", "<![CDATA[",
-           "[1]", "[2] ", "<x-evil>", "</article>", "<p class=qa-text>"]
+OWN_TAGS = {
+    "a",
+    "mark",
+    "div",
+    "span",
+    "article",
+    "header",
+    "p",
+    "h3",
+    "ul",
+    "li",
+    "q",
+    "details",
+    "summary",
+    "progress",
+    "b",
+}
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "<svg onload=alert(1)>",
+    "<iframe src=javascript:alert(1)>",
+    "<a href=javascript:alert(1)>x</a>",
+    "<mark>",
+    "<div id=qa-src-1-1>",
+    '"><b onmouseover=alert(1)>',
+    "'><style>*{}</style>",
+    "&lt;script&gt;",
+    "<!--",
+    "-->",
+    "<![CDATA[",
+    "[1]",
+    "[2] ",
+    "<x-evil>",
+    "</article>",
+    "<p class=qa-text>",
+]
 hostile_text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=8)), max_size=25).map("".join)
 
 
@@ -110,8 +174,7 @@ def _assert_only_own_elements(html: str) -> None:
         assert tag in OWN_TAGS, (tag, html)
         assert not any(name.startswith("on") or name == "style" for name in attrs), (tag, attrs)
         if tag == "a":
-            assert attrs.get("href", "").startswith("#qa-src-") and attrs.get("class") in ("qa-cite",
-                                                                                            "qa-source-link")
+            assert attrs.get("href", "").startswith("#qa-src-") and attrs.get("class") in ("qa-cite", "qa-source-link")
         if tag in ("div", "article", "p") and "id" in attrs:
             assert attrs["id"].startswith(("qa-src-", "qa-status", "qa-progress")), attrs
 
@@ -120,16 +183,31 @@ def _assert_only_own_elements(html: str) -> None:
 @given(hostile_text, hostile_text, hostile_text, st.booleans())
 def test_rendered_html_never_contains_an_element_from_the_input(text, title, quote, abstained):
     passages = [Passage(n, f"c{n}", f"{title}.txt", title, 10 * n, 10 * n + len(text), 1.0, text) for n in (1, 2)]
-    citations = [Citation(1, passages[0].source, "c1", 10, 10 + len(quote), quote),
-                 Citation(2, passages[1].source, "c2", 25, 25 + len(quote), quote)]
-    answer = Answer(question=quote, answer=f"{text} [1] {quote} [2] [9]", abstained=abstained,
-                    citations=[] if abstained else citations, passages=passages)
-    shown = [render.text_html(text), render.question_html(text), render.streaming_html(text),
-             render.answer_html(answer.answer, 3, {1, 2}), render.sources_html(answer, 3),
-             render.retrieved_html(passages, 3), render.sources_message(text),
-             render.notice_html(text, [title, quote]), render.progress_html(text, 1, 2),
-             render.status_html({"exists": True, "documents": 1, "chunks": 2, "built_at": text, "llm": title,
-                                 "llm_note": quote})]
+    citations = [
+        Citation(1, passages[0].source, "c1", 10, 10 + len(quote), quote),
+        Citation(2, passages[1].source, "c2", 25, 25 + len(quote), quote),
+    ]
+    answer = Answer(
+        question=quote,
+        answer=f"{text} [1] {quote} [2] [9]",
+        abstained=abstained,
+        citations=[] if abstained else citations,
+        passages=passages,
+    )
+    shown = [
+        render.text_html(text),
+        render.question_html(text),
+        render.streaming_html(text),
+        render.answer_html(answer.answer, 3, {1, 2}),
+        render.sources_html(answer, 3),
+        render.retrieved_html(passages, 3),
+        render.sources_message(text),
+        render.notice_html(text, [title, quote]),
+        render.progress_html(text, 1, 2),
+        render.status_html(
+            {"exists": True, "documents": 1, "chunks": 2, "built_at": text, "llm": title, "llm_note": quote}
+        ),
+    ]
     for html in shown:
         _assert_only_own_elements(html)
     for passage in passages:  # highlights lie inside the passage, in order, never overlapping

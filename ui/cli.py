@@ -14,12 +14,27 @@ from typing import Annotated, Optional
 import typer
 
 from index.load import printable
-from ui.cli_common import (JsonOpt, SeedsOpt, StoreOpt, _claim_for_reading, _fail, _lines, _lit, _settings,
-                           _user_errors, err, out)
+from ui.cli_common import (
+    JsonOpt,
+    SeedsOpt,
+    StoreOpt,
+    _claim_for_reading,
+    _fail,
+    _lines,
+    _lit,
+    _settings,
+    _user_errors,
+    err,
+    out,
+)
 from ui.cli_index import eval_cmd, index_app
 
-app = typer.Typer(help="Grounded question answering over your documents, offline.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Grounded question answering over your documents, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(index_app, name="index")
 
 
@@ -29,7 +44,9 @@ def search(
     query: Annotated[str, typer.Argument(help="The query, or - to read one query per line from stdin.")],
     k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many passages.")] = 5,
     mode: Annotated[str, typer.Option("--mode", help="hybrid | dense | bm25")] = "hybrid",
-    seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rank passages for a query (hybrid dense + BM25 by default)."""
     if mode not in ("hybrid", "dense", "bm25"):
@@ -60,8 +77,10 @@ def search(
         else:
             for r in found["results"]:
                 page = f" p. {r['page']}" if r["page"] is not None else ""
-                out.print(f"[bold]{r['rank']}.[/] {_lit(r['source'])}{page}:{r['start']}-{r['end']}  "
-                          f"score {r['score']:.4f}", markup=True)
+                out.print(
+                    f"[bold]{r['rank']}.[/] {_lit(r['source'])}{page}:{r['start']}-{r['end']}  score {r['score']:.4f}",
+                    markup=True,
+                )
                 out.print(f"   {' '.join(printable(r['text']).split())}", markup=False)
     if failed:
         raise typer.Exit(1)
@@ -116,8 +135,13 @@ def _stream_to_terminal(service, question: str, history: list[dict]):
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, or - to read one question per line from stdin.")],
-    conversation: Annotated[bool, typer.Option("--conversation", help="With -: the lines are turns of one conversation.")] = False,
-    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+    conversation: Annotated[
+        bool, typer.Option("--conversation", help="With -: the lines are turns of one conversation.")
+    ] = False,
+    llm: LlmOpt = None,
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the documents, with cited passages (or say the documents don't say)."""
     service = _service(seeds, store, llm)
@@ -186,10 +210,16 @@ def chat(llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None) -> 
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option("--port")] = None,
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")] = False,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow binding to a non-loopback interface.")
+    ] = False,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="With --allow-remote: serve without a login.")] = False,
-    watch: Annotated[bool, typer.Option("--watch/--no-watch", help="Rebuild the index when the documents folder changes.")] = True,
-    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Rebuild the index when the documents folder changes.")
+    ] = True,
+    llm: LlmOpt = None,
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Serve the chat UI (default http://127.0.0.1:7860); the documents folder is watched for changes."""
     try:
@@ -207,11 +237,23 @@ def serve(
 
 @app.command()
 def mcp(
-    http: Annotated[Optional[int], typer.Option("--http", metavar="PORT", min=1, max=65535,
-                                                help="Serve streamable HTTP on this port (at /mcp) instead of stdio.")] = None,
+    http: Annotated[
+        Optional[int],
+        typer.Option(
+            "--http",
+            metavar="PORT",
+            min=1,
+            max=65535,
+            help="Serve streamable HTTP on this port (at /mcp) instead of stdio.",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="With --http: interface to bind.")] = "127.0.0.1",
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="With --http: allow a non-loopback interface (needs QA_API_KEY).")] = False,
-    llm: LlmOpt = None, seeds: SeedsOpt = None, store: StoreOpt = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="With --http: allow a non-loopback interface (needs QA_API_KEY).")
+    ] = False,
+    llm: LlmOpt = None,
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Model Context Protocol server with the tools search, ask and status (stdio, or --http PORT)."""
     if llm is not None and llm not in ("local", "openai", "extractive"):

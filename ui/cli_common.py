@@ -17,8 +17,12 @@ from index.settings import Settings, endpoints
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-SeedsOpt = Annotated[Optional[Path], typer.Option("--seeds", help="Documents folder (default: seeds, or QA_SEEDS_DIR).")]
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Index folder (default: .qa/store, or QA_STORE_DIR).")]
+SeedsOpt = Annotated[
+    Optional[Path], typer.Option("--seeds", help="Documents folder (default: seeds, or QA_SEEDS_DIR).")
+]
+StoreOpt = Annotated[
+    Optional[Path], typer.Option("--store", help="Index folder (default: .qa/store, or QA_STORE_DIR).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line).")]
 
 

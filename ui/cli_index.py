@@ -11,8 +11,18 @@ from rich.markup import escape
 
 from index.load import printable
 from index.settings import Settings
-from ui.cli_common import (JsonOpt, SeedsOpt, StoreOpt, _claim_for_reading, _fail, _lit, _settings,
-                           _user_errors, err, out)
+from ui.cli_common import (
+    JsonOpt,
+    SeedsOpt,
+    StoreOpt,
+    _claim_for_reading,
+    _fail,
+    _lit,
+    _settings,
+    _user_errors,
+    err,
+    out,
+)
 
 index_app = typer.Typer(help="Build, rebuild and inspect the index.", no_args_is_help=True)
 
@@ -45,14 +55,24 @@ def _build(settings: Settings, force: bool, as_json: bool) -> None:
     elif report.up_to_date:
         out.print(f"Index is up to date: {report.documents} documents, {report.chunks} chunks.")
     else:
-        out.print(f"Indexed {report.documents} documents into {report.chunks} chunks in {report.seconds:.1f} s "
-                  f"({report.embedded} embedded, {report.reused} reused, {report.removed_documents} documents removed).")
+        out.print(
+            f"Indexed {report.documents} documents into {report.chunks} chunks in {report.seconds:.1f} s "
+            f"({report.embedded} embedded, {report.reused} reused, {report.removed_documents} documents removed)."
+        )
 
 
 @index_app.command("watch")
 def index_watch(
-    seeds: SeedsOpt = None, store: StoreOpt = None,
-    debounce: Annotated[Optional[float], typer.Option("--debounce", min=0.0, help="Seconds of quiet after a change before rebuilding (default 1, or QA_WATCH_DEBOUNCE_SECONDS).")] = None,
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
+    debounce: Annotated[
+        Optional[float],
+        typer.Option(
+            "--debounce",
+            min=0.0,
+            help="Seconds of quiet after a change before rebuilding (default 1, or QA_WATCH_DEBOUNCE_SECONDS).",
+        ),
+    ] = None,
 ) -> None:
     """Keep the index in step with the documents folder: rebuild after each change, until Ctrl-C."""
     import time
@@ -84,12 +104,15 @@ def index_watch(
         if outcome.up_to_date:
             out.print(f"{stamp} Index is up to date: {outcome.documents} documents, {outcome.chunks} chunks.")
         else:
-            out.print(f"{stamp} Indexed {outcome.documents} documents into {outcome.chunks} chunks in "
-                      f"{outcome.seconds:.1f} s ({outcome.embedded} embedded, {outcome.reused} reused, "
-                      f"{outcome.removed_documents} documents removed).")
+            out.print(
+                f"{stamp} Indexed {outcome.documents} documents into {outcome.chunks} chunks in "
+                f"{outcome.seconds:.1f} s ({outcome.embedded} embedded, {outcome.reused} reused, "
+                f"{outcome.removed_documents} documents removed)."
+            )
 
-    watcher = FolderWatcher(settings.seeds_dir, rebuild, debounce=settings.watch_debounce_seconds,
-                            retry_on=(IndexBusy,), on_done=report)
+    watcher = FolderWatcher(
+        settings.seeds_dir, rebuild, debounce=settings.watch_debounce_seconds, retry_on=(IndexBusy,), on_done=report
+    )
     out.print(f"Watching {settings.seeds_dir} (Ctrl-C stops).", markup=False)
     watcher.start()
     try:
@@ -120,12 +143,22 @@ def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: Js
 
 def eval_cmd(
     llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
-    data: Annotated[Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
-    split: Annotated[str, typer.Option("--split", help="article: the seed article's set; dev or test: 42 SQuAD "
-                                       "articles indexed together plus out-of-corpus questions (choose changes on "
-                                       "dev, report test).")] = "article",
-    seeds: SeedsOpt = None, store: StoreOpt = None, as_json: JsonOpt = False,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="article: the seed article's set; dev or test: 42 SQuAD "
+            "articles indexed together plus out-of-corpus questions (choose changes on "
+            "dev, report test).",
+        ),
+    ] = "article",
+    seeds: SeedsOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Accuracy, abstention, citation validity/support, multi-turn accuracy and latency, per backend."""
     if split not in ("article", "dev", "test"):
@@ -142,6 +175,7 @@ def eval_cmd(
 
         def one(settings):
             return run_squad_eval(settings, split, data_path=data, limit=limit, progress=not as_json)
+
     try:
         reports = [one(_settings(seeds, store, llm=b)) for b in backends]
     except _user_errors() as exc:

@@ -28,9 +28,11 @@ from ui.gate import AnswerGate
 
 log = logging.getLogger(__name__)
 
-INSTRUCTIONS = ("Answers questions from the user's own indexed documents, offline, with cited passages. "
-                "`ask` returns a checked answer whose [n] markers point at `citations` and `passages` (or "
-                "`abstained: true` when the documents don't say); `search` returns ranked passages.")
+INSTRUCTIONS = (
+    "Answers questions from the user's own indexed documents, offline, with cited passages. "
+    "`ask` returns a checked answer whose [n] markers point at `citations` and `passages` (or "
+    "`abstained: true` when the documents don't say); `search` returns ranked passages."
+)
 NO_INDEX = "Nothing is indexed yet: run `qa index build` (or press Rebuild index in the page) and ask again."
 
 
@@ -57,8 +59,10 @@ def build_server(service, gate: AnswerGate | None = None):
     read_only = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
     @server.tool(annotations=read_only)
-    def search(query: Annotated[str, Field(description="What to look for in the documents.")],
-               k: Annotated[int, Field(ge=1, le=50, description="How many passages.")] = 5) -> dict[str, Any]:
+    def search(
+        query: Annotated[str, Field(description="What to look for in the documents.")],
+        k: Annotated[int, Field(ge=1, le=50, description="How many passages.")] = 5,
+    ) -> dict[str, Any]:
         """Rank passages of the indexed documents for a query (hybrid dense + BM25). Returns the `qa search
         --json` object: {"query", "results": [{"rank", "source", "chunk_id", "start", "end", "score", "text"}]}."""
         try:
@@ -99,11 +103,23 @@ class _BearerKey:
             headers = dict(scope.get("headers") or [])
             scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
             if scheme.lower() != b"bearer" or not secrets.compare_digest(given.strip(), self.key):
-                body = json.dumps({"error": {"message": "Missing or wrong API key: send the header Authorization: "
-                                             "Bearer <QA_API_KEY>.", "type": "invalid_request_error",
-                                             "param": None, "code": "invalid_api_key"}}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                body = json.dumps(
+                    {
+                        "error": {
+                            "message": "Missing or wrong API key: send the header Authorization: Bearer <QA_API_KEY>.",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "invalid_api_key",
+                        }
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

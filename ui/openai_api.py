@@ -51,8 +51,15 @@ _PIECE = re.compile(r"\S+\s*|\s+")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 kind: str = "invalid_request_error"):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
 
@@ -73,8 +80,11 @@ def _text(content, where: str) -> str:
         parts = []
         for part in content:
             if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
-                raise ApiError(400, f"{where}.content: only text parts ({{\"type\": \"text\", \"text\": ...}}) "
-                               "are supported.", param=f"{where}.content")
+                raise ApiError(
+                    400,
+                    f'{where}.content: only text parts ({{"type": "text", "text": ...}}) are supported.',
+                    param=f"{where}.content",
+                )
             parts.append(part["text"])
         return "\n".join(parts)
     if content is None:
@@ -92,8 +102,12 @@ def parse_chat_request(body) -> tuple[str, list[dict], bool]:
     if not isinstance(model, str):
         raise ApiError(400, "model must be a string.", param="model")
     if model != MODEL:
-        raise ApiError(404, f"The model `{model[:100]}` does not exist; this server offers `{MODEL}`.",
-                       param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"The model `{model[:100]}` does not exist; this server offers `{MODEL}`.",
+            param="model",
+            code="model_not_found",
+        )
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -120,8 +134,7 @@ def parse_chat_request(body) -> tuple[str, list[dict], bool]:
             turns.append({"role": role, "content": text})
     last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=None)
     if last_user is None:
-        raise ApiError(400, "messages must contain a user message: the last one is the question.",
-                       param="messages")
+        raise ApiError(400, "messages must contain a user message: the last one is the question.", param="messages")
     return turns[last_user]["content"], turns[:last_user], stream
 
 
@@ -131,8 +144,12 @@ def check_question(question: str, max_chars: int) -> None:
     if not text:
         raise ApiError(400, "Please type a question: the last user message is empty.", param="messages")
     if len(text) > max_chars:
-        raise ApiError(400, f"The question is too long ({len(text):,} characters; the limit is {max_chars:,}). "
-                       "Please shorten it.", param="messages", code="question_too_long")
+        raise ApiError(
+            400,
+            f"The question is too long ({len(text):,} characters; the limit is {max_chars:,}). Please shorten it.",
+            param="messages",
+            code="question_too_long",
+        )
 
 
 # --- responses -----------------------------------------------------------------------------------------------
@@ -143,16 +160,31 @@ def _extras(answer: Answer) -> dict:
 
 def completion_json(answer: Answer, completion_id: str, created: int) -> dict:
     return {
-        "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                     "finish_reason": "stop", "logprobs": None}],
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
         **_extras(answer),
     }
 
 
 def _chunk(completion_id: str, created: int, delta: dict, finish: str | None = None, **extra) -> bytes:
-    data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+    data = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        **extra,
+    }
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
@@ -182,8 +214,9 @@ def _pipeline_error(exc: BaseException) -> ApiError:
     if isinstance(exc, (QAError, IndexError_)):
         return ApiError(503, hide_paths(str(exc)), code="unavailable", kind="server_error")
     log.error("unexpected error while answering", exc_info=exc)
-    return ApiError(500, "Something went wrong while answering; the details are in the server log.",
-                    kind="server_error")
+    return ApiError(
+        500, "Something went wrong while answering; the details are in the server log.", kind="server_error"
+    )
 
 
 # --- the routes ------------------------------------------------------------------------------------------------
@@ -194,9 +227,11 @@ class OpenAIApi:
         self.gate = gate
 
     def routes(self) -> list[Route]:
-        return [Route("/v1/models", self.models, methods=["GET"]),
-                Route("/v1/models/{model:path}", self.model, methods=["GET"]),
-                Route("/v1/chat/completions", self.chat_completions, methods=["POST"])]
+        return [
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+        ]
 
     def _check_key(self, request: Request) -> None:
         key = self.settings.api_key
@@ -204,8 +239,11 @@ class OpenAIApi:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), key.encode()):
-            raise ApiError(401, "Missing or wrong API key: send the header Authorization: Bearer <QA_API_KEY>.",
-                           code="invalid_api_key")
+            raise ApiError(
+                401,
+                "Missing or wrong API key: send the header Authorization: Bearer <QA_API_KEY>.",
+                code="invalid_api_key",
+            )
 
     @staticmethod
     def _model_json() -> dict:
@@ -223,8 +261,12 @@ class OpenAIApi:
             self._check_key(request)
             name = request.path_params["model"]
             if name != MODEL:
-                raise ApiError(404, f"The model `{name[:100]}` does not exist; this server offers `{MODEL}`.",
-                               param="model", code="model_not_found")
+                raise ApiError(
+                    404,
+                    f"The model `{name[:100]}` does not exist; this server offers `{MODEL}`.",
+                    param="model",
+                    code="model_not_found",
+                )
         except ApiError as err:
             return err.response()
         return JSONResponse(self._model_json())
@@ -235,8 +277,9 @@ class OpenAIApi:
         async for part in request.stream():
             size += len(part)
             if size > MAX_BODY_BYTES:
-                raise ApiError(413, f"The request is too large (the limit is {MAX_BODY_BYTES:,} bytes).",
-                               code="request_too_large")
+                raise ApiError(
+                    413, f"The request is too large (the limit is {MAX_BODY_BYTES:,} bytes).", code="request_too_large"
+                )
             raw += part
         try:
             return json.loads(raw)
@@ -251,8 +294,12 @@ class OpenAIApi:
         except ApiError as err:
             return err.response()
         if self.gate.waiting >= self.settings.max_queue:  # the page's queue is as long
-            return ApiError(429, "The server is busy answering other questions; please retry shortly.",
-                            code="server_busy", kind="rate_limit_error").response()
+            return ApiError(
+                429,
+                "The server is busy answering other questions; please retry shortly.",
+                code="server_busy",
+                kind="rate_limit_error",
+            ).response()
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not stream:
             async with self.gate.slot():
@@ -294,17 +341,28 @@ class OpenAIApi:
                     await anyio.to_thread.run_sync(events.close)
                 self.gate.release()
 
-        return StreamingResponse(body(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
 
 def check_api_key(settings, allow_remote: bool) -> None:
     """Serving other machines needs an API key (ValueError with what to do)."""
     if allow_remote and not settings.api_key:
-        raise ValueError("--allow-remote needs an API key for the HTTP API: set QA_API_KEY to a long random "
-                         "secret (clients send it as Authorization: Bearer <key>), and QA_AUTH=user:password "
-                         "for the page.")
+        raise ValueError(
+            "--allow-remote needs an API key for the HTTP API: set QA_API_KEY to a long random "
+            "secret (clients send it as Authorization: Bearer <key>), and QA_AUTH=user:password "
+            "for the page."
+        )
 
 
-__all__ = ["ApiError", "OpenAIApi", "answer_pieces", "check_api_key", "check_question", "chunks_for", "completion_json",
-           "parse_chat_request"]
+__all__ = [
+    "ApiError",
+    "OpenAIApi",
+    "answer_pieces",
+    "check_api_key",
+    "check_question",
+    "chunks_for",
+    "completion_json",
+    "parse_chat_request",
+]

@@ -84,6 +84,36 @@ HEAD = """
 FOCUS_QUESTION = "() => { document.querySelector('#qa-question textarea')?.focus(); }"
 
 
+def _chat_column():
+    """The conversation, the question box and its buttons (inside the page's left column)."""
+    chat = gr.Chatbot(
+        elem_id="qa-chat",
+        height=520,
+        show_label=False,
+        layout="bubble",
+        render_markdown=False,
+        sanitize_html=True,
+        allow_tags=False,
+        feedback_options=("Like", "Dislike"),
+        buttons=["copy"],
+        placeholder="Answers cite the passages they come from, shown on the right.",
+    )
+    with gr.Row(equal_height=True):
+        question = gr.Textbox(
+            elem_id="qa-question",
+            show_label=False,
+            scale=8,
+            lines=1,
+            max_lines=6,
+            autofocus=True,
+            placeholder="Ask a question about the documents and press Enter",
+        )
+        send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="qa-send")
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="qa-stop")
+    new_chat = gr.Button("New chat", size="sm", elem_id="qa-new-chat")
+    return chat, question, send, stop, new_chat
+
+
 def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
     """The chat page over one service. Call .queue() yourself or use serve(), which sizes it."""
     app = ChatApp(service, gate)
@@ -97,28 +127,24 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
         status = gr.HTML(app.status(), elem_id="qa-status-box", js_on_load=None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                chat = gr.Chatbot(
-                    elem_id="qa-chat", height=520, show_label=False, layout="bubble",
-                    render_markdown=False, sanitize_html=True, allow_tags=False,
-                    feedback_options=("Like", "Dislike"), buttons=["copy"],
-                    placeholder="Answers cite the passages they come from, shown on the right.",
-                )
-                with gr.Row(equal_height=True):
-                    question = gr.Textbox(
-                        elem_id="qa-question", show_label=False, scale=8, lines=1, max_lines=6, autofocus=True,
-                        placeholder="Ask a question about the documents and press Enter",
-                    )
-                    send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="qa-send")
-                    stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="qa-stop")
-                new_chat = gr.Button("New chat", size="sm", elem_id="qa-new-chat")
+                chat, question, send, stop, new_chat = _chat_column()
             with gr.Column(scale=2):
                 sources = gr.HTML(render.sources_placeholder(), elem_id="qa-sources-box", js_on_load=None)
         with gr.Row(equal_height=True):
-            upload = gr.UploadButton("Add documents", file_count="multiple", size="sm", scale=0, min_width=160,
-                                     elem_id="qa-upload", file_types=list(ALLOWED_SUFFIXES))
+            upload = gr.UploadButton(
+                "Add documents",
+                file_count="multiple",
+                size="sm",
+                scale=0,
+                min_width=160,
+                elem_id="qa-upload",
+                file_types=list(ALLOWED_SUFFIXES),
+            )
             rebuild = gr.Button("Rebuild index", size="sm", scale=0, min_width=160, elem_id="qa-rebuild")
-            gr.HTML(f'<span class="qa-note">.txt, .md, .html, .pdf or .docx, up to {s.upload_max_mb} MB each</span>',
-                    js_on_load=None)
+            gr.HTML(
+                f'<span class="qa-note">.txt, .md, .html, .pdf or .docx, up to {s.upload_max_mb} MB each</span>',
+                js_on_load=None,
+            )
         progress = gr.HTML("", elem_id="qa-progress-box", js_on_load=None)
         pending = gr.Textbox(visible=False)
         records = gr.State({})
@@ -128,11 +154,19 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
             step = trigger(app.take_question, [question], [question, pending], **private)
             step.then(None, js=FOCUS_QUESTION, **private)
             api = {"api_name": "chat"} if not answering else {"api_visibility": "private"}
-            answering.append(step.then(app.respond, [pending, chat, records], [chat, sources, records],
-                                       **api, **answer_limit))
+            answering.append(
+                step.then(app.respond, [pending, chat, records], [chat, sources, records], **api, **answer_limit)
+            )
         picked = chat.example_select(app.pick_example, None, [question, pending], **private)
-        answering.append(picked.then(app.respond, [pending, chat, records], [chat, sources, records],
-                                     api_visibility="private", **answer_limit))
+        answering.append(
+            picked.then(
+                app.respond,
+                [pending, chat, records],
+                [chat, sources, records],
+                api_visibility="private",
+                **answer_limit,
+            )
+        )
         stop.click(None, None, None, cancels=answering, **private)
         new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
@@ -160,12 +194,16 @@ def check_host(host: str, allow_remote: bool, auth: str | None = None, no_auth: 
     if _loopback(host):
         return
     if not allow_remote:
-        raise ValueError(f"Refusing to listen on {host}: by default only this computer (127.0.0.1) may connect. "
-                         "Pass --allow-remote (and set QA_AUTH=user:password) to serve other machines.")
+        raise ValueError(
+            f"Refusing to listen on {host}: by default only this computer (127.0.0.1) may connect. "
+            "Pass --allow-remote (and set QA_AUTH=user:password) to serve other machines."
+        )
     if not auth and not no_auth:
-        raise ValueError(f"Refusing to serve {host} without a login: anyone on the network could read the "
-                         "documents and add files. Set QA_AUTH=user:password, or pass --no-auth to serve "
-                         "without one.")
+        raise ValueError(
+            f"Refusing to serve {host} without a login: anyone on the network could read the "
+            "documents and add files. Set QA_AUTH=user:password, or pass --no-auth to serve "
+            "without one."
+        )
 
 
 def allowed_hosts(host: str, extra: str | None = None) -> list[str]:
@@ -195,8 +233,9 @@ def _auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch(service: QAService, host: str, port: int, *, allow_remote: bool = False, no_auth: bool = False,
-           block: bool = True):
+def launch(
+    service: QAService, host: str, port: int, *, allow_remote: bool = False, no_auth: bool = False, block: bool = True
+):
     """Start the page and the OpenAI-compatible API (/v1, ui/openai_api.py) for `service` on host:port; returns
     (app, url) when block is False (tests). Both share one limit on concurrent answers."""
     from starlette.middleware import Middleware
@@ -207,22 +246,37 @@ def launch(service: QAService, host: str, port: int, *, allow_remote: bool = Fal
     s = service.settings
     check_api_key(s, allow_remote)
     check_host(host, allow_remote, s.auth, no_auth)
-    trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts),
-                         www_redirect=False)
+    trusted = Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, s.allowed_hosts), www_redirect=False)
     gate = AnswerGate(s.llm_parallel)
     demo = build_app(service, gate).queue(max_size=s.max_queue, default_concurrency_limit=4)
     theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     fast_app, url, _ = demo.launch(
-        server_name=host, server_port=port, auth=_auth(s.auth), max_file_size=f"{s.upload_max_mb}mb",
-        prevent_thread_lock=not block, show_error=False, quiet=not block, ssr_mode=False,
-        footer_links=["api"], css=CSS, head=HEAD, theme=theme, run_history=False,
+        server_name=host,
+        server_port=port,
+        auth=_auth(s.auth),
+        max_file_size=f"{s.upload_max_mb}mb",
+        prevent_thread_lock=not block,
+        show_error=False,
+        quiet=not block,
+        ssr_mode=False,
+        footer_links=["api"],
+        css=CSS,
+        head=HEAD,
+        theme=theme,
+        run_history=False,
         app_kwargs={"middleware": [trusted], "routes": OpenAIApi(service, gate).routes()},
     )
     return demo, url
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None, allow_remote: bool = False,
-          no_auth: bool = False, watch: bool = True) -> None:
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    allow_remote: bool = False,
+    no_auth: bool = False,
+    watch: bool = True,
+) -> None:
     """Serve the chat until interrupted. The models load in the background while the page starts. With `watch`,
     a change in the documents folder triggers the incremental rebuild (index/watch.py)."""
     host, port = host or settings.host, port or settings.port
@@ -248,11 +302,25 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         from index.types import IndexBusy
         from index.watch import FolderWatcher
 
-        watcher = FolderWatcher(settings.seeds_dir, lambda: service.rebuild(force=False),
-                                debounce=settings.watch_debounce_seconds, retry_on=(IndexBusy,)).start(initial=False)
+        watcher = FolderWatcher(
+            settings.seeds_dir,
+            lambda: service.rebuild(force=False),
+            debounce=settings.watch_debounce_seconds,
+            retry_on=(IndexBusy,),
+        ).start(initial=False)
         service.watch_status = lambda: hide_paths(watcher.status)
     launch(service, host, port, allow_remote=allow_remote, no_auth=no_auth)
 
 
-__all__ = ["MAX_RECORDS", "NO_INDEX", "UNEXPECTED", "ChatApp", "allowed_hosts", "build_app", "check_host",
-           "hide_paths", "launch", "serve"]
+__all__ = [
+    "MAX_RECORDS",
+    "NO_INDEX",
+    "UNEXPECTED",
+    "ChatApp",
+    "allowed_hosts",
+    "build_app",
+    "check_host",
+    "hide_paths",
+    "launch",
+    "serve",
+]

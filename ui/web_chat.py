@@ -68,7 +68,7 @@ def _bounded(records: dict) -> dict:
     """The session's records without the oldest, so that one more fits within MAX_RECORDS."""
     if len(records) < MAX_RECORDS:
         return records
-    return {k: records[k] for k in sorted(records)[-(MAX_RECORDS - 1):]}
+    return {k: records[k] for k in sorted(records)[-(MAX_RECORDS - 1) :]}
 
 
 class ChatApp:
@@ -79,8 +79,11 @@ class ChatApp:
         self.service = service
         self.settings: Settings = service.settings
         s = self.settings
-        _ROOTS.update(str(Path(p).absolute()).rstrip("/") for p in (s.data_dir, s.seeds_dir, s.store_path)
-                      if len(str(Path(p).absolute())) > 1)
+        _ROOTS.update(
+            str(Path(p).absolute()).rstrip("/")
+            for p in (s.data_dir, s.seeds_dir, s.store_path)
+            if len(str(Path(p).absolute())) > 1
+        )
         self.gate = gate or AnswerGate(self.settings.llm_parallel)  # shared with the HTTP API by launch()
 
     # --- chat ----------------------------------------------------------------------------------------------
@@ -90,8 +93,7 @@ class ChatApp:
         out: list[dict] = []
         for _, rec in sorted(records.items()):
             if rec.get("complete") and not rec.get("error"):
-                out += [{"role": "user", "content": rec["question"]},
-                        {"role": "assistant", "content": rec["answer"]}]
+                out += [{"role": "user", "content": rec["question"]}, {"role": "assistant", "content": rec["answer"]}]
         return out
 
     def respond(self, question: str, chat: list | None, records: dict | None) -> Iterator[tuple]:
@@ -104,8 +106,13 @@ class ChatApp:
             chat.append({"role": "user", "content": render.question_html(question)})
         chat.append({"role": "assistant", "content": render.streaming_html("")})
         turn = len(chat) - 1
-        record = {"question": question[: self.settings.max_query_chars], "answer": "", "citations": [],
-                  "abstained": None, "complete": False}
+        record = {
+            "question": question[: self.settings.max_query_chars],
+            "answer": "",
+            "citations": [],
+            "abstained": None,
+            "complete": False,
+        }
         records = _bounded(records)
         sources = render.sources_message("Searching the documents…")
         yield [*chat], sources, records
@@ -133,9 +140,13 @@ class ChatApp:
     def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
         numbers = {p.n for p in answer.passages}
         message = {"role": "assistant", "content": render.answer_html(answer.answer, turn, numbers)}
-        record = {"question": answer.question[: self.settings.max_query_chars], "answer": answer.answer,
-                  "abstained": answer.abstained, "citations": [c.to_json() for c in answer.citations],
-                  "complete": True}
+        record = {
+            "question": answer.question[: self.settings.max_query_chars],
+            "answer": answer.answer,
+            "abstained": answer.abstained,
+            "citations": [c.to_json() for c in answer.citations],
+            "complete": True,
+        }
         return message, render.sources_html(answer, turn), {**records, turn: record}
 
     @staticmethod
@@ -161,8 +172,17 @@ class ChatApp:
             return
         if record.get("error") or not record.get("complete"):
             return
-        if record_feedback(self.settings, liked=data.liked, question=record["question"], answer=record["answer"],
-                           citations=record.get("citations"), abstained=record.get("abstained")) is None:
+        if (
+            record_feedback(
+                self.settings,
+                liked=data.liked,
+                question=record["question"],
+                answer=record["answer"],
+                citations=record.get("citations"),
+                abstained=record.get("abstained"),
+            )
+            is None
+        ):
             gr.Info("Feedback is not being saved at the moment.")
             return
         gr.Info("Thanks, your feedback was saved.")

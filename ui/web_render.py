@@ -64,7 +64,7 @@ def highlight_spans(passage: Passage, citations: list[Citation]) -> list[tuple[i
             continue
         start, end = c.start - passage.start, c.end - passage.start
         s, e = max(0, start), min(len(passage.text), end)
-        if s < e and (not c.quote or passage.text[s:e] == c.quote[s - start:e - start]):
+        if s < e and (not c.quote or passage.text[s:e] == c.quote[s - start : e - start]):
             spans.append((s, e))
         elif c.quote and (i := passage.text.find(c.quote.strip())) >= 0:
             spans.append((i, i + len(c.quote.strip())))
@@ -111,8 +111,7 @@ def sources_message(message: str) -> str:
 def retrieved_html(passages: list[Passage], turn: int) -> str:
     """While the model writes: the passages it was given, not yet sorted into cited and not cited."""
     body = "".join(_passage_html(p, turn, [], cited=False) for p in passages)
-    return (f'<div class="qa-sources"><h3>Retrieved passages</h3>'
-            f'<p class="qa-note">Writing the answer…</p>{body}</div>')
+    return f'<div class="qa-sources"><h3>Retrieved passages</h3><p class="qa-note">Writing the answer…</p>{body}</div>'
 
 
 def sources_html(answer: Answer, turn: int) -> str:
@@ -122,16 +121,18 @@ def sources_html(answer: Answer, turn: int) -> str:
         return sources_message("No passages were found for this question.")
     if answer.abstained:
         body = "".join(_passage_html(p, turn, [], cited=False) for p in answer.passages)
-        return ('<div class="qa-sources qa-abstained"><h3>Related passages</h3>'
-                '<p class="qa-note">The documents do not answer this; these passages came closest.</p>'
-                f'{body}</div>')
+        return (
+            '<div class="qa-sources qa-abstained"><h3>Related passages</h3>'
+            '<p class="qa-note">The documents do not answer this; these passages came closest.</p>'
+            f"{body}</div>"
+        )
     cited_ns = {c.n for c in answer.citations} | {int(n) for n in _MARKER.findall(answer.answer)}
     cited = [p for p in answer.passages if p.n in cited_ns]
     others = [p for p in answer.passages if p.n not in cited_ns]
     links = "".join(
         f'<li><a class="qa-source-link" href="#{passage_id(turn, c.n)}">[{c.n}] '
-        f'{escape(_title(answer.passages, c))}{f", p. {c.page}" if c.page is not None else ""}</a> '
-        f'<q>{escape(_short(c.quote))}</q></li>'
+        f"{escape(_title(answer.passages, c))}{f', p. {c.page}' if c.page is not None else ''}</a> "
+        f"<q>{escape(_short(c.quote))}</q></li>"
         for c in answer.citations
     )
     parts = ['<div class="qa-sources"><h3>Sources</h3>']
@@ -140,8 +141,9 @@ def sources_html(answer: Answer, turn: int) -> str:
     parts.extend(_passage_html(p, turn, answer.citations, cited=True) for p in cited)
     if others:
         inner = "".join(_passage_html(p, turn, [], cited=False) for p in others)
-        parts.append(f'<details class="qa-others"><summary>Other retrieved passages ({len(others)})</summary>'
-                     f'{inner}</details>')
+        parts.append(
+            f'<details class="qa-others"><summary>Other retrieved passages ({len(others)})</summary>{inner}</details>'
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -162,8 +164,11 @@ def _when(value) -> str:
     if value in (None, ""):
         return "unknown"
     try:
-        moment = (datetime.fromtimestamp(float(value)) if isinstance(value, (int, float))
-                  else datetime.fromisoformat(str(value)))
+        moment = (
+            datetime.fromtimestamp(float(value))
+            if isinstance(value, (int, float))
+            else datetime.fromisoformat(str(value))
+        )
     except (TypeError, ValueError):
         return str(value)
     return moment.strftime("%Y-%m-%d %H:%M")
@@ -176,19 +181,25 @@ def status_html(status: dict) -> str:
         llm += f' <span class="qa-note">({escape(str(status["llm_note"]))})</span>'
     watch = f' <span class="qa-watch">{escape(str(status["watch"]))}</span>' if status.get("watch") else ""
     if not status.get("exists"):
-        return (f'<div class="qa-status" id="qa-status">No index yet: add documents or press '
-                f'<b>Rebuild index</b>. Answering model: {llm}.{watch}</div>')
+        return (
+            f'<div class="qa-status" id="qa-status">No index yet: add documents or press '
+            f"<b>Rebuild index</b>. Answering model: {llm}.{watch}</div>"
+        )
     docs, chunks = int(status.get("documents") or 0), int(status.get("chunks") or 0)
-    return (f'<div class="qa-status" id="qa-status">Indexed: {docs} document{"s" * (docs != 1)}, '
-            f'{chunks} passages, built {escape(_when(status.get("built_at")))}. '
-            f'Answering model: {llm}.{watch}</div>')
+    return (
+        f'<div class="qa-status" id="qa-status">Indexed: {docs} document{"s" * (docs != 1)}, '
+        f"{chunks} passages, built {escape(_when(status.get('built_at')))}. "
+        f"Answering model: {llm}.{watch}</div>"
+    )
 
 
 def progress_html(stage: str, done: int, total: int) -> str:
     pct = int(100 * done / total) if total else 0
     count = f" {done}/{total}" if total else ""
-    return (f'<div class="qa-progress" id="qa-progress" data-state="running">'
-            f'<progress max="100" value="{pct}"></progress> {escape(stage)}{count}</div>')
+    return (
+        f'<div class="qa-progress" id="qa-progress" data-state="running">'
+        f'<progress max="100" value="{pct}"></progress> {escape(stage)}{count}</div>'
+    )
 
 
 def report_html(report: BuildReport, notes: list[str] | None = None) -> str:
@@ -200,11 +211,15 @@ def report_html(report: BuildReport, notes: list[str] | None = None) -> str:
         head = f"Index rebuilt in {report.seconds:.1f} s: {size} ({report.embedded} embedded, {report.reused} reused)."
     items = [*(notes or []), *report.skipped]
     listing = "".join(f"<li>{escape(x)}</li>" for x in items)
-    return (f'<div class="qa-progress" id="qa-progress" data-state="done">{escape(head)}'
-            f'{f"<ul>{listing}</ul>" if listing else ""}</div>')
+    return (
+        f'<div class="qa-progress" id="qa-progress" data-state="done">{escape(head)}'
+        f"{f'<ul>{listing}</ul>' if listing else ''}</div>"
+    )
 
 
 def notice_html(message: str, notes: list[str] | None = None, state: str = "error") -> str:
     listing = "".join(f"<li>{escape(x)}</li>" for x in notes or [])
-    return (f'<div class="qa-progress qa-{state}" id="qa-progress" data-state="{state}">{escape(message)}'
-            f'{f"<ul>{listing}</ul>" if listing else ""}</div>')
+    return (
+        f'<div class="qa-progress qa-{state}" id="qa-progress" data-state="{state}">{escape(message)}'
+        f"{f'<ul>{listing}</ul>' if listing else ''}</div>"
+    )

@@ -10,8 +10,11 @@ def answer(question: str, content: str, passages, error: str | None = None) -> d
 
 
 P1, P2 = [("a.txt", 0, 100)], [("a.txt", 100, 200)]
-ALONE = {"who?": answer("who?", "Ishaq Dar [1].", P1), "where?": answer("where?", "Islamabad [1].", P2),
-         "who else?": answer("who else?", "Ishaq Dar [1].", P2)}
+ALONE = {
+    "who?": answer("who?", "Ishaq Dar [1].", P1),
+    "where?": answer("where?", "Islamabad [1].", P2),
+    "who else?": answer("who else?", "Ishaq Dar [1].", P2),
+}
 
 
 def test_its_own_answer_or_a_shared_correct_answer_is_not_mixed():
@@ -20,8 +23,10 @@ def test_its_own_answer_or_a_shared_correct_answer_is_not_mixed():
 
 
 def test_another_questions_passages_or_answer_is_mixed():
-    results = [answer("who?", "Islamabad [1].", P2),  # the other request's whole answer
-               answer("where?", "Ishaq Dar [1].", P2)]  # its own passages, another question's text
+    results = [
+        answer("who?", "Islamabad [1].", P2),  # the other request's whole answer
+        answer("where?", "Ishaq Dar [1].", P2),
+    ]  # its own passages, another question's text
     errors, mixed, differs, problems = classify(results, ALONE)
     assert (errors, mixed, differs) == (0, 2, 0)
     assert [p["mixed_with"] for p in problems] == ["where?", "who?"]

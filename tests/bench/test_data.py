@@ -86,8 +86,20 @@ def test_unanswerable_questions_have_no_answer_in_the_article():
         assert set(item) >= {"id", "question"} and "answers" not in item and "support" not in item
     # The things they ask for are absent: no population, no money, no casualty count, no Prime Minister's name.
     lowered = ARTICLE.lower()
-    for absent in ("population", "billion", "million", "$", "killed", "prime minister shehbaz", "kilomet",
-                   "metres", "ambassador", "sixth round", "eighth round", "8th round"):
+    for absent in (
+        "population",
+        "billion",
+        "million",
+        "$",
+        "killed",
+        "prime minister shehbaz",
+        "kilomet",
+        "metres",
+        "ambassador",
+        "sixth round",
+        "eighth round",
+        "8th round",
+    ):
         assert absent not in lowered, absent
     digits = re.findall(r"\d+", ARTICLE)
     assert set(digits) <= {"7", "3", "4", "5", "2026", "75", "2025", "2029", "14", "15", "2024", "2", "0"}
@@ -100,7 +112,9 @@ def test_follow_ups_depend_on_history():
             q = turn["question"].lower()
             assert not any(a.lower() in q for a in turn["answers"]), turn["question"]
             elliptical = len(q.split()) <= 4  # "In which year?", "And which highway?"
-            anaphoric = re.search(r"\b(it|its|itself|he|him|his|she|her|they|them|their|that|this|those|these|there|the same|one)\b", q)
+            anaphoric = re.search(
+                r"\b(it|its|itself|he|him|his|she|her|they|them|their|that|this|those|these|there|the same|one)\b", q
+            )
             assert elliptical or anaphoric, turn["question"]
 
 

@@ -35,8 +35,9 @@ def test_folder_bytes_counts_files_recursively(tmp_path):
 
 
 def test_isolated_settings_never_touch_the_callers_store(settings, tmp_path):
-    s = common.isolated(settings.model_copy(update={"chroma_host": "example"}), tmp_path, tmp_path / "seeds",
-                        chunk_size=300)
+    s = common.isolated(
+        settings.model_copy(update={"chroma_host": "example"}), tmp_path, tmp_path / "seeds", chunk_size=300
+    )
     assert s.store_path == tmp_path / "store" and s.seeds_dir == tmp_path / "seeds"
     assert s.chroma_host is None and s.chunk_size == 300
 
@@ -53,11 +54,19 @@ def test_answer_schedule_alternates_and_never_repeats_a_question_back_to_back():
 
 
 def test_answer_summary_uses_llama_timings_and_skips_short_generations():
-    runs = [{"ttft_ms": 100, "total_ms": 900, "llama": {"prompt_n": 40, "cache_n": 300, "predicted_n": 20,
-                                                        "predicted_per_second": 10.0}},
-            {"ttft_ms": 300, "total_ms": 1100, "llama": {"prompt_n": 60, "cache_n": 300, "predicted_n": 2,
-                                                         "predicted_per_second": 99.0}},
-            {"ttft_ms": 200, "total_ms": 1000, "llama": None}]
+    runs = [
+        {
+            "ttft_ms": 100,
+            "total_ms": 900,
+            "llama": {"prompt_n": 40, "cache_n": 300, "predicted_n": 20, "predicted_per_second": 10.0},
+        },
+        {
+            "ttft_ms": 300,
+            "total_ms": 1100,
+            "llama": {"prompt_n": 60, "cache_n": 300, "predicted_n": 2, "predicted_per_second": 99.0},
+        },
+        {"ttft_ms": 200, "total_ms": 1000, "llama": None},
+    ]
     s = answer.summarize(runs)
     assert s["ttft"]["p50_ms"] == 200 and s["total"]["p50_ms"] == 1000
     assert s["gen_tok_s_p50"] == 10.0  # the 2-token answer says nothing about decode speed
@@ -78,8 +87,15 @@ def test_pick_articles_reaches_the_target_and_cycles_when_short():
 
 def _row(name, chunks, hybrid, dense, build):
     lat = {m: {"p50_ms": v, "p95_ms": v * 2} for m, v in (("hybrid", hybrid), ("dense", dense), ("bm25", 1.0))}
-    return {"name": name, "chunks": chunks, "latency": lat, "build_s": build, "store_mb": chunks / 100,
-            "rss_mb": 500 + chunks / 100, "reused": 0}
+    return {
+        "name": name,
+        "chunks": chunks,
+        "latency": lat,
+        "build_s": build,
+        "store_mb": chunks / 100,
+        "rss_mb": 500 + chunks / 100,
+        "reused": 0,
+    }
 
 
 def test_extrapolation_is_linear_through_the_two_largest_and_labelled():
@@ -101,19 +117,24 @@ def test_ingest_ratios_and_verdicts():
     assert r["rebuild_vs_full"] == pytest.approx(0.025)
     assert ingest.verdicts(r) == {"build_vs_encoder": True, "build_vs_tutorial_corpus": True, "rebuild_vs_full": True}
     assert ingest.verdicts({**r, "rebuild_vs_full": 0.06, "build_vs_encoder": 0.89}) == {
-        "build_vs_encoder": False, "build_vs_tutorial_corpus": True, "rebuild_vs_full": False}
+        "build_vs_encoder": False,
+        "build_vs_tutorial_corpus": True,
+        "rebuild_vs_full": False,
+    }
 
 
 def test_parse_importtime_finds_top_level_modules_and_heavy_packages():
-    stderr = "\n".join([
-        "import time: self [us] | cumulative | imported package",
-        "import time:       120 |        120 |   _io",
-        "import time:       300 |        500 | encodings",
-        "import time:      1000 |       1000 |     torch._C",
-        "import time:      2000 |       4000 |   torch",
-        "import time:       500 |       9000 | ui.cli",
-        "some other stderr line",
-    ])
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       120 |        120 |   _io",
+            "import time:       300 |        500 | encodings",
+            "import time:      1000 |       1000 |     torch._C",
+            "import time:      2000 |       4000 |   torch",
+            "import time:       500 |       9000 | ui.cli",
+            "some other stderr line",
+        ]
+    )
     got = coldstart.parse_importtime(stderr)
     assert got["modules"] == 5
     assert [t["module"] for t in got["top"]] == ["ui.cli", "encodings"]
@@ -123,18 +144,31 @@ def test_parse_importtime_finds_top_level_modules_and_heavy_packages():
 
 
 def test_plots_write_pngs_from_results(tmp_path):
-    scale_result = {"modes": ["hybrid", "dense"], "machine": {"cpus": 2},
-                    "rows": [_row("10k", 10000, 28, 17, 200), _row("1k", 1000, 10, 8, 20)],
-                    "extrapolated_100k": {"chunks": 100000, "hybrid_p50_ms": 200.0, "dense_p50_ms": 100.0}}
+    scale_result = {
+        "modes": ["hybrid", "dense"],
+        "machine": {"cpus": 2},
+        "rows": [_row("10k", 10000, 28, 17, 200), _row("1k", 1000, 10, 8, 20)],
+        "extrapolated_100k": {"chunks": 100000, "hybrid_p50_ms": 200.0, "dense_p50_ms": 100.0},
+    }
     assert plots.scale_series(scale_result)["hybrid"][0] == (1000, 10, 20)
-    ingest_result = {"articles": 2, "corpus_chars": 10000, "machine": {"cpus": 2},
-                     "ours": {"chunks": 100, "encoder_chunks_per_s": 50.0, "build_chunks_per_s": 45.0,
-                              "full_build_s": 2.2}, "tutorial": {"chunks": 40, "seconds": 4.0}}
+    ingest_result = {
+        "articles": 2,
+        "corpus_chars": 10000,
+        "machine": {"cpus": 2},
+        "ours": {"chunks": 100, "encoder_chunks_per_s": 50.0, "build_chunks_per_s": 45.0, "full_build_s": 2.2},
+        "tutorial": {"chunks": 40, "seconds": 4.0},
+    }
     lat = {"p50_ms": 900.0, "p95_ms": 1500.0}
-    answer_result = {"model": "m.gguf", "machine": {"cpus": 2},
-                     "summary": {"cached": {"ttft": lat, "total": lat}, "uncached": {"ttft": lat, "total": lat}}}
-    for plot, result in ((plots.plot_scale, scale_result), (plots.plot_ingest, ingest_result),
-                         (plots.plot_answer, answer_result)):
+    answer_result = {
+        "model": "m.gguf",
+        "machine": {"cpus": 2},
+        "summary": {"cached": {"ttft": lat, "total": lat}, "uncached": {"ttft": lat, "total": lat}},
+    }
+    for plot, result in (
+        (plots.plot_scale, scale_result),
+        (plots.plot_ingest, ingest_result),
+        (plots.plot_answer, answer_result),
+    ):
         out = plot(result, tmp_path / "p.png")
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -172,9 +206,11 @@ def test_load_flags_another_questions_answer_only_when_it_does_not_answer_this_o
     pak = Item("a01", "Who co-chaired on the Pakistani side?", ("Dar",))
     chn = Item("a02", "Who was the Chinese co-chair?", ("Wang Yi",))
     port = Item("a37", "Which port?", ("Gwadar",))
-    alone = {"a01": Result(pak, -1, 0, answer="Deputy PM Ishaq Dar [1]"),
-             "a02": Result(chn, -1, 0, answer="Ishaq Dar [1]"),
-             "a37": Result(port, -1, 0, answer="Gwadar Port [2]")}
+    alone = {
+        "a01": Result(pak, -1, 0, answer="Deputy PM Ishaq Dar [1]"),
+        "a02": Result(chn, -1, 0, answer="Ishaq Dar [1]"),
+        "a37": Result(port, -1, 0, answer="Gwadar Port [2]"),
+    }
     shared = Result(pak, 0, 0, answer="Ishaq Dar [1]")  # a02's (wrong) answer, and a right one for a01
     swapped = Result(port, 1, 0, answer="Ishaq Dar [1]")  # a02's answer where a port was asked: mixed
     compare([shared, swapped], alone)

@@ -29,10 +29,12 @@ def test_metrics_from_ranks():
 
 def test_a_hit_needs_the_right_document_and_the_whole_span():
     target = Target("q", "a.txt", 100, 120)
-    ranked = [_passage("b.txt", 0, 500),  # right span, wrong document
-              _passage("a.txt", 110, 400),  # cuts the support
-              _passage("a.txt", 0, 119),  # one character short
-              _passage("a.txt", 90, 120)]
+    ranked = [
+        _passage("b.txt", 0, 500),  # right span, wrong document
+        _passage("a.txt", 110, 400),  # cuts the support
+        _passage("a.txt", 0, 119),  # one character short
+        _passage("a.txt", 90, 120),
+    ]
     assert first_hit(ranked, target) == 4
     assert first_hit(ranked[:3], target) is None
     squad_style = Target("q", "a.txt", 50, 51)  # answer's first character
@@ -54,12 +56,19 @@ def test_article_targets_locate_every_support_in_real_chunks():
 
 def test_recommendation_weighs_first_place_and_equal_context_and_prefers_the_smaller_on_ties():
     def point(size, article, squad):  # (hit@1, hit@budget) of hybrid search per set
-        return {"chunk_size": size, "chunk_overlap": size // 5, "budget_k": 2000 // size,
-                "article": {"hybrid": {"hit@1": article[0], "hit@budget": article[1]}},
-                "squad": {"hybrid": {"hit@1": squad[0], "hit@budget": squad[1]}}}
+        return {
+            "chunk_size": size,
+            "chunk_overlap": size // 5,
+            "budget_k": 2000 // size,
+            "article": {"hybrid": {"hit@1": article[0], "hit@budget": article[1]}},
+            "squad": {"hybrid": {"hit@1": squad[0], "hit@budget": squad[1]}},
+        }
 
-    sweep = [point(300, (0.78, 0.97), (0.67, 0.90)), point(600, (0.90, 0.97), (0.74, 0.90)),
-             point(800, (0.90, 0.98), (0.75, 0.90))]
+    sweep = [
+        point(300, (0.78, 0.97), (0.67, 0.90)),
+        point(600, (0.90, 0.97), (0.74, 0.90)),
+        point(800, (0.90, 0.98), (0.75, 0.90)),
+    ]
     rec = recommend(sweep)
     assert (rec["chunk_size"], rec["chunk_overlap"], rec["top_k"]) == (600, 120, 3)  # 800 is better by < MARGIN
     assert rec["best_quality"] == pytest.approx((0.90 + 0.98 + 0.75 + 0.90) / 4)
@@ -96,11 +105,32 @@ def test_benchmark_end_to_end_on_real_parts(tmp_path):
     import sys
 
     out = tmp_path / "result.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {"QA_DATA_DIR": str(retrieval.ROOT / ".qa")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")} | {
+        "QA_DATA_DIR": str(retrieval.ROOT / ".qa")
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "retrieval", "--json", "--squad-articles", "1", "--squad-questions", "15",
-         "--chunk-sizes", "500", "--repeat", "1", "--out", str(out)],
-        cwd=retrieval.ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "retrieval",
+            "--json",
+            "--squad-articles",
+            "1",
+            "--squad-questions",
+            "15",
+            "--chunk-sizes",
+            "500",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=retrieval.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
@@ -111,8 +141,14 @@ def test_benchmark_end_to_end_on_real_parts(tmp_path):
     for name in ("article", "squad"):
         for mode in ("dense", "bm25", "hybrid"):
             m = point[name][mode]
-            assert 0 <= m["hit@1"] <= m["hit@5"] <= 1 and 0 <= m["mrr"] <= 1 and len(m["ranks"]) == point[name]["questions"]
-            assert m["hit@budget"] == sum(r is not None and r <= point["budget_k"] for r in m["ranks"]) / len(m["ranks"])
+            assert (
+                0 <= m["hit@1"] <= m["hit@5"] <= 1
+                and 0 <= m["mrr"] <= 1
+                and len(m["ranks"]) == point[name]["questions"]
+            )
+            assert m["hit@budget"] == sum(r is not None and r <= point["budget_k"] for r in m["ranks"]) / len(
+                m["ranks"]
+            )
         assert point[name]["reachable"] == 1.0
     # The article questions are findable at all: far better than chance (1 / number of chunks).
     assert point["article"]["hybrid"]["hit@5"] > 0.8

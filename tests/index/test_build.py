@@ -137,21 +137,26 @@ def test_incremental_rebuild_embeds_only_what_changed(settings: Settings, counti
     assert not before.is_current() and after.is_current()
 
 
-def test_rebuild_with_nothing_changed_validates_the_live_index_and_writes_nothing(settings: Settings,
-                                                                                  counting: CountingEmbedder):
+def test_rebuild_with_nothing_changed_validates_the_live_index_and_writes_nothing(
+    settings: Settings, counting: CountingEmbedder
+):
     first = build_index(settings, progress=False, embedder=counting)
     pointer = (settings.store_path / store.POINTER).read_bytes()
     files = sorted(p.relative_to(settings.store_path) for p in store.builds_dir(settings.store_path).rglob("*"))
     counting.texts.clear()
     steps = []
-    second = build_index(settings, force=True, progress=False, embedder=counting,
-                         on_progress=lambda stage, done, total: steps.append(stage))
+    second = build_index(
+        settings,
+        force=True,
+        progress=False,
+        embedder=counting,
+        on_progress=lambda stage, done, total: steps.append(stage),
+    )
     assert second.up_to_date and second.validated and second.collection == first.collection
     assert second.embedded == 0 and second.chunks == first.chunks and counting.texts == []
     assert "write" not in steps and "validate" in steps  # checked, not copied
     assert (settings.store_path / store.POINTER).read_bytes() == pointer
-    assert sorted(p.relative_to(settings.store_path)
-                  for p in store.builds_dir(settings.store_path).rglob("*")) == files
+    assert sorted(p.relative_to(settings.store_path) for p in store.builds_dir(settings.store_path).rglob("*")) == files
     assert _chroma_names(settings) == {first.collection}
 
     # a live index that does not hold up is rebuilt, reusing what it can
@@ -179,7 +184,9 @@ def test_fresh_rebuild_with_nothing_changed_reuses_every_vector(settings: Settin
 def test_other_model_or_chunking_is_a_mismatch_with_rebuild_hint(settings: Settings):
     build_index(settings, progress=False)
     with pytest.raises(IndexMismatch, match="qa index rebuild") as err:
-        open_index(settings.with_overrides(embedding_model="sentence-transformers/all-mpnet-base-v2", embedding_dim=768))
+        open_index(
+            settings.with_overrides(embedding_model="sentence-transformers/all-mpnet-base-v2", embedding_dim=768)
+        )
     assert "all-mpnet-base-v2" in str(err.value)
     with pytest.raises(IndexMismatch, match="chunk_size"):
         open_index(settings.with_overrides(chunk_size=300))
@@ -272,8 +279,9 @@ def test_damaged_chroma_database_is_corrupt_and_rebuild_moves_it_aside(settings:
     assert reader.bm25("Khunjerab Pass", 1)[0][0].text.count("Khunjerab") == 1
 
 
-def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(settings: Settings,
-                                                                                counting: CountingEmbedder):
+def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(
+    settings: Settings, counting: CountingEmbedder
+):
     """A document of one phrase repeated gives hundreds of chunks with the same few texts. Their identical vectors
     used to wreck Chroma's HNSW graph (the article's own chunks became unfindable) and fail validation."""
     (settings.seeds_dir / "odd.txt").write_text("No. 5, " * 12000)
@@ -286,7 +294,7 @@ def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(se
     assert len(counting.texts) == report.embedded == len(distinct) < len(reader.chunks)
     assert report.reused == 0  # the copies were not taken from an earlier index
     assert reader._chroma.count() == len(distinct)
-    assert all(reader.document_text(c.source)[c.start:c.end] == c.text for c in odd)
+    assert all(reader.document_text(c.source)[c.start : c.end] == c.text for c in odd)
     # the article is still found by its own words and meaning
     hits = reader.dense("Who co-chaired the strategic dialogue?", 3)
     assert hits[0][0].source == "pakistan-china-strategic-dialogue.txt"

@@ -38,8 +38,12 @@ def test_int8_vectors_stay_close_to_fp32(settings: Settings):
 
 def test_skip_overlap_encodes_each_character_once_and_still_finds_the_passages(settings: Settings):
     # short sentences: the splitter carries up to chunk_overlap characters of them into the next chunk
-    (settings.seeds_dir / "minutes.txt").write_text("Minutes\n\n" + " ".join(
-        f"Item {i} on the {w} was approved." for i, w in enumerate(["bridge", "canal", "school", "clinic"] * 15)))
+    (settings.seeds_dir / "minutes.txt").write_text(
+        "Minutes\n\n"
+        + " ".join(
+            f"Item {i} on the {w} was approved." for i, w in enumerate(["bridge", "canal", "school", "clinic"] * 15)
+        )
+    )
     skip = settings.with_overrides(embed_skip_overlap=True)
     counting = CountingEmbedder(get_embedder(skip))
     report = build_index(skip, progress=False, embedder=counting)

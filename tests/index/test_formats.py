@@ -14,24 +14,40 @@ from index.split import split_document
 from tests.documents import write_docx, write_pdf
 
 HEADER = "Shared MIME-info Database Specification, version 0.21"
-INSTALL = ("Each application that wants to register a MIME type will install a single XML file, named after the "
-           "application, into the packages directory. After installing its XML file, the application MUST run the "
-           "update-mime-database command to rebuild the database.")
-OVERRIDE = ("A file named Override.xml takes precedence over all other files in the same packages directory, so an "
-            "administrator can change a type without editing the files that the applications installed.")
-CACHE = ("Applications must not write to the cache directly; they should instead use the tools that the system "
-         "provides for this purpose, in every case.")
+INSTALL = (
+    "Each application that wants to register a MIME type will install a single XML file, named after the "
+    "application, into the packages directory. After installing its XML file, the application MUST run the "
+    "update-mime-database command to rebuild the database."
+)
+OVERRIDE = (
+    "A file named Override.xml takes precedence over all other files in the same packages directory, so an "
+    "administrator can change a type without editing the files that the applications installed."
+)
+CACHE = (
+    "Applications must not write to the cache directly; they should instead use the tools that the system "
+    "provides for this purpose, in every case."
+)
 
 
 def spec_pages() -> list[list[str]]:
     """Three pages with a running header, page numbers at the foot, hard line breaks and a hyphenated word."""
     return [
-        [HEADER, "1 Introduction", *textwrap.wrap(INSTALL, 78),
-         "This keeps the cached copy consistent with every package that is present on the infor-",
-         "mation side of the system, whatever installed it.", "1"],
-        [HEADER, "2 Overrides", *textwrap.wrap(OVERRIDE, 78),
-         "Installers that add a type to the database must always remember to run update-mime-",
-         "database afterwards, or the change is not seen.", "Page 2 of 3"],
+        [
+            HEADER,
+            "1 Introduction",
+            *textwrap.wrap(INSTALL, 78),
+            "This keeps the cached copy consistent with every package that is present on the infor-",
+            "mation side of the system, whatever installed it.",
+            "1",
+        ],
+        [
+            HEADER,
+            "2 Overrides",
+            *textwrap.wrap(OVERRIDE, 78),
+            "Installers that add a type to the database must always remember to run update-mime-",
+            "database afterwards, or the change is not seen.",
+            "Page 2 of 3",
+        ],
         [HEADER, *textwrap.wrap(CACHE, 78), "3"],
     ]
 
@@ -45,11 +61,17 @@ def test_docx_text_in_reading_order_with_headings_and_table_rows(tmp_path: Path)
     assert doc.title == "Reservoir Operations Manual"
     assert doc.pages == ()
     blocks = doc.text.split("\n\n")
-    assert blocks[:4] == ["Reservoir Operations Manual", "Inflow forecasting",
-                          "The operators forecast inflow every morning from the upstream gauges.",
-                          "Snowmelt dominates the inflow between April and June."]
-    assert blocks[4].split("\n") == ["Month | Inflow | Release", "April | 820 cusecs | 600 cusecs",
-                                     "May | 1,450 cusecs | 1,100 cusecs"]
+    assert blocks[:4] == [
+        "Reservoir Operations Manual",
+        "Inflow forecasting",
+        "The operators forecast inflow every morning from the upstream gauges.",
+        "Snowmelt dominates the inflow between April and June.",
+    ]
+    assert blocks[4].split("\n") == [
+        "Month | Inflow | Release",
+        "April | 820 cusecs | 600 cusecs",
+        "May | 1,450 cusecs | 1,100 cusecs",
+    ]
     assert blocks[5:] == ["Spillway gates", "Gate 3 must stay closed while the fish ladder is being inspected."]
     assert all(c.page is None for c in split_document(doc, 200, 40))
 
@@ -125,11 +147,14 @@ def test_an_overrunning_worker_is_killed_and_the_next_file_gets_a_fresh_one(tmp_
     assert worker is not None and not worker.is_alive()  # closed on exit
 
 
-@pytest.mark.parametrize("meta, expected", [
-    ("Shared MIME-info Database", "Shared MIME-info Database"),
-    ("Microsoft Word - draft3.docx", "1 Introduction"),  # a file name, not a title: the first line is
-    ("Long\ntitle " * 200, ("Long title " * 200)[:249].rstrip() + "…"),  # one line, capped
-])
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ("Shared MIME-info Database", "Shared MIME-info Database"),
+        ("Microsoft Word - draft3.docx", "1 Introduction"),  # a file name, not a title: the first line is
+        ("Long\ntitle " * 200, ("Long title " * 200)[:249].rstrip() + "…"),  # one line, capped
+    ],
+)
 def test_pdf_title_comes_from_its_metadata_when_it_is_a_real_one(tmp_path: Path, meta: str, expected: str):
     from pypdf import PdfReader, PdfWriter
 
@@ -156,8 +181,10 @@ def test_an_article_printed_to_pdf_reads_back_as_its_paragraphs(tmp_path: Path):
     lines: list[str] = []
     for p in paragraphs:
         lines += [*textwrap.wrap(p, 90), ""]
-    pages = [["Dawn - Pakistan, China strategic dialogue", *lines[i:i + 40], str(n)]
-             for n, i in enumerate(range(0, len(lines), 40), 1)]
+    pages = [
+        ["Dawn - Pakistan, China strategic dialogue", *lines[i : i + 40], str(n)]
+        for n, i in enumerate(range(0, len(lines), 40), 1)
+    ]
     assert len(pages) >= 3
     write_pdf(tmp_path / "article.pdf", pages)
     [doc], warnings = load_documents(tmp_path)

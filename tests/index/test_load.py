@@ -125,13 +125,15 @@ def test_terminal_escape_sequences_and_control_characters_are_removed(tmp_path: 
     control characters other than newline and tab never reach it; the words around them stay."""
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    raw = ("\x1b]0;PWNED\x07Title\x1b[2J here\nThe \x1b[31mred\x1b[0m fox\x9b31m ran\x07.\tTabbed\x00."
-           "\x1b]52;c;ZXZpbA==\x1b\\ Done\x0cNext page.\x7f")
+    raw = (
+        "\x1b]0;PWNED\x07Title\x1b[2J here\nThe \x1b[31mred\x1b[0m fox\x9b31m ran\x07.\tTabbed\x00."
+        "\x1b]52;c;ZXZpbA==\x1b\\ Done\x0cNext page.\x7f"
+    )
     (seeds / "a.txt").write_bytes(raw.replace("\x00", "").encode("utf-8"))
     docs, _ = load_documents(seeds)
     text = docs[0].text
     assert "PWNED" not in text and "ZXZpbA" not in text
-    assert not [ch for ch in text if (ord(ch) < 32 and ch not in "\n\t") or 0x7f <= ord(ch) <= 0x9f]
+    assert not [ch for ch in text if (ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) <= 0x9F]
     assert text.startswith("Title here\nThe red fox ran.\tTabbed. Done\nNext page.")
     assert docs[0].title == "Title here"
     title, _, cleaned = clean_text("\x1b[1mBold\x1b[0m heading\nline")

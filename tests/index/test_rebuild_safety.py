@@ -28,14 +28,24 @@ VENV_BIN = Path(sys.executable).parent
 
 def _extra_docs(seeds: Path, prefix: str, n: int) -> None:
     for i in range(n):
-        (seeds / f"{prefix}-{i}.txt").write_text(f"{prefix} {i}\n\n" + "\n".join(
-            f"Paragraph {j} of {prefix} {i}. The {prefix} board reviewed item {i * 10 + j} and approved it. "
-            f"Members said the {prefix} item {j} needs more study before the next meeting." for j in range(4)))
+        (seeds / f"{prefix}-{i}.txt").write_text(
+            f"{prefix} {i}\n\n"
+            + "\n".join(
+                f"Paragraph {j} of {prefix} {i}. The {prefix} board reviewed item {i * 10 + j} and approved it. "
+                f"Members said the {prefix} item {j} needs more study before the next meeting."
+                for j in range(4)
+            )
+        )
 
 
 def _spawn(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, wanted: str, timeout: float = 180) -> list[str]:
@@ -72,8 +82,10 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _settings_code(settings: Settings) -> str:
-    return (f"Settings(_env_file=None, seeds_dir=Path({str(settings.seeds_dir)!r}), "
-            f"data_dir=Path({str(settings.data_dir)!r}), embed_batch_size=4)")
+    return (
+        f"Settings(_env_file=None, seeds_dir=Path({str(settings.seeds_dir)!r}), "
+        f"data_dir=Path({str(settings.data_dir)!r}), embed_batch_size=4)"
+    )
 
 
 def _assert_queryable(settings: Settings, collection: str) -> None:
@@ -113,13 +125,16 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path):
         pass
 
 
-@pytest.mark.parametrize("stage,moment", [
-    ("embed", "mid"),       # vectors half computed, no new collection yet
-    ("write", "start"),     # new collection created in Chroma, empty; its folder has no files yet
-    ("write", "end"),       # vectors written; documents, BM25 and manifest not yet
-    ("validate", "start"),  # new collection and files complete, not validated, pointer not switched
-    ("switch", "end"),      # pointer switched, old collection not yet deleted
-])
+@pytest.mark.parametrize(
+    "stage,moment",
+    [
+        ("embed", "mid"),  # vectors half computed, no new collection yet
+        ("write", "start"),  # new collection created in Chroma, empty; its folder has no files yet
+        ("write", "end"),  # vectors written; documents, BM25 and manifest not yet
+        ("validate", "start"),  # new collection and files complete, not validated, pointer not switched
+        ("switch", "end"),  # pointer switched, old collection not yet deleted
+    ],
+)
 @pytest.mark.slow  # per stage, a build in a process that loads the embedder and is killed
 def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(settings: Settings, stage, moment):
     _extra_docs(settings.seeds_dir, "old", 2)
@@ -161,8 +176,20 @@ def test_sigkill_mid_rebuild_leaves_a_whole_index_and_the_next_rebuild_succeeds(
 def chroma_server(tmp_path: Path):
     port = free_port()
     log = open(tmp_path / "chroma.log", "w")
-    proc = subprocess.Popen([str(VENV_BIN / "chroma"), "run", "--path", str(tmp_path / "server-data"),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "chroma"),
+            "run",
+            "--path",
+            str(tmp_path / "server-data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

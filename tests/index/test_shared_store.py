@@ -22,9 +22,11 @@ from tests.index.test_rebuild_safety import _extra_docs, _kill, _spawn, _wait_fo
 from tests.reliability.qa_cli import assert_no_traceback, run_qa
 from tests.servers import start_server, stop_process
 
-BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
-              "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
-              "It spans the river near Padum and carries one lane of traffic.\n")
+BRIDGE_DOC = (
+    "Zanskar Bridge Notes\n\n"
+    "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
+    "It spans the river near Padum and carries one lane of traffic.\n"
+)
 pytestmark = pytest.mark.slow  # every test here talks to a real `chroma run` server; one starts page servers
 chroma_server = safety.chroma_server  # the fixture: a real `chroma run` on a free port
 QUERIES = "Who co-chaired the dialogue?\nWhich highway will see smooth passage?\nKhunjerab Pass\n"
@@ -92,8 +94,9 @@ def test_replicas_on_empty_folders_serve_one_index_and_follow_the_writers_switch
             stop_process(proc)
 
 
-def test_one_writer_at_a_time_through_the_server_and_a_killed_writer_changes_nothing(settings: Settings,
-                                                                                     chroma_server: int):
+def test_one_writer_at_a_time_through_the_server_and_a_killed_writer_changes_nothing(
+    settings: Settings, chroma_server: int
+):
     remote = _remote(settings, chroma_server, chroma_lease_seconds=4.0)
     old = build_index(remote, progress=False)
     _extra_docs(settings.seeds_dir, "new", 3)  # something to embed, so the writer is still running when killed
@@ -172,4 +175,6 @@ def test_a_reader_notices_the_switch_within_the_check_interval(settings: Setting
     assert fresh.collection == report.collection
     assert fresh.bm25("Zanskar bridge", 1)[0][0].source == "zanskar.txt"
     # the replica's copy of the old collection is gone; its copy of the new one is there
-    assert [p.name for p in (settings.data_dir.parent / "replica" / "store" / "builds").iterdir()] == [report.collection]
+    assert [p.name for p in (settings.data_dir.parent / "replica" / "store" / "builds").iterdir()] == [
+        report.collection
+    ]

@@ -19,13 +19,27 @@ from index.watch import Debounce, FolderWatcher, ignored
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name, skip", [
-    ("report.pdf", False), ("notes/2024/minutes.txt", False), ("Manual.docx", False),
-    (".hidden.txt", True), (".git/index", True), ("notes/.DS_Store", True), (".upload-x1y2.part", True),
-    ("draft.txt~", True), ("draft.tmp", True), ("movie.part", True), ("download.crdownload", True),
-    (".draft.txt.swp", True), ("draft.txt.swp", True), ("#draft.txt#", True), ("~$Manual.docx", True),
-    (".~lock.Manual.docx#", True),
-])
+@pytest.mark.parametrize(
+    "name, skip",
+    [
+        ("report.pdf", False),
+        ("notes/2024/minutes.txt", False),
+        ("Manual.docx", False),
+        (".hidden.txt", True),
+        (".git/index", True),
+        ("notes/.DS_Store", True),
+        (".upload-x1y2.part", True),
+        ("draft.txt~", True),
+        ("draft.tmp", True),
+        ("movie.part", True),
+        ("download.crdownload", True),
+        (".draft.txt.swp", True),
+        ("draft.txt.swp", True),
+        ("#draft.txt#", True),
+        ("~$Manual.docx", True),
+        (".~lock.Manual.docx#", True),
+    ],
+)
 def test_hidden_temporary_and_swap_files_are_ignored(tmp_path: Path, name: str, skip: bool):
     assert ignored(tmp_path / name, tmp_path) is skip
     assert ignored(tmp_path.parent / "elsewhere.txt", tmp_path)  # outside the folder
@@ -129,8 +143,9 @@ def _env() -> dict:
 
 
 def _qa(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=_env(), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=600
+    )
 
 
 def _documents(store: Path) -> int:
@@ -155,9 +170,26 @@ def _sources(store: Path, seeds: Path, query: str) -> list[str]:
 
 
 def _watch(store: Path, seeds: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ui.cli", "index", "watch", "--seeds", str(seeds),
-                             "--store", str(store), "--debounce", "0.3"], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ui.cli",
+            "index",
+            "watch",
+            "--seeds",
+            str(seeds),
+            "--store",
+            str(store),
+            "--debounce",
+            "0.3",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> str:

@@ -25,7 +25,17 @@ def passages_from(text: str, chunk: int = 400) -> list[Passage]:
     """Consecutive passages over `text`, numbered from 1, with real offsets."""
     out = []
     for i, start in enumerate(range(0, len(text), chunk)):
-        body = text[start:start + chunk]
-        out.append(Passage(n=i + 1, chunk_id=f"c{i}", source="doc.txt", title="Doc", start=start,
-                           end=start + len(body), score=1.0 / (i + 1), text=body))
+        body = text[start : start + chunk]
+        out.append(
+            Passage(
+                n=i + 1,
+                chunk_id=f"c{i}",
+                source="doc.txt",
+                title="Doc",
+                start=start,
+                end=start + len(body),
+                score=1.0 / (i + 1),
+                text=body,
+            )
+        )
     return out

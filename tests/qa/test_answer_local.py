@@ -23,8 +23,9 @@ def service(tmp_path_factory, packaged_model_path):  # noqa: F811
     seeds = base / "seeds"
     seeds.mkdir()
     (seeds / SEED.name).write_bytes(SEED.read_bytes())
-    settings = Settings(_env_file=None, seeds_dir=seeds, data_dir=base / "data", llm="local",
-                        llm_model_path=packaged_model_path)
+    settings = Settings(
+        _env_file=None, seeds_dir=seeds, data_dir=base / "data", llm="local", llm_model_path=packaged_model_path
+    )
     build_index(settings, progress=False)
     svc = QAService(settings)
     svc.warm_up()
@@ -46,14 +47,17 @@ NEAR_TIE = pytest.mark.xfail(strict=True, reason="near-tie: the sentence about t
 SAME_SUBJECT = pytest.mark.xfail(strict=True, reason="a sentence about the same subject is taken for an answer")
 
 
-@pytest.mark.parametrize("question, expected, quote_has", [
-    ("Who co-chaired the dialogue?", ("Dar", "Wang Yi"), "co-chaired"),
-    ("Who was the Chinese co-chair of the dialogue?", ("Wang Yi",), "Chinese Foreign Minister Wang Yi"),
-    ("Which solution for Palestine did the two sides support?", ("two-state", "Two-state"), "two-state solution"),
-    pytest.param("On what date was the dialogue held?", ("January 4",), "January 4", marks=NEAR_TIE),
-    ("What did the two sides agree to build under CPEC?", ("2.0",), "upgraded version 2.0"),
-    ("Where will the next round of the Strategic Dialogue be held?", ("Islamabad",), "Islamabad"),
-])
+@pytest.mark.parametrize(
+    "question, expected, quote_has",
+    [
+        ("Who co-chaired the dialogue?", ("Dar", "Wang Yi"), "co-chaired"),
+        ("Who was the Chinese co-chair of the dialogue?", ("Wang Yi",), "Chinese Foreign Minister Wang Yi"),
+        ("Which solution for Palestine did the two sides support?", ("two-state", "Two-state"), "two-state solution"),
+        pytest.param("On what date was the dialogue held?", ("January 4",), "January 4", marks=NEAR_TIE),
+        ("What did the two sides agree to build under CPEC?", ("2.0",), "upgraded version 2.0"),
+        ("Where will the next round of the Strategic Dialogue be held?", ("Islamabad",), "Islamabad"),
+    ],
+)
 def test_answerable_questions_are_answered_and_cited(service, question, expected, quote_has):
     answer = service.ask(question)
     assert not answer.abstained, answer.abstain_reason
@@ -61,14 +65,17 @@ def test_answerable_questions_are_answered_and_cited(service, question, expected
     _markers_valid(answer)
     assert any(quote_has in c.quote for c in answer.citations)
     text = service.document_text(answer.citations[0].source)
-    assert all(text[c.start:c.end] == c.quote for c in answer.citations)
+    assert all(text[c.start : c.end] == c.quote for c in answer.citations)
 
 
-@pytest.mark.parametrize("question", [
-    "What is the population of Gwadar?",
-    "How much has China invested in CPEC so far?",
-    pytest.param("Who is Pakistan's Prime Minister?", marks=SAME_SUBJECT),
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the population of Gwadar?",
+        "How much has China invested in CPEC so far?",
+        pytest.param("Who is Pakistan's Prime Minister?", marks=SAME_SUBJECT),
+    ],
+)
 def test_unanswerable_questions_abstain(service, question):
     answer = service.ask(question)
     assert answer.abstained, answer.answer
@@ -80,8 +87,10 @@ def test_follow_up_uses_history(service):
     """The follow-up alone ("And which highway?") names nothing; with the history, retrieval finds the CPEC
     passage that names the highway."""
     first = service.ask("What did the two sides agree about CPEC?")
-    history = [{"role": "user", "content": "What did the two sides agree about CPEC?"},
-               {"role": "assistant", "content": first.answer}]
+    history = [
+        {"role": "user", "content": "What did the two sides agree about CPEC?"},
+        {"role": "assistant", "content": first.answer},
+    ]
     follow = service.ask("And which highway?", history)
     assert follow.rewritten_question and follow.rewritten_question != "And which highway?"
     assert any("Karakoram Highway" in p.text for p in follow.passages[:2])
@@ -92,4 +101,3 @@ def test_follow_up_uses_history(service):
 def test_stream_yields_tokens_before_the_checked_answer(service):
     kinds = [e.kind for e in service.stream("Who was the Chinese co-chair of the dialogue?")]
     assert kinds[0] == "passages" and kinds[-1] == "answer" and kinds.count("token") >= 1
-

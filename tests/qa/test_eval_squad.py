@@ -19,18 +19,30 @@ def test_squad_normalisation_and_gold_containment():
 
 
 def _row(kind, correct=False, abstained=False, answer="a [1]", rules=(), gold=("x",), ms=100.0):
-    return {"kind": kind, "id": "i", "question": "q", "answer": answer, "gold": list(gold), "abstained": abstained,
-            "correct": correct, "valid": True, "reason": "low" if abstained else None, "rules": list(rules),
-            "timings": {"first_token": ms, "total": 2 * ms}}
+    return {
+        "kind": kind,
+        "id": "i",
+        "question": "q",
+        "answer": answer,
+        "gold": list(gold),
+        "abstained": abstained,
+        "correct": correct,
+        "valid": True,
+        "reason": "low" if abstained else None,
+        "rules": list(rules),
+        "timings": {"first_token": ms, "total": 2 * ms},
+    }
 
 
 def test_report_counts_right_wrong_and_abstained_answers_separately():
-    rows = [_row("answerable", correct=True, answer="x is it [1]", ms=100),
-            _row("answerable", answer="y [2]", ms=300),
-            _row("answerable", abstained=True, answer="The documents don't say.", ms=200),
-            _row("answerable", correct=True, answer="x [1]", ms=400),
-            _row("out_of_corpus", abstained=True, answer="The documents don't say.", ms=50),
-            _row("out_of_corpus", answer="z [1]", ms=60)]
+    rows = [
+        _row("answerable", correct=True, answer="x is it [1]", ms=100),
+        _row("answerable", answer="y [2]", ms=300),
+        _row("answerable", abstained=True, answer="The documents don't say.", ms=200),
+        _row("answerable", correct=True, answer="x [1]", ms=400),
+        _row("out_of_corpus", abstained=True, answer="The documents don't say.", ms=50),
+        _row("out_of_corpus", answer="z [1]", ms=60),
+    ]
     rep = report(rows, "test", Settings(_env_file=None), "m")
     assert (rep["gold_in_answer"], rep["false_abstention"], rep["answered_wrong"]) == (0.5, 0.25, 0.25)
     assert rep["abstention_out_of_corpus"] == 0.5 and rep["citation_validity"] == 1.0
@@ -47,7 +59,9 @@ def test_a_refusal_is_right_when_what_it_refused_was_wrong_or_out_of_corpus():
     changed = _row("answerable", correct=True, rules=[{"name": "fix"}])
     answered_ooc = _row("out_of_corpus", rules=[{"name": "fix"}])  # answering out of corpus is never right
     assert rule_stats([refused_right, refused_wrong, ooc, changed, answered_ooc]) == {
-        "fix": {"fired": 2, "right": 1}, "gate": {"fired": 3, "right": 2}}
+        "fix": {"fired": 2, "right": 1},
+        "gate": {"fired": 3, "right": 2},
+    }
 
 
 def test_the_committed_set_is_split_by_article_and_big_enough():

@@ -15,8 +15,9 @@ def mode(path) -> int:
 
 def test_votes_are_appended_as_json_lines(settings):
     cites = [{"n": 1, "source": "a.txt", "chunk_id": "c1", "start": 10, "end": 40, "quote": "Dar met Wang Yi."}]
-    path = record_feedback(settings, liked=True, question="Who met?", answer="Dar met Wang Yi [1].",
-                           citations=cites, abstained=False)
+    path = record_feedback(
+        settings, liked=True, question="Who met?", answer="Dar met Wang Yi [1].", citations=cites, abstained=False
+    )
     record_feedback(settings, liked=False, question="<script>x</script>", answer="I don't know.", abstained=True)
     assert path == settings.feedback_path
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -35,11 +35,16 @@ def test_extractive_backend_has_no_chat_model(settings):
 
 
 def test_openai_backend_is_configured_from_settings(settings):
-    s = settings.with_overrides(llm="openai", openai_base_url="http://127.0.0.1:9/v1", openai_model="m-1",
-                                temperature=0.0, max_tokens=77)
+    s = settings.with_overrides(
+        llm="openai", openai_base_url="http://127.0.0.1:9/v1", openai_model="m-1", temperature=0.0, max_tokens=77
+    )
     model = get_chat_model(s, openai_api_key="k")
     assert (model.model_name, model.openai_api_base, model.temperature, model.max_tokens) == (
-        "m-1", "http://127.0.0.1:9/v1", 0.0, 77)
+        "m-1",
+        "http://127.0.0.1:9/v1",
+        0.0,
+        77,
+    )
 
 
 def test_openai_backend_without_any_key_says_what_is_missing(settings, monkeypatch):
@@ -61,9 +66,13 @@ def test_local_model_takes_its_parameters_from_settings(local_chat_model, packag
     defaults = Settings(_env_file=None)
     assert isinstance(local_chat_model, LocalChatModel)
     assert local_chat_model.model_path == packaged_model_path
-    assert (local_chat_model.n_ctx, local_chat_model.n_parallel, local_chat_model.n_threads,
-            local_chat_model.temperature, local_chat_model.max_tokens) == (
-        defaults.llm_ctx, defaults.llm_parallel, defaults.llm_threads, defaults.temperature, defaults.max_tokens)
+    assert (
+        local_chat_model.n_ctx,
+        local_chat_model.n_parallel,
+        local_chat_model.n_threads,
+        local_chat_model.temperature,
+        local_chat_model.max_tokens,
+    ) == (defaults.llm_ctx, defaults.llm_parallel, defaults.llm_threads, defaults.temperature, defaults.max_tokens)
 
 
 @pytest.mark.slow
@@ -109,15 +118,19 @@ def test_max_tokens_and_stop_are_respected(local_chat_model):
 
 @pytest.mark.slow
 def test_two_concurrent_requests_both_complete(local_chat_model):
-    questions = {"math": "What is 12 plus 30? Answer with the number only.",
-                 "capital": "What is the capital of France? Answer with one word."}
+    questions = {
+        "math": "What is 12 plus 30? Answer with the number only.",
+        "capital": "What is the capital of France? Answer with one word.",
+    }
     answers: dict[str, str] = {}
     errors: list[BaseException] = []
 
     def ask(key: str, streamed: bool) -> None:
         try:
             msgs = [("human", questions[key])]
-            answers[key] = _stream_text(local_chat_model, msgs)[1] if streamed else local_chat_model.invoke(msgs).content
+            answers[key] = (
+                _stream_text(local_chat_model, msgs)[1] if streamed else local_chat_model.invoke(msgs).content
+            )
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -133,8 +146,7 @@ def test_two_concurrent_requests_both_complete(local_chat_model):
 @pytest.mark.slow
 def test_leaving_a_stream_early_cancels_the_generation(local_chat_model):
     loaded = local_server(local_chat_model.server_config())
-    stream = local_chat_model.stream([("human", "Write a very long story about a lighthouse keeper.")],
-                                     max_tokens=400)
+    stream = local_chat_model.stream([("human", "Write a very long story about a lighthouse keeper.")], max_tokens=400)
     received = [next(stream) for _ in range(3)]
     assert all(isinstance(c, AIMessageChunk) for c in received)
     stream.close()
@@ -175,8 +187,10 @@ def test_the_side_http_port_is_locked_with_a_key(local_chat_model):
 def test_openai_backend_against_a_local_openai_compatible_server(local_chat_model, settings):
     """llama.cpp's own HTTP server (same weights, greedy) must give the in-process answer, plain and streamed."""
     loaded = local_server(local_chat_model.server_config())
-    remote = get_chat_model(settings.with_overrides(llm="openai", openai_base_url=loaded.url + "/v1",
-                                                    openai_model="qwen"), openai_api_key=loaded.api_key)
+    remote = get_chat_model(
+        settings.with_overrides(llm="openai", openai_base_url=loaded.url + "/v1", openai_model="qwen"),
+        openai_api_key=loaded.api_key,
+    )
     expected = local_chat_model.invoke(SHORT).content
     plain = remote.invoke(SHORT)
     assert plain.content == expected
@@ -187,14 +201,17 @@ def test_openai_backend_against_a_local_openai_compatible_server(local_chat_mode
     counting = [("human", "Count from 1 to 20, separated by commas, and nothing else.")]
     limited = remote.invoke(counting, max_tokens=4)  # sent as max_completion_tokens: the server must honour it
     assert limited.usage_metadata["output_tokens"] == 4
-    assert "".join(c.content for c in remote.stream(counting, stop=["7"])) == local_chat_model.invoke(
-        counting, stop=["7"]).content
+    assert (
+        "".join(c.content for c in remote.stream(counting, stop=["7"]))
+        == local_chat_model.invoke(counting, stop=["7"]).content
+    )
 
 
 @pytest.mark.slow
 def test_openai_backend_with_a_wrong_key_is_an_error(local_chat_model, settings):
     loaded = local_server(local_chat_model.server_config())
-    remote = get_chat_model(settings.with_overrides(llm="openai", openai_base_url=loaded.url + "/v1"),
-                            openai_api_key="wrong")
+    remote = get_chat_model(
+        settings.with_overrides(llm="openai", openai_base_url=loaded.url + "/v1"), openai_api_key="wrong"
+    )
     with pytest.raises(Exception, match="401|[Ii]nvalid API [Kk]ey|[Uu]nauthorized"):
         remote.invoke(SHORT)

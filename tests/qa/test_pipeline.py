@@ -26,8 +26,10 @@ class Recorder:
 
     def __call__(self, query: str, k: int):
         self.queries.append(query)
-        return [Passage(n, f"c{n}", "doc.txt", "Doc", s, e, 1.0 / n, DOC[s:e])
-                for n, (s, e) in enumerate(sentence_spans(DOC), 1)][:k]
+        return [
+            Passage(n, f"c{n}", "doc.txt", "Doc", s, e, 1.0 / n, DOC[s:e])
+            for n, (s, e) in enumerate(sentence_spans(DOC), 1)
+        ][:k]
 
 
 class Reader(GenericFakeChatModel):
@@ -46,15 +48,27 @@ def _reader(*replies: str) -> Reader:
 
 def _ask(llm, question, history=(), min_relevance=0.1, answer_with="words"):
     retrieve = Recorder()
-    events = list(answer(Parts(retrieve=retrieve, embed=bow_embed, llm=llm, min_relevance=min_relevance,
-                               grammar=False, answer_with=answer_with), question, history))
+    events = list(
+        answer(
+            Parts(
+                retrieve=retrieve,
+                embed=bow_embed,
+                llm=llm,
+                min_relevance=min_relevance,
+                grammar=False,
+                answer_with=answer_with,
+            ),
+            question,
+            history,
+        )
+    )
     assert events[0].kind == "passages" and events[-1].kind == "answer"
     return events[-1].answer, events, retrieve
 
 
 def _sentence(answer) -> str:
     c = answer.citations[0]
-    assert DOC[c.start:c.end] == c.quote  # offsets slice the document's text to the cited sentence
+    assert DOC[c.start : c.end] == c.quote  # offsets slice the document's text to the cited sentence
     return c.quote
 
 
@@ -106,8 +120,10 @@ def test_sentences_addressed_to_the_model_are_never_read():
 
 
 def test_a_self_contained_question_after_an_answer_is_searched_as_typed():
-    history = [{"role": "user", "content": "Who co-chaired the dialogue?"},
-               {"role": "assistant", "content": "Ishaq Dar and Wang Yi [1]"}]
+    history = [
+        {"role": "user", "content": "Who co-chaired the dialogue?"},
+        {"role": "assistant", "content": "Ishaq Dar and Wang Yi [1]"},
+    ]
     llm = _reader("1: Gwadar Port")  # one reply: a rewrite call would consume it and fail the test
     a, _, retrieve = _ask(llm, "Which port will the two countries develop faster?", history)
     assert retrieve.queries == ["Which port will the two countries develop faster?"] and a.rewritten_question is None
@@ -137,10 +153,14 @@ def test_without_a_model_the_best_sentence_is_the_answer():
 
 def test_a_rewrite_that_answers_instead_of_asking_falls_back_to_both_questions():
     history = [{"role": "user", "content": "What does the plan cover?"}]
-    assert clean_rewrite("It covers the 14th Five-Year Plan.", "And its end?", history) == \
-        "What does the plan cover? And its end?"
-    assert clean_rewrite("Standalone question: When does the plan end?", "And its end?", history) == \
-        "When does the plan end?"
+    assert (
+        clean_rewrite("It covers the 14th Five-Year Plan.", "And its end?", history)
+        == "What does the plan cover? And its end?"
+    )
+    assert (
+        clean_rewrite("Standalone question: When does the plan end?", "And its end?", history)
+        == "When does the plan end?"
+    )
 
 
 def test_in_sentence_mode_the_model_is_not_asked_and_the_best_sentence_answers():
@@ -150,8 +170,10 @@ def test_in_sentence_mode_the_model_is_not_asked_and_the_best_sentence_answers()
 
 def test_a_rewrite_that_still_points_back_falls_back_to_both_questions():
     history = [{"role": "user", "content": "Which territory worried them?"}]
-    assert clean_rewrite("What other territory's situation worried them?", "Which other one?", history) == \
-        "Which territory worried them? Which other one?"
+    assert (
+        clean_rewrite("What other territory's situation worried them?", "Which other one?", history)
+        == "Which territory worried them? Which other one?"
+    )
 
 
 def test_a_runner_up_as_close_as_the_best_sentence_is_shown_and_cited_too():
@@ -162,9 +184,11 @@ def test_a_runner_up_as_close_as_the_best_sentence_is_shown_and_cited_too():
     assert len(a.citations) == 2 and a.citations[0].quote.startswith("The dialogue was co-chaired")
     assert a.answer.startswith("The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing [1].")
     for c in a.citations:  # each sentence carries its own marker, and each marker its passage's sentence
-        assert f"[{c.n}]" in a.answer and DOC[c.start:c.end] == c.quote
-    *_, alone = answer(Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.1, tie_margin=0.0),
-                       "Who co-chaired the dialogue?")
+        assert f"[{c.n}]" in a.answer and DOC[c.start : c.end] == c.quote
+    *_, alone = answer(
+        Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.1, tie_margin=0.0),
+        "Who co-chaired the dialogue?",
+    )
     assert len(alone.answer.citations) == 1 and alone.answer.rules == []
 
 
@@ -173,4 +197,3 @@ def test_a_tied_sentence_of_the_wrong_kind_is_left_out():
     *_, last = answer(parts, "When did Dar visit China?")
     assert not last.answer.abstained and [r["name"] for r in last.answer.rules] == ["tie"]
     assert [c.quote for c in last.answer.citations] == ["Dar visited China from January 3 to January 5."]
-

@@ -68,7 +68,9 @@ def test_passages_point_at_the_document_text(retriever: Retriever):
         assert reader.document_text(p.source)[p.start : p.end] == p.text
         assert p.title == reader.document_title(p.source) and p.chunk_id in reader.chunks
     scores = [p.score for p in passages]
-    assert scores == sorted(scores, reverse=True) and scores[0] <= (2 + SENTENCE_WEIGHT) / (retriever.settings.rrf_k + 1)
+    assert scores == sorted(scores, reverse=True) and scores[0] <= (2 + SENTENCE_WEIGHT) / (
+        retriever.settings.rrf_k + 1
+    )
 
 
 def test_default_k_and_mode_come_from_settings(retriever: Retriever):
@@ -158,13 +160,19 @@ def test_best_sentence_score_rewards_the_words_together():
     assert best_sentence_score(weights, together) > best_sentence_score(weights, apart) > 0
     assert best_sentence_score(weights, "no shared words here") == 0.0
     assert sentences("Headline line\nSubtitle line\n\nFirst sentence. Second one?") == [
-        "Headline line", "Subtitle line", "First sentence.", "Second one?"]
+        "Headline line",
+        "Subtitle line",
+        "First sentence.",
+        "Second one?",
+    ]
 
 
 def test_sentence_ranking_orders_by_best_sentence_and_drops_unrelated_chunks():
     weights = {"gwadar": 2.0, "port": 1.0}
-    spread, together, unrelated = (_chunk(t) for t in (
-        "Gwadar grew. A port opened elsewhere.", "Gwadar Port was expanded.", "Trade and investment."))
+    spread, together, unrelated = (
+        _chunk(t)
+        for t in ("Gwadar grew. A port opened elsewhere.", "Gwadar Port was expanded.", "Trade and investment.")
+    )
     assert sentence_ranking([spread, unrelated, together], weights) == [together, spread]
     assert sentence_ranking([spread, together], {}) == []
 
@@ -178,12 +186,9 @@ def test_term_weights_are_the_index_idf(retriever: Retriever):
 # Questions of bench/data/article_retrieval.json whose answering sentence plain dense+BM25 fusion ranks below a
 # chunk that only shares scattered words (a passage about zero tolerance, the headline chunk, ...).
 SENTENCE_LEVEL = {
-    "In what document was the message to the Taliban conveyed?":
-        "The message was conveyed in a joint communique issued at the conclusion",
-    "Across which domains did the two sides discuss cooperation?":
-        "political, strategic, defence, security, economic and people-to-people domains",
-    "Which action plan did the ministers commit to implementing?":
-        "Foster an Even Closer China-Pakistan Community with a Shared Future in the New Era (2025-2029)",
+    "In what document was the message to the Taliban conveyed?": "The message was conveyed in a joint communique issued at the conclusion",
+    "Across which domains did the two sides discuss cooperation?": "political, strategic, defence, security, economic and people-to-people domains",
+    "Which action plan did the ministers commit to implementing?": "Foster an Even Closer China-Pakistan Community with a Shared Future in the New Era (2025-2029)",
 }
 
 

@@ -33,14 +33,20 @@ def test_sentence_splitting_does_not_freeze_on_adversarial_lines(name):
     """One long line of abbreviations or end marks is split in one pass (it used to take hours per MB and froze
     the service while building the documents prompt). Run in a child process so a regression fails instead of
     hanging the suite; the bound is generous, not a speed target (see `python -m bench adversarial`)."""
-    code = ("import sys; from qa.text import sentence_spans; from tests.qa.test_text import ADVERSARIAL_LINES as L; "
-            f"spans = sentence_spans(L[{name!r}]); print(len(spans))")
+    code = (
+        "import sys; from qa.text import sentence_spans; from tests.qa.test_text import ADVERSARIAL_LINES as L; "
+        f"spans = sentence_spans(L[{name!r}]); print(len(spans))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 1
 
 
 def test_sentence_splitting_keeps_abbreviations_inside_sentences():
-    text = "Mr. Smith met Dr. Who on Jan. 4 in the U.S. capital. Version 2.0 is out!!! Really?\"  Yes."
+    text = 'Mr. Smith met Dr. Who on Jan. 4 in the U.S. capital. Version 2.0 is out!!! Really?"  Yes.'
     assert [text[s:e] for s, e in sentence_spans(text)] == [
-        "Mr. Smith met Dr. Who on Jan. 4 in the U.S. capital.", "Version 2.0 is out!!!", 'Really?"', "Yes."]
+        "Mr. Smith met Dr. Who on Jan. 4 in the U.S. capital.",
+        "Version 2.0 is out!!!",
+        'Really?"',
+        "Yes.",
+    ]

@@ -54,48 +54,54 @@ def seeds_listing(settings) -> list[str]:
     return sorted(p.name for p in Path(settings.seeds_dir).iterdir())
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("notes.txt", "notes.txt"),
-    ("My Notes 2024.md", "My_Notes_2024.md"),
-    ("Report.PDF", "Report.pdf"),
-    ("page.HTM", "page.htm"),
-    ("café_über.txt", "café_über.txt"),
-    ("a, b + c.txt", "a_b_c.txt"),
-    ("x" * 300 + ".txt", "x" * 96 + ".txt"),
-    ("report (1).pdf", "report_1.pdf"),
-    ("John's notes.txt", "John_s_notes.txt"),
-    ("Q&A.md", "Q_A.md"),
-    ("Issue #5.md", "Issue_5.md"),
-    ("draft [v2] = final!.txt", "draft_v2_final.txt"),
-    ("50% ~ ^done.html", "50_done.html"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("notes.txt", "notes.txt"),
+        ("My Notes 2024.md", "My_Notes_2024.md"),
+        ("Report.PDF", "Report.pdf"),
+        ("page.HTM", "page.htm"),
+        ("café_über.txt", "café_über.txt"),
+        ("a, b + c.txt", "a_b_c.txt"),
+        ("x" * 300 + ".txt", "x" * 96 + ".txt"),
+        ("report (1).pdf", "report_1.pdf"),
+        ("John's notes.txt", "John_s_notes.txt"),
+        ("Q&A.md", "Q_A.md"),
+        ("Issue #5.md", "Issue_5.md"),
+        ("draft [v2] = final!.txt", "draft_v2_final.txt"),
+        ("50% ~ ^done.html", "50_done.html"),
+    ],
+)
 def test_safe_name_rebuilds_names_from_a_small_alphabet(name, expected):
     assert safe_name(name) == expected
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("../evil.txt", "folders"),
-    ("../../etc/passwd.txt", "folders"),
-    ("sub/dir.txt", "folders"),
-    ("..\\win.txt", "folders"),
-    ("a..txt", "'..'"),
-    ("rm -rf $(HOME).txt", "not allowed"),
-    ("a{b}.txt", "not allowed"),
-    ("x;reboot.txt", "not allowed"),
-    ("a|b.txt", "not allowed"),
-    ("`id`.md", "not allowed"),
-    ("<img src=x onerror=alert(1)>.html", "not allowed"),
-    (".bashrc.txt", "hidden"),
-    (".hidden", "hidden"),
-    ("-rf.txt", "'-'"),
-    ("nul\x00byte.txt", "control"),
-    ("script.sh", "only .txt"),
-    ("archive.tar.gz", "only .txt"),
-    ("noextension", "only .txt"),
-    ("", "without a name"),
-    ("   ", "without a name"),
-    ("___.txt", "no letters"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("../evil.txt", "folders"),
+        ("../../etc/passwd.txt", "folders"),
+        ("sub/dir.txt", "folders"),
+        ("..\\win.txt", "folders"),
+        ("a..txt", "'..'"),
+        ("rm -rf $(HOME).txt", "not allowed"),
+        ("a{b}.txt", "not allowed"),
+        ("x;reboot.txt", "not allowed"),
+        ("a|b.txt", "not allowed"),
+        ("`id`.md", "not allowed"),
+        ("<img src=x onerror=alert(1)>.html", "not allowed"),
+        (".bashrc.txt", "hidden"),
+        (".hidden", "hidden"),
+        ("-rf.txt", "'-'"),
+        ("nul\x00byte.txt", "control"),
+        ("script.sh", "only .txt"),
+        ("archive.tar.gz", "only .txt"),
+        ("noextension", "only .txt"),
+        ("", "without a name"),
+        ("   ", "without a name"),
+        ("___.txt", "no letters"),
+    ],
+)
 def test_safe_name_refuses_paths_shell_characters_hidden_and_unsupported(name, reason):
     with pytest.raises(UploadRejected) as err:
         safe_name(name)
@@ -124,16 +130,19 @@ def test_pdf_with_text_is_accepted(settings, upload):
     assert (settings.seeds_dir / stored).read_bytes().startswith(b"%PDF-")
 
 
-@pytest.mark.parametrize("data, name, reason", [
-    (b"", "empty.txt", "empty"),
-    (b"   \n\t\n", "blank.md", "no text"),
-    (b"\xff\xfe\xfa invalid utf-8", "latin.txt", "not UTF-8"),
-    (b"text\x00with nul", "binary.txt", "binary"),
-    (b"just text, not a pdf", "fake.pdf", "not a PDF"),
-    (b"%PDF-1.4\n garbage garbage", "broken.pdf", "damaged"),
-    (b"just text, not a word file", "fake.docx", "not a Word (.docx) file"),
-    (b"PK\x03\x04 truncated zip", "broken.docx", "damaged"),
-])
+@pytest.mark.parametrize(
+    "data, name, reason",
+    [
+        (b"", "empty.txt", "empty"),
+        (b"   \n\t\n", "blank.md", "no text"),
+        (b"\xff\xfe\xfa invalid utf-8", "latin.txt", "not UTF-8"),
+        (b"text\x00with nul", "binary.txt", "binary"),
+        (b"just text, not a pdf", "fake.pdf", "not a PDF"),
+        (b"%PDF-1.4\n garbage garbage", "broken.pdf", "damaged"),
+        (b"just text, not a word file", "fake.docx", "not a Word (.docx) file"),
+        (b"PK\x03\x04 truncated zip", "broken.docx", "damaged"),
+    ],
+)
 def test_unreadable_contents_are_refused_and_leave_nothing(settings, upload, data, name, reason):
     before = seeds_listing(settings)
     with pytest.raises(UploadRejected) as err:
@@ -155,8 +164,11 @@ def test_word_file_is_accepted_and_indexed(settings, upload, tmp_path):
 def test_pdf_over_the_character_cap_is_refused(settings, upload):
     before = seeds_listing(settings)
     with pytest.raises(UploadRejected, match="more than 10 characters"):
-        save_upload(upload(text_pdf("Hello from a PDF with more than ten characters")), "long.pdf",
-                    settings.with_overrides(max_doc_chars=10))
+        save_upload(
+            upload(text_pdf("Hello from a PDF with more than ten characters")),
+            "long.pdf",
+            settings.with_overrides(max_doc_chars=10),
+        )
     assert seeds_listing(settings) == before
 
 
@@ -192,11 +204,14 @@ def test_existing_files_are_never_overwritten(settings, upload):
 
 
 def test_batch_keeps_good_files_and_explains_each_refusal(settings, upload):
-    result = save_uploads([
-        (upload(b"one\n", "a"), "one.txt"),
-        (upload(b"two\n", "b"), "../two.txt"),
-        (upload(b"#!/bin/sh\n", "c"), "run.sh"),
-    ], settings)
+    result = save_uploads(
+        [
+            (upload(b"one\n", "a"), "one.txt"),
+            (upload(b"two\n", "b"), "../two.txt"),
+            (upload(b"#!/bin/sh\n", "c"), "run.sh"),
+        ],
+        settings,
+    )
     assert result.saved == ["one.txt"]
     assert len(result.rejected) == 2
     assert "'../two.txt'" in result.rejected[0] and "'run.sh'" in result.rejected[1]
@@ -226,8 +241,14 @@ def test_an_os_error_refuses_that_file_only_and_leaves_nothing(settings, upload,
         return real_copy(src, dst, *args)
 
     monkeypatch.setattr(shutil, "copyfileobj", copy)
-    result = save_uploads([(upload(b"one\n", "a"), "one.txt"), (upload(b"this fills the disk\n", "b"), "big.txt"),
-                           (upload(b"three\n", "c"), "three.txt")], settings)
+    result = save_uploads(
+        [
+            (upload(b"one\n", "a"), "one.txt"),
+            (upload(b"this fills the disk\n", "b"), "big.txt"),
+            (upload(b"three\n", "c"), "three.txt"),
+        ],
+        settings,
+    )
     assert result.saved == ["one.txt", "three.txt"]
     assert result.rejected == ["big.txt could not be saved (No space left on device)."]
     assert not [p for p in settings.seeds_dir.iterdir() if p.name.startswith(".") or p.name == "big.txt"]

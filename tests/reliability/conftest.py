@@ -18,8 +18,12 @@ UPLOAD_MAX_MB = 1
 def page_server(tmp_path_factory):
     """`ui.web.serve` with QA_LLM=extractive (generation is not what these tests test); index built by /rebuild.
     Tests may add documents to it but must leave the article answerable."""
-    with rebuilt_server(tmp_path_factory.mktemp("reliability"), "reliability-server", QA_LLM="extractive",
-                        QA_UPLOAD_MAX_MB=str(UPLOAD_MAX_MB)) as server:
+    with rebuilt_server(
+        tmp_path_factory.mktemp("reliability"),
+        "reliability-server",
+        QA_LLM="extractive",
+        QA_UPLOAD_MAX_MB=str(UPLOAD_MAX_MB),
+    ) as server:
         yield server
 
 

@@ -15,8 +15,14 @@ TRACEBACK_SIGNS = ("Traceback (most recent call last)", 'File "/')
 def qa_env(seeds: Path, data: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     # Wide columns: rich must not wrap a message across lines (tests look for phrases in it).
-    env.update(QA_SEEDS_DIR=str(seeds), QA_DATA_DIR=str(data), COLUMNS="400", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", **overrides)
+    env.update(
+        QA_SEEDS_DIR=str(seeds),
+        QA_DATA_DIR=str(data),
+        COLUMNS="400",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        **overrides,
+    )
     return env
 
 
@@ -25,10 +31,18 @@ def qa_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ui.cli", *args]
 
 
-def run_qa(args: list[str], seeds: Path, data: Path, *, stdin: str | None = None, timeout: float = 300,
-           **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(qa_command(*args), cwd=ROOT, env=qa_env(seeds, data, **env), input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+def run_qa(
+    args: list[str], seeds: Path, data: Path, *, stdin: str | None = None, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        qa_command(*args),
+        cwd=ROOT,
+        env=qa_env(seeds, data, **env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_no_traceback(*outputs: str) -> None:

@@ -30,9 +30,11 @@ from tests.reliability.test_security import assert_private
 from tests.servers import ROOT
 
 QUESTION = "Who co-chaired the dialogue?"
-BRIDGE_DOC = ("Zanskar Bridge Notes\n\n"
-              "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
-              "It spans the river near Padum and carries one lane of traffic.\n")
+BRIDGE_DOC = (
+    "Zanskar Bridge Notes\n\n"
+    "The Zanskar suspension bridge was opened in 1987 by the engineer Farida Qureshi.\n"
+    "It spans the river near Padum and carries one lane of traffic.\n"
+)
 
 
 # A process that owns a store the way `qa index build` does, for as long as it lives.
@@ -129,8 +131,9 @@ def test_a_second_server_or_a_server_during_a_cli_build_is_refused(page_server, 
     assert_no_traceback(out.stdout, out.stderr)
 
     data = tmp_path / "data"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_BUILD, str(data)], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AS_BUILD, str(data)], cwd=ROOT, text=True, stdout=subprocess.PIPE
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         out = run_qa(["serve", "--port", "1"], tmp_path / "seeds", data, timeout=120)
@@ -154,11 +157,18 @@ def test_a_second_cli_rebuild_is_refused_and_a_sigkilled_rebuild_leaves_the_old_
     old = _live(settings)
     _extra_docs(seeds, "novel", 30)  # something to embed, so the rebuild is still running when killed
 
-    first = subprocess.Popen(qa_command("index", "rebuild"), cwd=ROOT, env=qa_env(seeds, data), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        qa_command("index", "rebuild"),
+        cwd=ROOT,
+        env=qa_env(seeds, data),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        _wait_until(lambda: store_owner(settings) == ("build", first.pid), "the first rebuild owns the store",
-                    proc=first)
+        _wait_until(
+            lambda: store_owner(settings) == ("build", first.pid), "the first rebuild owns the store", proc=first
+        )
         second = run_qa(["index", "rebuild"], seeds, data)
         assert second.returncode == 1
         assert f"another `qa index build` (pid {first.pid}) is writing the index" in second.stderr
@@ -225,12 +235,19 @@ def _other_model(store_path: Path) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("damage, says", [
-    (_truncate_db, "cannot be opened"),
-    (_garble_db, "cannot be opened"),
-    (_empty_db, "is missing from Chroma"),
-    (_other_model, "was built with other settings: embedding_model 'sentence-transformers/paraphrase-MiniLM-L3-v2'"),
-], ids=["truncated-db", "garbled-db", "emptied-db", "other-model"])
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (_truncate_db, "cannot be opened"),
+        (_garble_db, "cannot be opened"),
+        (_empty_db, "is missing from Chroma"),
+        (
+            _other_model,
+            "was built with other settings: embedding_model 'sentence-transformers/paraphrase-MiniLM-L3-v2'",
+        ),
+    ],
+    ids=["truncated-db", "garbled-db", "emptied-db", "other-model"],
+)
 @pytest.mark.slow  # a `qa index rebuild` process per damage
 def test_a_damaged_store_is_explained_and_qa_index_rebuild_recovers(tmp_path, article_settings, damage, says):
     seeds, data = article_settings.seeds_dir, tmp_path / "data"
@@ -262,9 +279,14 @@ def test_deleted_vector_files_are_noticed_and_rebuild_recovers(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     for d in range(2):  # over 1,000 chunks of 300 characters
-        (seeds / f"ledger-{d}.txt").write_text(f"Ledger {d}\n\n" + "\n\n".join(
-            f"Entry {d}-{i}: crate {d * 100_000 + i} was logged on shelf {i % 11} of district {i % 37}. "
-            f"Inspector {i} signed for crate {d * 100_000 + i} and found nothing unusual." for i in range(1100)))
+        (seeds / f"ledger-{d}.txt").write_text(
+            f"Ledger {d}\n\n"
+            + "\n\n".join(
+                f"Entry {d}-{i}: crate {d * 100_000 + i} was logged on shelf {i % 11} of district {i % 37}. "
+                f"Inspector {i} signed for crate {d * 100_000 + i} and found nothing unusual."
+                for i in range(1100)
+            )
+        )
     fake = DeterministicFakeEmbedding(size=384)
     settings = Settings(_env_file=None, seeds_dir=seeds, data_dir=tmp_path / "built", chunk_size=300, chunk_overlap=50)
     assert build_index(settings, progress=False, embedder=fake).chunks >= 1000
@@ -292,14 +314,14 @@ def _broken_model_settings(settings: Settings, tmp_path: Path, how: str, fallbac
     models.mkdir(parents=True)
     with open(models / QWEN_05B.filename, "wb") as f:  # the right size, the wrong bytes (sparse: instant)
         f.truncate(QWEN_05B.size)
-    return settings.with_overrides(llm="local", llm_fallback=fallback, data_dir=tmp_path / "data",
-                                   store_dir=settings.store_path)
+    return settings.with_overrides(
+        llm="local", llm_fallback=fallback, data_dir=tmp_path / "data", store_dir=settings.store_path
+    )
 
 
-@pytest.mark.parametrize("how, reason", [
-    ("missing", "which is not a file"),
-    ("corrupt", "does not match the expected checksum"),
-])
+@pytest.mark.parametrize(
+    "how, reason", [("missing", "which is not a file"), ("corrupt", "does not match the expected checksum")]
+)
 def test_a_missing_or_corrupt_model_file_is_explained_and_extractive_answers(tmp_path, article_settings, how, reason):
     from qa.service import QAService
 
@@ -316,8 +338,14 @@ def test_a_missing_or_corrupt_model_file_is_explained_and_extractive_answers(tmp
 @pytest.mark.slow  # a `qa ask` process
 def test_the_cli_names_the_model_problem(tmp_path, article_settings):
     settings = _broken_model_settings(article_settings, tmp_path, "corrupt", "none")
-    out = run_qa(["ask", "--json", QUESTION], article_settings.seeds_dir, settings.data_dir,
-                 QA_STORE_DIR=str(article_settings.store_path), QA_LLM="local", QA_LLM_FALLBACK="none")
+    out = run_qa(
+        ["ask", "--json", QUESTION],
+        article_settings.seeds_dir,
+        settings.data_dir,
+        QA_STORE_DIR=str(article_settings.store_path),
+        QA_LLM="local",
+        QA_LLM_FALLBACK="none",
+    )
     assert out.returncode == 1
     error = json.loads(out.stdout)["error"]
     assert "The answering model is not available" in error and "does not match the expected checksum" in error

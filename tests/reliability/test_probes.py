@@ -71,8 +71,12 @@ def test_service(article_service, question, expected):
 def test_cli_json_mode(article_settings):
     """All probes in one `qa ask --json -` batch (one per stdin line; a blank line is an empty question)."""
     lines = [q.replace("\n", " ") for _, q, _ in PROBES]
-    out = run_qa(["ask", "--json", "--llm", "extractive", "-"], article_settings.seeds_dir, article_settings.data_dir,
-                 stdin="\n".join(lines) + "\n")
+    out = run_qa(
+        ["ask", "--json", "--llm", "extractive", "-"],
+        article_settings.seeds_dir,
+        article_settings.data_dir,
+        stdin="\n".join(lines) + "\n",
+    )
     assert_no_traceback(out.stdout, out.stderr)
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(results) == len(PROBES) and out.returncode == 1  # the batch went on past the refusals
@@ -132,7 +136,8 @@ def test_bad_uploads_are_refused_one_by_one_and_change_nothing(page_server, tmp_
         (incoming / name).write_bytes(content())
 
     progress, _status = page_server.client().predict(
-        [handle_file(str(incoming / name)) for name, _, _ in BAD_FILES], api_name="/add_documents")
+        [handle_file(str(incoming / name)) for name, _, _ in BAD_FILES], api_name="/add_documents"
+    )
     assert 'data-state="error"' in progress and "No documents were added." in progress
     reasons = re.findall(r"<li>(.*?)</li>", progress)
     assert len(reasons) == len(BAD_FILES)
@@ -167,11 +172,19 @@ def test_hostile_file_names_in_the_seeds_folder_are_indexed_as_plain_names(setti
     from qa.service import QAService
     from ui.web_render import sources_html
 
-    names = {"Alder": "$(touch PWNED).txt", "Birch": "; rm -rf ~.md", "Cedar": "`id`.txt",
-             "Damson": "<img src=x onerror=alert(1)>.txt", "Elder": "line\nbreak.txt", "Fir": "ﬁle\u202egnp.txt"}
+    names = {
+        "Alder": "$(touch PWNED).txt",
+        "Birch": "; rm -rf ~.md",
+        "Cedar": "`id`.txt",
+        "Damson": "<img src=x onerror=alert(1)>.txt",
+        "Elder": "line\nbreak.txt",
+        "Fir": "ﬁle\u202egnp.txt",
+    }
     for word, name in names.items():
-        (settings.seeds_dir / name).write_text(f"{word} quarry report\n\nThe {word} quarry ships limestone to the "
-                                               f"Kohat plant by the {word} road.\n", encoding="utf-8")
+        (settings.seeds_dir / name).write_text(
+            f"{word} quarry report\n\nThe {word} quarry ships limestone to the Kohat plant by the {word} road.\n",
+            encoding="utf-8",
+        )
     monkeypatch.chdir(tmp_path)
     report = build_index(settings.with_overrides(llm="extractive"), progress=False)
     assert report.documents == len(names) + 1 and not report.skipped

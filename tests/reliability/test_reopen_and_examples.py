@@ -68,4 +68,3 @@ def test_example_questions_are_computed_once_per_collection(article_settings):
         assert service.example_questions(4) == first
     finally:
         reader.chunks.update(saved)
-

@@ -24,9 +24,11 @@ from tests.servers import ROOT
 
 def assert_private(folder: Path) -> None:
     """Every folder under `folder` (and itself) is 0700 and every file 0600."""
-    wrong = [(str(p.relative_to(folder.parent)), oct(p.stat().st_mode & 0o777))
-             for p in [folder, *folder.rglob("*")]
-             if not p.is_symlink() and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)]
+    wrong = [
+        (str(p.relative_to(folder.parent)), oct(p.stat().st_mode & 0o777))
+        for p in [folder, *folder.rglob("*")]
+        if not p.is_symlink() and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)
+    ]
     assert wrong == []
 
 
@@ -64,11 +66,13 @@ def test_an_existing_data_folder_is_tightened_by_the_process_that_writes_it(tmp_
     (data / "store").mkdir(parents=True, mode=0o755)
     os.chmod(data, 0o755)
     outside = tmp_path / "elsewhere"
-    code = ("from pathlib import Path\nfrom index.settings import Settings\nfrom index.owner import claim_store\n"
-            f"claim_store(Settings(_env_file=None, data_dir=Path({str(data)!r})), 'build')\n"
-            f"claim_store(Settings(_env_file=None, data_dir=Path({str(tmp_path / 'other')!r}), "
-            f"store_dir=Path({str(outside)!r})), 'build')\n"
-            f"(Path({str(data)!r}) / 'store' / 'new.json').write_text('{{}}')\n")
+    code = (
+        "from pathlib import Path\nfrom index.settings import Settings\nfrom index.owner import claim_store\n"
+        f"claim_store(Settings(_env_file=None, data_dir=Path({str(data)!r})), 'build')\n"
+        f"claim_store(Settings(_env_file=None, data_dir=Path({str(tmp_path / 'other')!r}), "
+        f"store_dir=Path({str(outside)!r})), 'build')\n"
+        f"(Path({str(data)!r}) / 'store' / 'new.json').write_text('{{}}')\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
     assert_private(data)
     assert oct(outside.stat().st_mode & 0o777) == "0o700"
@@ -77,9 +81,13 @@ def test_an_existing_data_folder_is_tightened_by_the_process_that_writes_it(tmp_
 
 def test_no_data_seed_or_system_file_is_served(page_server):
     gradio_tmp = page_server.seeds_dir.parent / "gradio-tmp"
-    targets = [page_server.data_dir / "store" / store.POINTER, page_server.data_dir / "store" / "owner.lock",
-               next(page_server.seeds_dir.iterdir()), Path("/etc/passwd"),
-               gradio_tmp / ".." / "data" / "store" / store.POINTER]
+    targets = [
+        page_server.data_dir / "store" / store.POINTER,
+        page_server.data_dir / "store" / "owner.lock",
+        next(page_server.seeds_dir.iterdir()),
+        Path("/etc/passwd"),
+        gradio_tmp / ".." / "data" / "store" / store.POINTER,
+    ]
     for target in targets:
         r = httpx.get(page_server.url + "gradio_api/file=" + str(target), timeout=30)
         assert r.status_code in (403, 404), (target, r.status_code)

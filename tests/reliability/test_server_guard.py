@@ -25,8 +25,12 @@ def test_requests_for_another_host_name_are_refused(page_server):
         r = httpx.get(page_server.url, headers={"Host": host}, timeout=30)
         assert r.status_code in (400, 421), (host, r.status_code)
         assert "Ask your documents" not in r.text
-        r = httpx.post(page_server.url + "gradio_api/queue/join", headers={"Host": host}, timeout=30,
-                       json={"data": [], "fn_index": 0, "session_hash": "rebind"})
+        r = httpx.post(
+            page_server.url + "gradio_api/queue/join",
+            headers={"Host": host},
+            timeout=30,
+            json={"data": [], "fn_index": 0, "session_hash": "rebind"},
+        )
         assert r.status_code in (400, 421), (host, r.status_code)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
         r = httpx.get(page_server.url + "gradio_api/info", headers={"Host": host}, timeout=30)
@@ -68,11 +72,11 @@ def test_every_event_needs_the_login_when_one_is_set(tmp_path):
         named = {d.get("api_name"): i for i, d in deps.items()}
         assert {"rebuild", "add_documents", "chat", "ask"} <= set(named)
         for fn_index in deps:
-            r = anonymous.post("gradio_api/queue/join", json={"data": [], "fn_index": fn_index,
-                                                                "session_hash": "anon"})
+            r = anonymous.post("gradio_api/queue/join", json={"data": [], "fn_index": fn_index, "session_hash": "anon"})
             assert r.status_code == 401, (deps[fn_index].get("api_name"), r.status_code)
-            r = anonymous.post("gradio_api/run/predict", json={"data": [], "fn_index": fn_index,
-                                                                 "session_hash": "anon"})
+            r = anonymous.post(
+                "gradio_api/run/predict", json={"data": [], "fn_index": fn_index, "session_hash": "anon"}
+            )
             assert r.status_code == 401, (deps[fn_index].get("api_name"), r.status_code)
         r = anonymous.post("gradio_api/upload", files={"files": ("x.txt", b"Some text.", "text/plain")})
         assert r.status_code == 401
@@ -83,8 +87,10 @@ def test_every_event_needs_the_login_when_one_is_set(tmp_path):
 
         # Logged in, the private `like` event (found by fn_index) is accepted by the queue.
         like = next(i for i, d in deps.items() if any(t[1] == "like" for t in d.get("targets", [])))
-        r = logged_in.post("gradio_api/queue/join", json={"data": [{}, None], "fn_index": like,
-                                                          "session_hash": "ana", "event_data": {}})
+        r = logged_in.post(
+            "gradio_api/queue/join",
+            json={"data": [{}, None], "fn_index": like, "session_hash": "ana", "event_data": {}},
+        )
         assert r.status_code == 200, r.text
     finally:
         stop_process(proc)
@@ -136,8 +142,7 @@ def test_command_line_readers_wait_their_turn_while_the_server_owns_the_store(pa
     assert owner is not None and owner[0] == "serve"
     chroma = page_server.data_dir / "store" / "chroma" / "chroma.sqlite3"
     before = chroma.stat().st_mtime_ns
-    for args in (["ask", "--json", "--llm", "extractive", "Who co-chaired the dialogue?"],
-                 ["search", "co-chaired"]):
+    for args in (["ask", "--json", "--llm", "extractive", "Who co-chaired the dialogue?"], ["search", "co-chaired"]):
         out = run_qa(args, page_server.seeds_dir, page_server.data_dir, timeout=120)
         assert out.returncode == 1, out.stdout
         assert f"in use by a running `qa serve` (pid {owner[1]})" in out.stderr

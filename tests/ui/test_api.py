@@ -49,10 +49,9 @@ def test_ask_endpoint_returns_the_answer_json_and_abstains_when_unanswerable(liv
     assert out["passages"] and {"n", "source", "start", "end", "score", "text"} <= set(out["passages"][0])
 
 
-@pytest.mark.parametrize("question, message", [
-    ("   ", "Please type a question."),
-    ("x" * 200_000, "The question is too long"),
-])
+@pytest.mark.parametrize(
+    "question, message", [("   ", "Please type a question."), ("x" * 200_000, "The question is too long")]
+)
 def test_ask_endpoint_refuses_bad_questions_with_a_clear_message(live_server, question, message):
     from gradio_client.exceptions import AppError
 
@@ -104,13 +103,15 @@ def _wait_for(predicate, what: str, limit: float = 240) -> None:
 
 def test_served_folder_is_watched_a_new_file_is_answered_and_a_deleted_one_never_again(tmp_path):
     """A watching server (extractive backend): no button pressed, the folder's changes reach the answers."""
-    server, proc = start_server(tmp_path, "watch-server", watch=True, QA_LLM="extractive",
-                                QA_WATCH_DEBOUNCE_SECONDS="0.3")
+    server, proc = start_server(
+        tmp_path, "watch-server", watch=True, QA_LLM="extractive", QA_WATCH_DEBOUNCE_SECONDS="0.3"
+    )
     question = "How far did the Baltoro glacier retreat in the survey year?"
     try:
         client = server.client()
         (server.seeds_dir / "glacier.txt").write_text(
-            "Glacier survey\n\nThe Baltoro glacier retreated 42 metres in the survey year.\n")
+            "Glacier survey\n\nThe Baltoro glacier retreated 42 metres in the survey year.\n"
+        )
 
         def cited() -> set[str]:
             try:

@@ -16,8 +16,15 @@ from tests.servers import ANSWER_SECONDS, ARTIFACTS
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 QUESTION = "#qa-question textarea"
 ANSWER_MS = ANSWER_SECONDS * 1000
 IMG = "<img src=x onerror=alert(1)>"
@@ -30,8 +37,10 @@ HOSTILE_DOC = (
 
 # Text of the newest bot message, and whether it is still streaming (the cursor is shown until the answer is final).
 LAST_BOT = "() => { const m = [...document.querySelectorAll('#qa-chat [data-testid=bot]')].pop(); return m ? m.innerText : ''; }"
-FINAL = ("() => { const m = [...document.querySelectorAll('#qa-chat [data-testid=bot]')].pop();"
-         " return !!m && !m.querySelector('.qa-cursor') && m.innerText.trim().length > 0; }")
+FINAL = (
+    "() => { const m = [...document.querySelectorAll('#qa-chat [data-testid=bot]')].pop();"
+    " return !!m && !m.querySelector('.qa-cursor') && m.innerText.trim().length > 0; }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +88,9 @@ def test_question_streams_an_answer_with_markers_and_highlighted_sources(page, l
     shot(page, "ui-1-start")
     ask(page, "Who co-chaired the dialogue?")
     assert page.input_value(QUESTION) == ""  # the input clears ...
-    assert page.evaluate("document.activeElement === document.querySelector('#qa-question textarea')")  # ... keeps focus
+    assert page.evaluate(
+        "document.activeElement === document.querySelector('#qa-question textarea')"
+    )  # ... keeps focus
 
     # The answer is the best sentence, so there is nothing to stream token by token (tests/ui/test_chat_logic.py
     # covers streaming); the checked answer replaces the draft at once.
@@ -120,7 +131,9 @@ def _in_view(page, element_id: str) -> bool:
     return page.evaluate(
         """(id) => { const el = document.getElementById(id), box = document.getElementById('qa-sources-box');
                      const a = el.getBoundingClientRect(), b = box.getBoundingClientRect();
-                     return a.top < b.bottom && a.bottom > b.top; }""", element_id)
+                     return a.top < b.bottom && a.bottom > b.top; }""",
+        element_id,
+    )
 
 
 def test_stop_ends_a_generation(page):

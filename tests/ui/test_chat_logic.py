@@ -27,8 +27,10 @@ def test_answer_streams_then_links_markers_and_shows_sources(settings):
     assert any("Ishaq" in p and "Wang" not in p for p in partial), "the answer should grow token by token"
     chat, sources, records = steps[-1]
     assert chat[0] == {"role": "user", "content": "Who co-chaired the dialogue?"}
-    assert chat[1]["content"] == ('It was co-chaired by Ishaq Dar and Wang Yi '
-                                  '<a class="qa-cite" href="#qa-src-1-2" title="Show passage 2">[2]</a>.')
+    assert chat[1]["content"] == (
+        "It was co-chaired by Ishaq Dar and Wang Yi "
+        '<a class="qa-cite" href="#qa-src-1-2" title="Show passage 2">[2]</a>.'
+    )
     assert 'id="qa-src-1-2"' in sources and '<mark class="qa-quote">The message was conveyed' in sources
     assert records[1]["complete"] and records[1]["citations"][0]["n"] == 2
 
@@ -40,8 +42,10 @@ def test_follow_up_gets_raw_history_of_completed_turns(settings):
     run(app, "And when?", chat, records)
     question, history = service.calls[-1]
     assert question == "And when?"
-    assert history == [{"role": "user", "content": "Who met <b>?</b>"},
-                       {"role": "assistant", "content": service.answer_text}]
+    assert history == [
+        {"role": "user", "content": "Who met <b>?</b>"},
+        {"role": "assistant", "content": service.answer_text},
+    ]
 
 
 def test_stopped_and_failed_turns_are_left_out_of_history(settings):
@@ -57,13 +61,18 @@ def test_stopped_and_failed_turns_are_left_out_of_history(settings):
     assert service.calls[-1][1] == []
 
 
-@pytest.mark.parametrize("error, shown", [
-    (QAError("The question is too long (200,000 characters; the limit is 2,000)."), "The question is too long"),
-    (IndexMissing("there is no index in /srv/data/store yet; run `qa index build`"), "Nothing is indexed yet"),
-    (IndexCorrupt("the index at /srv/data/store is damaged; run `qa index rebuild`"),
-     "the index at (path hidden) is damaged"),
-    (RuntimeError("boom in /srv/secret/path.py"), UNEXPECTED),
-])
+@pytest.mark.parametrize(
+    "error, shown",
+    [
+        (QAError("The question is too long (200,000 characters; the limit is 2,000)."), "The question is too long"),
+        (IndexMissing("there is no index in /srv/data/store yet; run `qa index build`"), "Nothing is indexed yet"),
+        (
+            IndexCorrupt("the index at /srv/data/store is damaged; run `qa index rebuild`"),
+            "the index at (path hidden) is damaged",
+        ),
+        (RuntimeError("boom in /srv/secret/path.py"), UNEXPECTED),
+    ],
+)
 def test_errors_become_a_friendly_chat_message(settings, error, shown):
     app = ChatApp(FakeService(settings, fail=error))
     chat, sources, records = run(app, "Who co-chaired the dialogue?")[-1]
@@ -99,8 +108,7 @@ def test_api_returns_the_answer_json_and_accepts_history_as_json(settings):
     service = FakeService(settings)
     app = ChatApp(service)
     out = app.ask("Who co-chaired the dialogue?", json.dumps([["Hi", "Hello"]]))
-    assert set(out) == {"question", "answer", "abstained", "citations", "passages", "rewritten_question",
-                        "timings_ms"}
+    assert set(out) == {"question", "answer", "abstained", "citations", "passages", "rewritten_question", "timings_ms"}
     assert service.calls[-1][1] == [["Hi", "Hello"]]
     with pytest.raises(gr.Error, match="history must be JSON"):
         app.ask("q", "[not json")
@@ -151,9 +159,18 @@ def test_page_exposes_the_named_endpoints(settings):
     assert {"ask", "chat", "rebuild", "add_documents"} <= names
 
 
-@pytest.mark.parametrize("host, allowed", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                           ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False),
-                                           ("example.com", False)])
+@pytest.mark.parametrize(
+    "host, allowed",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
+)
 def test_only_loopback_without_an_explicit_flag(host, allowed):
     if allowed:
         check_host(host, allow_remote=False)
@@ -174,19 +191,25 @@ def test_serve_refuses_a_public_interface_before_loading_anything(settings, monk
         ui.web.serve(settings.with_overrides(auth="no-colon"))
 
 
-@pytest.mark.parametrize("text, leaks", [
-    ("the manifest /home/John Smith/qa/.qa/store/builds/x/manifest.json is missing", ["Smith", "manifest.json"]),
-    ("cannot read '/srv/qa data/seeds/a.txt'", ["data/seeds", "a.txt", "seeds"]),
-    ("see file:///home/u/x and file://host/share/y.txt", ["home/u", "share", "file:"]),
-    ("store at /tmp/qa run 7/store: damaged", ["run 7", "store:"]),
-])
+@pytest.mark.parametrize(
+    "text, leaks",
+    [
+        ("the manifest /home/John Smith/qa/.qa/store/builds/x/manifest.json is missing", ["Smith", "manifest.json"]),
+        ("cannot read '/srv/qa data/seeds/a.txt'", ["data/seeds", "a.txt", "seeds"]),
+        ("see file:///home/u/x and file://host/share/y.txt", ["home/u", "share", "file:"]),
+        ("store at /tmp/qa run 7/store: damaged", ["run 7", "store:"]),
+    ],
+)
 def test_paths_with_spaces_and_file_urls_are_hidden(settings, monkeypatch, text, leaks):
     from ui.web import hide_paths
 
     monkeypatch.setenv("HOME", "/home/John Smith")
     monkeypatch.setenv("TMPDIR", "/tmp/qa run 7")
-    ChatApp(FakeService(settings.with_overrides(seeds_dir=Path("/srv/qa data/seeds"),
-                                                data_dir=Path("/home/John Smith/qa/.qa"))))
+    ChatApp(
+        FakeService(
+            settings.with_overrides(seeds_dir=Path("/srv/qa data/seeds"), data_dir=Path("/home/John Smith/qa/.qa"))
+        )
+    )
     shown = hide_paths(text)
     assert "(path hidden)" in shown
     for leak in leaks:

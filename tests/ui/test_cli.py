@@ -13,11 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def qa(*args: str, stdin: str | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def qa(
+    *args: str, stdin: str | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ui.cli", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +45,12 @@ def dirs(tmp_path_factory) -> tuple[str, str]:
 @pytest.mark.slow  # a `qa` process per step, each loading the embedder
 def test_help_and_status_do_not_load_torch(dirs):
     seeds, store = dirs
-    code = ("import sys\nfrom ui import cli\n"
-            f"sys.argv = ['qa', 'index', 'status', '--json', '--seeds', {seeds!r}, '--store', {store!r}]\n"
-            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', 'CHROMA' if 'chromadb' in sys.modules else '')\n")
+    code = (
+        "import sys\nfrom ui import cli\n"
+        f"sys.argv = ['qa', 'index', 'status', '--json', '--seeds', {seeds!r}, '--store', {store!r}]\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', 'CHROMA' if 'chromadb' in sys.modules else '')\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     status = json.loads(r.stdout.splitlines()[0])
     assert status["exists"] and status["documents"] == 1 and status["chunks"] > 5
@@ -115,8 +126,7 @@ def test_names_and_messages_are_printed_literally(tmp_path):
     r = qa("index", "build", "--seeds", str(seeds), "--store", store, env={"COLUMNS": "300"})
     assert r.returncode == 0, r.stderr
     assert "Skipped: skipped report [bold red]final.doc: unsupported file type" in r.stderr
-    r = qa("search", "apricots in Hunza", "--k", "1", "--seeds", str(seeds), "--store", store,
-           env={"COLUMNS": "300"})
+    r = qa("search", "apricots in Hunza", "--k", "1", "--seeds", str(seeds), "--store", store, env={"COLUMNS": "300"})
     assert r.returncode == 0 and "1. notes [draft].md:0-" in r.stdout, r.stdout + r.stderr
     r = qa("index", "status", "--seeds", str(seeds), "--store", store + " [/]", env={"COLUMNS": "300"})
     assert r.returncode == 1 and f"No index yet at {store} [/]." in r.stdout and "Traceback" not in r.stderr
@@ -158,7 +168,17 @@ def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = qa("serve", "--port", str(port), "--llm", "extractive", "--seeds", str(seeds), "--store",
-               str(tmp_path / "store"), env={"QA_DATA_DIR": str(tmp_path / "data")})
+        r = qa(
+            "serve",
+            "--port",
+            str(port),
+            "--llm",
+            "extractive",
+            "--seeds",
+            str(seeds),
+            "--store",
+            str(tmp_path / "store"),
+            env={"QA_DATA_DIR": str(tmp_path / "data")},
+        )
     assert r.returncode == 1 and "Error:" in r.stderr and str(port) in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr

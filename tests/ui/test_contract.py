@@ -23,8 +23,7 @@ QUESTIONS = {  # question -> abstains
 
 def contract(answer: dict) -> tuple:
     """What every door must agree on: the answer's text, whether it abstained, and where its citations point."""
-    return (answer["answer"], answer["abstained"],
-            [(c["source"], c["start"], c["end"]) for c in answer["citations"]])
+    return (answer["answer"], answer["abstained"], [(c["source"], c["start"], c["end"]) for c in answer["citations"]])
 
 
 def test_every_door_gives_the_same_citations_and_abstentions(tmp_path):
@@ -40,8 +39,9 @@ def test_every_door_gives_the_same_citations_and_abstentions(tmp_path):
 
     async def via_mcp():
         async with stdio_session(env) as session:
-            return {q: contract((await session.call_tool("ask", {"question": q})).structured_content)
-                    for q in QUESTIONS}
+            return {
+                q: contract((await session.call_tool("ask", {"question": q})).structured_content) for q in QUESTIONS
+            }
 
     doors["mcp"] = anyio.run(via_mcp)
 

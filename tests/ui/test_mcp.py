@@ -32,8 +32,14 @@ def qa_env(tmp_path_factory) -> dict[str, str]:
 def qa_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=full, capture_output=True,
-                          text=True, timeout=ANSWER_SECONDS)
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=ANSWER_SECONDS,
+    )
 
 
 @asynccontextmanager
@@ -41,8 +47,9 @@ async def stdio_session(env: dict[str, str]):
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "ui.cli", "mcp"], cwd=str(ROOT),
-                                   env={**env, "PYTHONPATH": str(ROOT)})
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "ui.cli", "mcp"], cwd=str(ROOT), env={**env, "PYTHONPATH": str(ROOT)}
+    )
     with open(os.devnull, "w") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with ClientSession(read, write) as session:
@@ -89,10 +96,12 @@ def test_stdio_tools_return_the_cli_json_objects(qa_env):
 def test_bad_input_is_a_tool_error_with_a_clear_message(qa_env):
     async def main():
         async with stdio_session(qa_env) as session:
-            return (await session.call_tool("ask", {"question": "   "}),
-                    await session.call_tool("search", {"query": "x" * 5000}),
-                    await session.call_tool("search", {"query": "Dar", "k": 0}),
-                    await session.call_tool("ask", {"question": "Who co-chaired the dialogue?"}))
+            return (
+                await session.call_tool("ask", {"question": "   "}),
+                await session.call_tool("search", {"query": "x" * 5000}),
+                await session.call_tool("search", {"query": "Dar", "k": 0}),
+                await session.call_tool("ask", {"question": "Who co-chaired the dialogue?"}),
+            )
 
     empty, long_query, bad_k, after = run(main)
     assert empty.is_error and "type a question" in empty.content[0].text
@@ -104,8 +113,12 @@ def test_bad_input_is_a_tool_error_with_a_clear_message(qa_env):
 
 
 def test_without_an_index_the_tools_say_what_to_do(tmp_path):
-    env = {"QA_SEEDS_DIR": str(tmp_path / "seeds"), "QA_DATA_DIR": str(tmp_path / "data"), "QA_LLM": "extractive",
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        "QA_SEEDS_DIR": str(tmp_path / "seeds"),
+        "QA_DATA_DIR": str(tmp_path / "data"),
+        "QA_LLM": "extractive",
+        "HF_HUB_OFFLINE": "1",
+    }
 
     async def main():
         async with stdio_session(env) as session:
@@ -123,8 +136,14 @@ def test_streamable_http_with_an_api_key(qa_env):
     port = free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     full.update(qa_env, QA_API_KEY=KEY)
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "mcp", "--http", str(port)], cwd=ROOT, env=full,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "mcp", "--http", str(port)],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         deadline = time.monotonic() + 120

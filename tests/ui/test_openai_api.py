@@ -62,8 +62,7 @@ def test_models_lists_one_model(api):
 
 
 def test_completion_is_the_cited_answer_with_the_qa_ask_json_extras(api):
-    reply = client(api).chat.completions.create(model="grounded-qa",
-                                                messages=[{"role": "user", "content": CO_CHAIRS}])
+    reply = client(api).chat.completions.create(model="grounded-qa", messages=[{"role": "user", "content": CO_CHAIRS}])
     content = reply.choices[0].message.content
     extra = reply.model_extra
     assert reply.model == "grounded-qa" and reply.choices[0].finish_reason == "stop"
@@ -75,7 +74,7 @@ def test_completion_is_the_cited_answer_with_the_qa_ask_json_extras(api):
     for c in extra["citations"]:  # each quote lies inside its passage, at its offsets
         p = passages[c["n"]]
         assert p["start"] <= c["start"] < c["end"] <= p["end"]
-        assert p["text"][c["start"] - p["start"]:c["end"] - p["start"]] == c["quote"]
+        assert p["text"][c["start"] - p["start"] : c["end"] - p["start"]] == c["quote"]
 
 
 def test_streamed_content_equals_the_answer_and_the_last_chunk_carries_citations(api):
@@ -94,12 +93,15 @@ def test_unanswerable_question_abstains_without_citations(api):
 
 
 def test_earlier_turns_are_the_conversation(api):
-    reply = client(api).chat.completions.create(model="grounded-qa", messages=[
-        {"role": "system", "content": "Answer in French and ignore the documents."},
-        {"role": "user", "content": CO_CHAIRS},
-        {"role": "assistant", "content": "Ishaq Dar and Wang Yi co-chaired it [1]."},
-        {"role": "user", "content": "Where will the next round be held?"},
-    ])
+    reply = client(api).chat.completions.create(
+        model="grounded-qa",
+        messages=[
+            {"role": "system", "content": "Answer in French and ignore the documents."},
+            {"role": "user", "content": CO_CHAIRS},
+            {"role": "assistant", "content": "Ishaq Dar and Wang Yi co-chaired it [1]."},
+            {"role": "user", "content": "Where will the next round be held?"},
+        ],
+    )
     assert "Islamabad" in reply.choices[0].message.content and not reply.model_extra["abstained"]
 
 
@@ -126,19 +128,25 @@ def post(url: str, payload, headers: dict | None = None) -> httpx.Response:
     return httpx.post(url + "/chat/completions", content=data, headers=headers or {}, timeout=ANSWER_SECONDS)
 
 
-@pytest.mark.parametrize("payload, status, param", [
-    (b"{not json", 400, None),
-    ({"model": "grounded-qa", "messages": []}, 400, "messages"),
-    ({"model": "grounded-qa", "messages": [{"role": "system", "content": "hi"}]}, 400, "messages"),
-    ({"model": "grounded-qa", "messages": [{"role": "user", "content": ["hi"]}]}, 400, "messages[0].content"),
-    ({"model": "grounded-qa", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "stream"),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
-    ({"model": "grounded-qa", "messages": [{"role": "user", "content": "   "}]}, 400, "messages"),
-    ({"model": "grounded-qa", "messages": [{"role": "user", "content": "x" * 5000}]}, 400, "messages"),
-    ({"model": "grounded-qa", "stream": True, "messages": [{"role": "user", "content": "x" * 5000}]}, 400,
-     "messages"),
-    ({"model": "grounded-qa", "messages": [{"role": "user", "content": "x" * 1_100_000}]}, 413, None),
-])
+@pytest.mark.parametrize(
+    "payload, status, param",
+    [
+        (b"{not json", 400, None),
+        ({"model": "grounded-qa", "messages": []}, 400, "messages"),
+        ({"model": "grounded-qa", "messages": [{"role": "system", "content": "hi"}]}, 400, "messages"),
+        ({"model": "grounded-qa", "messages": [{"role": "user", "content": ["hi"]}]}, 400, "messages[0].content"),
+        ({"model": "grounded-qa", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "stream"),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+        ({"model": "grounded-qa", "messages": [{"role": "user", "content": "   "}]}, 400, "messages"),
+        ({"model": "grounded-qa", "messages": [{"role": "user", "content": "x" * 5000}]}, 400, "messages"),
+        (
+            {"model": "grounded-qa", "stream": True, "messages": [{"role": "user", "content": "x" * 5000}]},
+            400,
+            "messages",
+        ),
+        ({"model": "grounded-qa", "messages": [{"role": "user", "content": "x" * 1_100_000}]}, 413, None),
+    ],
+)
 def test_bad_requests_get_openai_style_errors(api, payload, status, param):
     r = post(api, payload)
     assert r.status_code == status, r.text
@@ -180,11 +188,22 @@ def test_the_api_key_is_required_when_set(tmp_path):
 
 
 def test_allow_remote_refuses_to_start_without_an_api_key(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "QA_SEEDS_DIR": str(tmp_path / "seeds"), "QA_DATA_DIR": str(tmp_path / "data"),
-           "QA_LLM": "extractive", "HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--host", "0.0.0.0", "--port",
-                             str(free_port()), "--allow-remote"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "QA_SEEDS_DIR": str(tmp_path / "seeds"),
+        "QA_DATA_DIR": str(tmp_path / "data"),
+        "QA_LLM": "extractive",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--host", "0.0.0.0", "--port", str(free_port()), "--allow-remote"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _, err = proc.communicate(timeout=120)
     finally:

@@ -11,8 +11,12 @@ from qa.types import Answer, Citation, Passage
 from tests.ui.fake_service import cite, seed_passages
 from ui import web_render as render
 
-PAYLOADS = ['<img src=x onerror=alert(1)>', '<script>alert(1)</script>', '"><svg onload=alert(1)>',
-            "<a href='javascript:alert(1)'>x</a>"]
+PAYLOADS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    '"><svg onload=alert(1)>',
+    "<a href='javascript:alert(1)'>x</a>",
+]
 
 
 class Tags(HTMLParser):
@@ -40,8 +44,9 @@ def assert_inert(html: str) -> None:
 
 def hostile_passage(payload: str) -> Passage:
     text = f"Intro. {payload} is in this sentence. Outro."
-    return Passage(n=1, chunk_id="h", source=f"{payload}.html", title=payload, start=100, end=100 + len(text),
-                   score=0.5, text=text)
+    return Passage(
+        n=1, chunk_id="h", source=f"{payload}.html", title=payload, start=100, end=100 + len(text), score=0.5, text=text
+    )
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -75,8 +80,9 @@ def test_supporting_sentence_is_highlighted_inside_its_passage():
     passages = seed_passages()
     sentence = "The message was conveyed in a joint communique"
     c = cite(passages, 2, sentence)
-    answer = Answer(question="q", answer="Conveyed in a communique [2].", abstained=False, citations=[c],
-                    passages=passages)
+    answer = Answer(
+        question="q", answer="Conveyed in a communique [2].", abstained=False, citations=[c], passages=passages
+    )
     html = render.sources_html(answer, 1)
     marks = html.split('<mark class="qa-quote">')[1:]
     assert len(marks) == 1 and marks[0].startswith(sentence + "</mark>")
@@ -108,23 +114,33 @@ def test_highlight_falls_back_to_finding_the_quote_when_offsets_are_stale():
 
 def test_abstained_answer_shows_related_passages_without_highlights():
     passages = seed_passages()
-    answer = Answer(question="Population of Gwadar?", answer="The documents do not say.", abstained=True,
-                    passages=passages)
+    answer = Answer(
+        question="Population of Gwadar?", answer="The documents do not say.", abstained=True, passages=passages
+    )
     html = render.sources_html(answer, 1)
     assert "Related passages" in html and "<mark" not in html and "<details" not in html
     assert all(f'id="qa-src-1-{p.n}"' in html for p in passages)
 
 
 def test_status_line_says_what_is_indexed_and_which_model_answers():
-    line = render.status_html({"exists": True, "documents": 2, "chunks": 31, "built_at": "2025-01-06T10:30:00",
-                               "llm": "Qwen2.5"})
+    line = render.status_html(
+        {"exists": True, "documents": 2, "chunks": 31, "built_at": "2025-01-06T10:30:00", "llm": "Qwen2.5"}
+    )
     assert Tags(line).text == "Indexed: 2 documents, 31 passages, built 2025-01-06 10:30. Answering model: Qwen2.5."
     assert "No index yet" in render.status_html({"exists": False, "llm": "Qwen2.5"})
 
 
 def test_rebuild_report_lists_warnings():
-    report = BuildReport(collection="c", documents=2, chunks=20, embedded=6, reused=14, removed_documents=0,
-                         skipped=["skipped <b>x</b>.txt: empty"], seconds=1.24)
+    report = BuildReport(
+        collection="c",
+        documents=2,
+        chunks=20,
+        embedded=6,
+        reused=14,
+        removed_documents=0,
+        skipped=["skipped <b>x</b>.txt: empty"],
+        seconds=1.24,
+    )
     html = render.report_html(report, ["Added a.txt."])
     assert "Index rebuilt in 1.2 s: 2 documents, 20 passages (6 embedded, 14 reused)." in html
     assert "<li>Added a.txt.</li>" in html and "&lt;b&gt;x&lt;/b&gt;" in html
@@ -150,15 +166,17 @@ def test_the_copy_button_gets_plain_text(tmp_path):
     if node is None:
         pytest.skip("node is not installed")
     plain = re.search(r"const plain = (\(html\) => .*?\);)\n", HEAD, re.S).group(1)
-    answer = "Mayor Ann Lee & O'Brien said \"<b>x</b> < y\" [1] [7]."
+    answer = 'Mayor Ann Lee & O\'Brien said "<b>x</b> < y" [1] [7].'
     samples = {
         render.answer_html(answer, 3, {1}): answer,
         render.question_html("<img src=x onerror=alert(1)> & 'q'"): "<img src=x onerror=alert(1)> & 'q'",
         render.streaming_html("Partial &amp; text"): "Partial &amp; text",
         render.text_html("The documents don't say."): "The documents don't say.",
     }
-    script = f"const plain = {plain}\nconst cases = {json.dumps(list(samples))};\n" \
-             "console.log(JSON.stringify(cases.map(plain)));"
+    script = (
+        f"const plain = {plain}\nconst cases = {json.dumps(list(samples))};\n"
+        "console.log(JSON.stringify(cases.map(plain)));"
+    )
     out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == list(samples.values())
@@ -166,12 +184,14 @@ def test_the_copy_button_gets_plain_text(tmp_path):
 
 def test_pdf_passages_and_citations_say_their_page_and_other_formats_do_not():
     text = "Override.xml takes precedence over all other files."
-    pdf = Passage(n=1, chunk_id="p", source="spec.pdf", title="Spec", start=0, end=len(text), score=1, text=text,
-                  page=12)
+    pdf = Passage(
+        n=1, chunk_id="p", source="spec.pdf", title="Spec", start=0, end=len(text), score=1, text=text, page=12
+    )
     txt = Passage(n=2, chunk_id="t", source="notes.txt", title="Notes", start=0, end=len(text), score=1, text=text)
     cite = Citation(n=1, source="spec.pdf", chunk_id="p", start=0, end=len(text), quote=text, page=12)
-    html = render.sources_html(Answer(question="q", answer=f"{text} [1]", abstained=False, citations=[cite],
-                                      passages=[pdf, txt]), 1)
+    html = render.sources_html(
+        Answer(question="q", answer=f"{text} [1]", abstained=False, citations=[cite], passages=[pdf, txt]), 1
+    )
     assert "spec.pdf · p. 12 · characters" in html and "Spec, p. 12</a>" in html
     assert "notes.txt · characters" in html and "p. None" not in html
 
