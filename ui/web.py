@@ -16,7 +16,7 @@ import gradio as gr
 from index.owner import claim_store
 from index.settings import Settings, endpoints
 from qa.service import QAService
-from qa.uploads import ALLOWED_SUFFIXES, remove_partial_uploads
+from index.uploads import ALLOWED_SUFFIXES, remove_partial_uploads
 from ui import web_render as render
 from ui.gate import AnswerGate
 from ui.web_chat import MAX_RECORDS, NO_INDEX, UNEXPECTED, ChatApp, hide_paths

@@ -23,7 +23,7 @@ from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
 from qa.types import Answer, QAError
-from qa.uploads import save_uploads
+from index.uploads import save_uploads
 from ui import web_render as render
 from ui.gate import AnswerGate
 

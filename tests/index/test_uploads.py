@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.uploads import UploadRejected, safe_name, save_upload, save_uploads
+from index.uploads import UploadRejected, safe_name, save_upload, save_uploads
 
 
 def text_pdf(text: str) -> bytes:
@@ -292,7 +292,7 @@ def test_uploads_are_synced_to_disk_before_they_appear(settings, upload, monkeyp
 
 
 def test_stale_partial_uploads_are_removed(settings):
-    from qa.uploads import remove_partial_uploads
+    from index.uploads import remove_partial_uploads
 
     (settings.seeds_dir / ".upload-abc123.part").write_bytes(b"half a file")
     (settings.seeds_dir / ".keep-me").write_bytes(b"not ours")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from index.formats import SUPPORTED_SUFFIXES
 from index.settings import Settings
-from qa.types import QAError
+from index.types import IndexError_
 
 ALLOWED_SUFFIXES = SUPPORTED_SUFFIXES  # the loader's list: whatever can be uploaded can be indexed
 MAX_NAME_CHARS = 100
@@ -36,7 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_RUN = re.compile(r"[^\w.-]+")
 
 
-class UploadRejected(QAError):
+class UploadRejected(IndexError_):
     """One uploaded file was refused; the message names it and says why."""
 
 
