@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 
+from index.settings import Settings
+
 from qa import checks, prompts
 from qa.question import Question, is_self_contained
 from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar
@@ -37,6 +39,10 @@ Retrieve = Callable[[str, int], list[Passage]]
 Embed = Callable[[list[str]], list[list[float]]]
 
 
+def _default(name: str):
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class Parts:
     """What the pipeline runs on; built from Settings by QAService."""
@@ -44,11 +50,12 @@ class Parts:
     retrieve: Retrieve
     embed: Embed
     llm: BaseChatModel | None  # None: the extractive backend (no rewrites; the best sentence is the answer)
-    answer_with: str = "sentence"  # "sentence": the best-ranked sentence; "words": the model's words of one
-    top_k: int = 4
-    read_sentences: int = 5  # how many ranked sentences the reader sees
-    min_relevance: float = 0.4  # below this, no sentence is close enough to the question: abstain
-    tie_margin: float = 0.0  # a runner-up this close to the best sentence is part of the answer too
+    # Defaults are the settings' own (index/settings.py describes each): one default per knob.
+    answer_with: str = _default("answer_with")
+    top_k: int = _default("top_k")
+    read_sentences: int = _default("read_sentences")
+    min_relevance: float = _default("min_relevance")
+    tie_margin: float = _default("tie_margin")
     reply_tokens: int = 48
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
 
