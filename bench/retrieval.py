@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.common import columns_table
+from bench.common import columns_table, isolated
 from bench.squad import SQUAD_CREDIT, load_squad_train, map_questions, write_seed_files
 from index.settings import Settings
 
@@ -140,16 +140,7 @@ def reachable(reader, targets: list[Target]) -> float:
 
 def _settings(base: Settings, root: Path, seeds: Path, chunk_size: int, chunk_overlap: int) -> Settings:
     """Isolated: its own seeds, store and embedded Chroma, whatever the caller's store or server settings say."""
-    return base.model_copy(
-        update={
-            "seeds_dir": seeds,
-            "data_dir": root / "data",
-            "store_dir": root / "store",
-            "chroma_host": None,
-            "chunk_size": chunk_size,
-            "chunk_overlap": chunk_overlap,
-        }
-    )
+    return isolated(base, root, seeds, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
 
 
 def _chunk_texts(settings: Settings) -> list[str]:
