@@ -53,11 +53,12 @@ def launch(command: list[str], env: dict[str, str], out) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def run_qa(*args: str, env: dict[str, str], timeout: float = STARTUP_SECONDS) -> subprocess.CompletedProcess:
-    """Run the checkout's `qa` command to the end; its output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env, timeout=timeout, capture_output=True, text=True
-    )
+def run_qa(
+    *args: str, env: dict[str, str], timeout: float = STARTUP_SECONDS, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run the checkout's `qa` command to the end, `input` on its stdin; its output captured as text."""
+    command = [sys.executable, "-m", "ui.cli", *args]
+    return subprocess.run(command, input=input, cwd=ROOT, env=env, timeout=timeout, capture_output=True, text=True)
 
 
 @dataclass
