@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, article_seeds, isolated, latency, log
+from bench.common import ROOT, article_seeds, columns_table, isolated, latency, log
 from index.settings import Settings
 
 EVAL = ROOT / "bench" / "data" / "article_eval.json"
@@ -174,25 +174,15 @@ def run(base: Settings, n_questions: int = 15, rounds: int = 1) -> dict:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(
+    table = columns_table(
+        (
+            "prompt cache | TTFT p50 | TTFT p95 | total p50 | total p95 | prompt tok | "
+            "cached tok | gen tok | gen tok/s | vs raw decode"
+        ),
+        left=("prompt cache",),
         title=f"Answers through QAService, local model {result['model']} ({result['questions']} article "
-        f"questions x {result['rounds']}); raw decode p50 {result['raw_decode_tok_s_p50']} tok/s"
+        f"questions x {result['rounds']}); raw decode p50 {result['raw_decode_tok_s_p50']} tok/s",
     )
-    for col in (
-        "prompt cache",
-        "TTFT p50",
-        "TTFT p95",
-        "total p50",
-        "total p95",
-        "prompt tok",
-        "cached tok",
-        "gen tok",
-        "gen tok/s",
-        "vs raw decode",
-    ):
-        table.add_column(col, justify="left" if col == "prompt cache" else "right")
     for variant, s in result["summary"].items():
         table.add_row(
             variant,

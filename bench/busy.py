@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import ARTICLE, ROOT, isolated, log
+from bench.common import ARTICLE, ROOT, columns_table, isolated, log
 from index.settings import Settings
 from qa.evaluate import percentile
 
@@ -108,11 +108,11 @@ def run(base: Settings, args) -> dict:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Answer time while busy ({result['questions']} article questions, extractive answers)")
-    for col in ("phase", "answers", "p50 ms", "p95 ms", "p50 / idle", "busy for"):
-        table.add_column(col, justify="left" if col == "phase" else "right")
+    table = columns_table(
+        "phase | answers | p50 ms | p95 ms | p50 / idle | busy for",
+        left=("phase",),
+        title=f"Answer time while busy ({result['questions']} article questions, extractive answers)",
+    )
     i, r, x = result["idle"], result["during_rebuild"], result["during_pdf_extraction"]
     table.add_row("idle", str(i["n"]), f"{i['p50_ms']:.0f}", f"{i['p95_ms']:.0f}", "1.00", "")
     table.add_row(

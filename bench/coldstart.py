@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.common import ARTICLE, ROOT, log, proc_status_kb, qa_command
 from index.settings import Settings
-from tests.servers import free_port, stop_process
+from tests.servers import free_port, launch, stop_process
 
 TARGETS_S = {"ui_ready": 20.0, "first_answer": 25.0}
 TARGET_PEAK_RSS_MB = 1536
@@ -98,14 +98,7 @@ def serve_session(env: dict[str, str], questions: list[str], timeout: float = 30
     url = f"http://127.0.0.1:{port}/"
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            qa_command("serve", "--port", str(port)),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = launch(qa_command("serve", "--port", str(port)), env, out)
         try:
             with Sampler(proc.pid) as sampler:
                 ready = None

@@ -119,6 +119,17 @@ def main_for(name: str, description: str, add_args, run, render, argv: list[str]
     return 0
 
 
+def columns_table(columns: str, left: tuple[str, ...] = (), **table_args):
+    """A rich Table (title, caption, ... from `table_args`) with the columns named in `columns`, separated by " | ",
+    right-aligned but those in `left`."""
+    from rich.table import Table
+
+    table = Table(**table_args)
+    for col in columns.split(" | "):
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
+
+
 def qa_command(*args: str) -> list[str]:
     """The `qa` command of this checkout (works without the project being pip-installed)."""
     return [sys.executable, "-m", "ui.cli", *args]
@@ -129,6 +140,7 @@ __all__ = [
     "RESULTS",
     "ROOT",
     "article_seeds",
+    "columns_table",
     "envelope",
     "folder_bytes",
     "isolated",

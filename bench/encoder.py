@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import isolated, log
+from bench.common import columns_table, isolated, log
 from index.settings import Settings
 
 PATHS = {
@@ -108,22 +108,14 @@ def run(base: Settings, articles: int = 20, questions: int = 1000, paths: list[s
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Encoding paths: {result['articles']} SQuAD articles, {result['questions']} questions")
-    for col in (
-        "path",
-        "build s",
-        "chunks/s",
-        "x fp32",
-        "query p50 ms",
-        "article hybrid hit@1/MRR",
-        "squad dense hit@1/MRR",
-        "squad hybrid hit@1/MRR",
-        "worst drop",
-        "holds",
-    ):
-        table.add_column(col, justify="left" if col == "path" else "right")
+    table = columns_table(
+        (
+            "path | build s | chunks/s | x fp32 | query p50 ms | article hybrid hit@1/MRR | "
+            "squad dense hit@1/MRR | squad hybrid hit@1/MRR | worst drop | holds"
+        ),
+        left=("path",),
+        title=f"Encoding paths: {result['articles']} SQuAD articles, {result['questions']} questions",
+    )
     for name, r in result["paths"].items():
         q = lambda s, m: f"{r[s][m]['hit@1']:.3f}/{r[s][m]['mrr']:.3f}"  # noqa: E731
         table.add_row(

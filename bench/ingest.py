@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import folder_bytes, isolated, log
+from bench.common import columns_table, folder_bytes, isolated, log
 from index.settings import Settings
 
 TARGETS = {"build_vs_encoder": 0.9, "build_vs_tutorial_corpus": 1.5, "rebuild_vs_full": 0.05}
@@ -127,15 +127,13 @@ def run(base: Settings, articles: int = 20, rounds: int = 2, seed: int = 0) -> d
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
     o, t, r = result["ours"], result["tutorial"], result["ratios"]
-    table = Table(
+    table = columns_table(
+        "pipeline | chunks | seconds | chunks/s",
+        left=("pipeline",),
         title=f"Ingest of {result['articles']} SQuAD train articles ({result['corpus_chars']:,} chars), "
-        f"best of {result['rounds']} interleaved rounds"
+        f"best of {result['rounds']} interleaved rounds",
     )
-    for col in ("pipeline", "chunks", "seconds", "chunks/s"):
-        table.add_column(col, justify="left" if col == "pipeline" else "right")
     table.add_row(
         "raw encode()",
         str(o["chunks"]),

@@ -211,27 +211,19 @@ def _machine() -> dict:
 
 def render(result: dict) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from bench.common import columns_table
 
     console = Console(width=max(Console().width, 130))
-    table = Table(
+    table = columns_table(
+        (
+            "variant | scenario | TTFT ms | best | total ms | prompt tok | cached tok | "
+            "prefill tok/s | best | decode tok/s | best"
+        ),
+        left=("variant", "scenario"),
         title=f"Local LLM speed ({result['machine']['cpus']} CPUs, load average "
-        f"{result['machine']['loadavg_1m']} before, {result['machine']['loadavg_after']} after)"
+        f"{result['machine']['loadavg_1m']} before, {result['machine']['loadavg_after']} after)",
     )
-    for col in (
-        "variant",
-        "scenario",
-        "TTFT ms",
-        "best",
-        "total ms",
-        "prompt tok",
-        "cached tok",
-        "prefill tok/s",
-        "best",
-        "decode tok/s",
-        "best",
-    ):
-        table.add_column(col, justify="left" if col in ("variant", "scenario") else "right")
     for name, per in result["results"].items():
         for scenario, s in per.items():
             table.add_row(

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import ROOT, qa_command
-from tests.servers import free_port, stop_process
+from tests.servers import free_port, launch, run_qa, stop_process
 
 DEFAULT_DATA = ROOT / "bench" / "data" / "article_eval.json"
 STARTUP_SECONDS = 300
@@ -349,27 +348,13 @@ def run_load(
 @contextmanager
 def qa_server(env: dict[str, str], log: Callable[[str], None] = lambda _msg: None) -> Iterator[str]:
     """`qa index build` (a no-op when up to date), then `qa serve` on a free 127.0.0.1 port; yields its URL."""
-    built = subprocess.run(
-        qa_command("index", "build", "--json"),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-    )
+    built = run_qa("index", "build", "--json", env=env, timeout=STARTUP_SECONDS)
     if built.returncode != 0:
         raise RuntimeError(f"`qa index build` failed: {built.stderr.strip()[-2000:]}")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with tempfile.NamedTemporaryFile("w+", prefix="qa-serve-", suffix=".log") as out:
-        proc = subprocess.Popen(
-            qa_command("serve", "--port", str(port)),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = launch(qa_command("serve", "--port", str(port)), env, out)
         try:
             log(f"started `qa serve` (pid {proc.pid}) on {url}")
             deadline = time.monotonic() + STARTUP_SECONDS

@@ -18,7 +18,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from bench.common import ROOT, isolated, log
+from bench.common import ROOT, columns_table, isolated, log
 from index.settings import Settings
 
 SQUAD = ROOT / "bench" / "data" / "squad_eval.json"
@@ -88,11 +88,11 @@ def run(base: Settings, args) -> dict:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"The {result['split']} split's {result['articles']} articles as text and as PDF")
-    for col in ("format", "questions", "gold in answer", "abstained", "answered wrong", "citations with a page"):
-        table.add_column(col, justify="left" if col == "format" else "right")
+    table = columns_table(
+        "format | questions | gold in answer | abstained | answered wrong | citations with a page",
+        left=("format",),
+        title=f"The {result['split']} split's {result['articles']} articles as text and as PDF",
+    )
     for kind in ("txt", "pdf"):
         r = result[kind]
         table.add_row(

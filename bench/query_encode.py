@@ -20,7 +20,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import latency, log, pct
+from bench.common import columns_table, latency, log, pct
 from index.settings import Settings
 
 TARGET_P50_MS = 10.0
@@ -85,14 +85,12 @@ def run(base: Settings, rounds: int = 3) -> dict:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(
+    table = columns_table(
+        "path | p50 ms | p95 ms | CPU p50 ms | x encode (p50)",
+        left=("path",),
         title=f"Query encoding, uncached ({result['rounds']} x {result['questions']} questions, "
-        f"process torch threads {result['torch_threads']})"
+        f"process torch threads {result['torch_threads']})",
     )
-    for col in ("path", "p50 ms", "p95 ms", "CPU p50 ms", "x encode (p50)"):
-        table.add_column(col, justify="left" if col == "path" else "right")
     for p, r in result["paths"].items():
         table.add_row(
             p, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['cpu_p50_ms']:.1f}", f"{r['speedup_p50']:.2f}"

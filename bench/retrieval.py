@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.common import columns_table, isolated
 from bench.squad import SQUAD_CREDIT, load_squad_train, map_questions, write_seed_files
 from index.settings import Settings
 
@@ -139,16 +140,7 @@ def reachable(reader, targets: list[Target]) -> float:
 
 def _settings(base: Settings, root: Path, seeds: Path, chunk_size: int, chunk_overlap: int) -> Settings:
     """Isolated: its own seeds, store and embedded Chroma, whatever the caller's store or server settings say."""
-    return base.model_copy(
-        update={
-            "seeds_dir": seeds,
-            "data_dir": root / "data",
-            "store_dir": root / "store",
-            "chroma_host": None,
-            "chunk_size": chunk_size,
-            "chunk_overlap": chunk_overlap,
-        }
-    )
+    return isolated(base, root, seeds, chunk_size=chunk_size, chunk_overlap=chunk_overlap)
 
 
 def _chunk_texts(settings: Settings) -> list[str]:
@@ -397,9 +389,9 @@ def save(result: dict, path: Path = RESULTS / "retrieval.json") -> Path:
 
 def render(result: dict, console) -> None:
     """Rich tables: quality per set, size and mode; ingest and rebuild cost per size; the recommendation."""
-    from rich.table import Table
-
-    quality = Table(
+    quality = columns_table(
+        "set | size/overlap | mode | hit@1 | hit@5 | MRR | k | hit@budget | ms | reach",
+        left=("set", "mode"),
         title="Retrieval quality (hybrid = dense + BM25, reciprocal rank fusion)",
         caption=(
             f"MRR over the top {result['depth']}; @budget: a hit within the first k passages that fit "
@@ -407,8 +399,6 @@ def render(result: dict, console) -> None:
             f"per query with the query vector cached (encoding a query adds {result['query_encode_ms']:.1f} ms)"
         ),
     )
-    for col in ("set", "size/overlap", "mode", "hit@1", "hit@5", "MRR", "k", "hit@budget", "ms", "reach"):
-        quality.add_column(col, justify="left" if col in ("set", "mode") else "right")
     for row in result["sweep"]:
         for name in ("article", "squad"):
             for mode in MODES:
@@ -426,26 +416,17 @@ def render(result: dict, console) -> None:
                     f"{row[name]['reachable']:.3f}",
                 )
     console.print(quality)
-    ingest = Table(
+    ingest = columns_table(
+        (
+            "size/overlap | runs | chunks | build s | build c/s | enc c/s | build/enc | "
+            "rebuild s | rebuild/full | noop s"
+        ),
         title="Ingest of the SQuAD seeds (best of `runs`)",
         caption=(
             "build/enc: full-build chunks/s over raw SentenceTransformer.encode chunks/s (same chunks, same batch size); "
             "rebuild/full: no-change `qa index rebuild` time over a full build; noop: `qa index build` with nothing to do"
         ),
     )
-    for col in (
-        "size/overlap",
-        "runs",
-        "chunks",
-        "build s",
-        "build c/s",
-        "enc c/s",
-        "build/enc",
-        "rebuild s",
-        "rebuild/full",
-        "noop s",
-    ):
-        ingest.add_column(col, justify="right")
     for row in result["sweep"]:
         i = row["ingest"]
         ingest.add_row(

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import article_seeds, folder_bytes, isolated, latency, log, pct, proc_status_kb
+from bench.common import article_seeds, columns_table, folder_bytes, isolated, latency, log, pct, proc_status_kb
 from index.settings import Settings
 
 MODES = ("hybrid", "dense")
@@ -209,25 +209,15 @@ def _full_build_estimate(rows: list[dict], chunks: int) -> float | None:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Retrieval latency vs corpus size (top_k={result['top_k']}, query encoding included)")
-    for col in (
-        "corpus",
-        "chunks",
-        "embedded",
-        "build s",
-        "store MB",
-        "open ms",
-        "BM25 load/build ms",
-        "hybrid p50/p95",
-        "dense p50/p95",
-        "bm25 p50",
-        "encode p50",
-        "RSS MB",
-        "peak MB",
-    ):
-        table.add_column(col, justify="left" if col == "corpus" else "right")
+    table = columns_table(
+        (
+            "corpus | chunks | embedded | build s | store MB | open ms | "
+            "BM25 load/build ms | hybrid p50/p95 | dense p50/p95 | bm25 p50 | encode p50 | "
+            "RSS MB | peak MB"
+        ),
+        left=("corpus",),
+        title=f"Retrieval latency vs corpus size (top_k={result['top_k']}, query encoding included)",
+    )
     for r in result["rows"]:
         lat = r["latency"]
         table.add_row(

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import folder_bytes, latency, log, proc_status_kb
+from bench.common import columns_table, folder_bytes, latency, log, proc_status_kb
 from index.settings import Settings
 
 TARGET_1M_HYBRID_P50_MS = 100.0
@@ -317,22 +317,14 @@ def estimate(result: dict, chunks: int = 1_000_000) -> dict:
 
 
 def render(result: dict, console) -> None:
-    from rich.table import Table
-
     where = "Chroma server" if result["server"] else "embedded Chroma"
-    table = Table(title=f"Search latency without query encoding ({where}, top_k={result['top_k']})")
-    for col in (
-        "chunks",
-        "Chroma write s",
-        "BM25 build s",
-        "Chroma MB",
-        "BM25 MB",
-        "hybrid p50/p95 ms",
-        "dense p50/p95 ms",
-        "bm25 p50/p95 ms",
-        "peak RSS MB",
-    ):
-        table.add_column(col, justify="right")
+    table = columns_table(
+        (
+            "chunks | Chroma write s | BM25 build s | Chroma MB | BM25 MB | "
+            "hybrid p50/p95 ms | dense p50/p95 ms | bm25 p50/p95 ms | peak RSS MB"
+        ),
+        title=f"Search latency without query encoding ({where}, top_k={result['top_k']})",
+    )
     for r in result["rows"]:
         lat = r["latency"]
         table.add_row(
@@ -346,9 +338,10 @@ def render(result: dict, console) -> None:
         )
     console.print(table)
     if result.get("bm25_rows"):
-        table = Table(title="BM25 alone (Bm25Index.search, depth 20): top-k selection against a full sort")
-        for col in ("chunks", "build s", "top-k p50/p95 ms", "full sort p50/p95 ms", "RSS MB"):
-            table.add_column(col, justify="right")
+        table = columns_table(
+            "chunks | build s | top-k p50/p95 ms | full sort p50/p95 ms | RSS MB",
+            title="BM25 alone (Bm25Index.search, depth 20): top-k selection against a full sort",
+        )
         for r in result["bm25_rows"]:
             a, b = r["search"]["top_k"], r["search"]["sort"]
             table.add_row(

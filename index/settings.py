@@ -175,17 +175,7 @@ GROUPS: tuple[type[BaseModel], ...] = (
 )
 
 
-class Settings(
-    PathSettings,
-    ChromaServerSettings,
-    EmbeddingSettings,
-    ReadingSettings,
-    RetrievalSettings,
-    AnswerSettings,
-    LlmSettings,
-    ServerSettings,
-    BaseSettings,
-):
+class Settings(*GROUPS, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", env_file=PROJECT_ENV, extra="ignore")
 
     # --- derived paths -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from index.settings import Settings
-from qa.evaluate import citations_valid, percentile
+from qa.evaluate import citations_valid, latency_summary, metrics_table
 from qa.types import Answer
 
 DEFAULT_SQUAD = Path(__file__).resolve().parents[1] / "bench" / "data" / "squad_eval.json"
@@ -157,12 +157,7 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
         "abstention_out_of_corpus": _mean([r["abstained"] for r in ooc]),
         "citation_validity": _mean([r["valid"] for r in rows]),
         "median_answer_chars": statistics.median([len(r["answer"]) for r in answered]) if answered else None,
-        "latency_ms": {
-            "first_token_p50": round(percentile(ttft, 50), 1),
-            "first_token_p95": round(percentile(ttft, 95), 1),
-            "total_p50": round(percentile(totals, 50), 1),
-            "total_p95": round(percentile(totals, 95), 1),
-        },
+        "latency_ms": latency_summary(ttft, totals),
         "rules": rule_stats(rows),
         "abstained_by_reason": dict(
             Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "") for r in ans if r["abstained"]).most_common()
@@ -178,25 +173,19 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
 
 
 def print_squad_report(rep: dict, console) -> None:
-    from rich.table import Table
-
-    t = Table(
-        title=f"qa eval --split {rep['split']} — {rep['backend']} ({rep['llm']}), "
-        f"{rep['answerable']} answerable + {rep['out_of_corpus']} out-of-corpus questions"
+    t = metrics_table(
+        f"qa eval --split {rep['split']} — {rep['backend']} ({rep['llm']}), "
+        f"{rep['answerable']} answerable + {rep['out_of_corpus']} out-of-corpus questions",
+        rep,
+        (
+            "gold_in_answer",
+            "false_abstention",
+            "answered_wrong",
+            "abstention_out_of_corpus",
+            "citation_validity",
+            "median_answer_chars",
+        ),
     )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for key in (
-        "gold_in_answer",
-        "false_abstention",
-        "answered_wrong",
-        "abstention_out_of_corpus",
-        "citation_validity",
-        "median_answer_chars",
-    ):
-        t.add_row(key, "—" if rep[key] is None else f"{rep[key]:.3f}")
-    for key, value in rep["latency_ms"].items():
-        t.add_row(f"{key} (ms)", f"{value:.0f}")
     for name, s in rep["rules"].items():
         t.add_row(f"rule {name}: fired / right", f"{s['fired']} / {s['right']}")
     console.print(t)

@@ -55,6 +55,34 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def latency_summary(ttft: list[float], totals: list[float]) -> dict[str, float]:
+    """p50 and p95 of the time to first token and of the whole answer, in ms rounded to 0.1.
+
+    >>> latency_summary([10.0, 20.0], [100.0])
+    {'first_token_p50': 15.0, 'first_token_p95': 19.5, 'total_p50': 100.0, 'total_p95': 100.0}
+    """
+    return {
+        "first_token_p50": round(percentile(ttft, 50), 1),
+        "first_token_p95": round(percentile(ttft, 95), 1),
+        "total_p50": round(percentile(totals, 50), 1),
+        "total_p95": round(percentile(totals, 95), 1),
+    }
+
+
+def metrics_table(title: str, report: dict, keys: tuple[str, ...]):
+    """A rich table of `keys` of `report` (3 decimals, — for None) followed by its `latency_ms`."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key in keys:
+        t.add_row(key, "—" if report[key] is None else f"{report[key]:.3f}")
+    for key, value in report["latency_ms"].items():
+        t.add_row(f"{key} (ms)", f"{value:.0f}")
+    return t
+
+
 def run_eval(
     settings: Settings, data_path: Path | None = None, limit: int | None = None, progress: bool = True, service=None
 ) -> dict:
@@ -137,12 +165,7 @@ def _report(rows: list[dict], latencies: list[dict], backend: str, llm_name: str
         "multiturn_accuracy": mean([r["correct"] for r in of("followup")]),
         "multiturn_all_turns": mean([r["correct"] for r in of("turn1", "followup")]),
         "multilingual_accuracy": mean([r["correct"] for r in of("multilingual")]),
-        "latency_ms": {
-            "first_token_p50": round(percentile(ttft, 50), 1),
-            "first_token_p95": round(percentile(ttft, 95), 1),
-            "total_p50": round(percentile(totals, 50), 1),
-            "total_p95": round(percentile(totals, 95), 1),
-        },
+        "latency_ms": latency_summary(ttft, totals),
         "failures": [
             r
             for r in rows
@@ -180,25 +203,21 @@ def _row(kind: str, item: dict, a: Answer, svc) -> dict:
 
 
 def print_report(report: dict, console) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"qa eval — {report['backend']} ({report['llm']}), {report['questions']} questions")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for key in (
-        "accuracy",
-        "token_f1",
-        "abstention_unanswerable",
-        "false_abstention",
-        "citation_validity",
-        "citation_support",
-        "multiturn_accuracy",
-        "multiturn_all_turns",
-        "multilingual_accuracy",
-    ):
-        t.add_row(key, "—" if report[key] is None else f"{report[key]:.3f}")
-    for key, value in report["latency_ms"].items():
-        t.add_row(f"{key} (ms)", f"{value:.0f}")
+    t = metrics_table(
+        f"qa eval — {report['backend']} ({report['llm']}), {report['questions']} questions",
+        report,
+        (
+            "accuracy",
+            "token_f1",
+            "abstention_unanswerable",
+            "false_abstention",
+            "citation_validity",
+            "citation_support",
+            "multiturn_accuracy",
+            "multiturn_all_turns",
+            "multilingual_accuracy",
+        ),
+    )
     console.print(t)
     if report["failures"]:
         console.print(f"[dim]{len(report['failures'])} misses:[/]", markup=True)

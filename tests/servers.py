@@ -48,6 +48,19 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
 
 
+def launch(command: list[str], env: dict[str, str], out) -> subprocess.Popen:
+    """Start `command` from the checkout in its own session, stdout and stderr to the open file `out`."""
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def run_qa(
+    *args: str, env: dict[str, str], timeout: float = STARTUP_SECONDS, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run the checkout's `qa` command to the end, `input` on its stdin; its output captured as text."""
+    command = [sys.executable, "-m", "ui.cli", *args]
+    return subprocess.run(command, input=input, cwd=ROOT, env=env, timeout=timeout, capture_output=True, text=True)
+
+
 @dataclass
 class Server:
     url: str
@@ -99,14 +112,7 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
     )
     port = free_port()
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = launch([sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"], env, out)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_ready(url, proc, log)
@@ -139,14 +145,7 @@ def build_index(root: Path, timeout: int = STARTUP_SECONDS) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
     qa_env = {"QA_SEEDS_DIR": str(seeds), "QA_DATA_DIR": str(data)}
     env.update(qa_env, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    done = subprocess.run(
-        [sys.executable, "-m", "ui.cli", "index", "build"],
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-    )
+    done = run_qa("index", "build", env=env, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"qa index build failed:\n{done.stderr[-3000:]}")
     return qa_env

@@ -105,16 +105,21 @@ class FakeService:
         for i in range(3):
             if on_progress:
                 on_progress("embedding", i + 1, 3)
-        return BuildReport(
-            collection="c",
-            documents=2,
-            chunks=20,
-            embedded=6,
-            reused=14,
-            removed_documents=0,
-            skipped=["skipped bad.txt: is empty"],
-            seconds=1.25,
-        )
+        return sample_report("skipped bad.txt: is empty", 1.25)
 
 
-__all__ = ["FakeService", "cite", "seed_passages"]
+def sample_report(skipped: str, seconds: float) -> BuildReport:
+    """A rebuild of 2 documents, 20 chunks (6 embedded, 14 reused), with one skipped-file warning."""
+    return BuildReport(
+        collection="c",
+        documents=2,
+        chunks=20,
+        embedded=6,
+        reused=14,
+        removed_documents=0,
+        skipped=[skipped],
+        seconds=seconds,
+    )
+
+
+__all__ = ["FakeService", "cite", "sample_report", "seed_passages"]

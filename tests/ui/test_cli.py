@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import run_qa
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,15 +20,7 @@ def qa(
 ) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=full_env,
-        timeout=timeout,
-    )
+    return run_qa(*args, env=full_env, timeout=timeout, input=stdin)
 
 
 @pytest.fixture(scope="module")

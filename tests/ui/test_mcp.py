@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.servers import ANSWER_SECONDS, ROOT, build_index, free_port, stop_process
+from tests.servers import ANSWER_SECONDS, ROOT, build_index, free_port, run_qa, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +32,7 @@ def qa_env(tmp_path_factory) -> dict[str, str]:
 def qa_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=ANSWER_SECONDS,
-    )
+    return run_qa(*args, env=full, timeout=ANSWER_SECONDS)
 
 
 @asynccontextmanager

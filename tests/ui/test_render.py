@@ -6,9 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from index.types import BuildReport
 from qa.types import Answer, Citation, Passage
-from tests.ui.fake_service import cite, seed_passages
+from tests.ui.fake_service import cite, sample_report, seed_passages
 from ui import web_render as render
 
 PAYLOADS = [
@@ -131,16 +130,7 @@ def test_status_line_says_what_is_indexed_and_which_model_answers():
 
 
 def test_rebuild_report_lists_warnings():
-    report = BuildReport(
-        collection="c",
-        documents=2,
-        chunks=20,
-        embedded=6,
-        reused=14,
-        removed_documents=0,
-        skipped=["skipped <b>x</b>.txt: empty"],
-        seconds=1.24,
-    )
+    report = sample_report("skipped <b>x</b>.txt: empty", 1.24)
     html = render.report_html(report, ["Added a.txt."])
     assert "Index rebuilt in 1.2 s: 2 documents, 20 passages (6 embedded, 14 reused)." in html
     assert "<li>Added a.txt.</li>" in html and "&lt;b&gt;x&lt;/b&gt;" in html
