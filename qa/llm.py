@@ -40,9 +40,10 @@ class LLMError(QAError):
 class ServerOptions(BaseModel):
     """The llama.cpp server options a LocalChatModel takes, passed on in its ServerConfig."""
 
-    n_ctx: int = 4096  # shared by the slots: each gets n_ctx / n_parallel unless kv_unified
-    n_parallel: int = 2
-    n_threads: int = 2
+    # The three the settings expose take their defaults from there (llm_ctx, llm_parallel, llm_threads).
+    n_ctx: int = Settings.model_fields["llm_ctx"].default  # shared by the slots: n_ctx / n_parallel each
+    n_parallel: int = Settings.model_fields["llm_parallel"].default
+    n_threads: int = Settings.model_fields["llm_threads"].default
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attn: Literal["auto", "on", "off"] = "auto"
