@@ -17,7 +17,7 @@ from qa.prompts import abstain_message
 from qa.service import clean_question
 from qa.text import script_of
 from qa.types import QAError
-from tests.qa.test_uploads import text_pdf
+from tests.index.test_uploads import text_pdf
 from tests.reliability.conftest import UPLOAD_MAX_MB
 from tests.reliability.qa_cli import assert_no_traceback, run_qa
 
