@@ -57,6 +57,9 @@ class Parts:
     min_relevance: float = _default("min_relevance")
     tie_margin: float = _default("tie_margin")
     reply_tokens: int = 48
+    # The question's vector as retrieval computed it (the embedder remembers recent queries), so the ranking does
+    # not encode the question again; None: it is embedded with the sentences.
+    embed_query: Callable[[str], list[float]] | None = None
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
 
 
@@ -93,7 +96,11 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     turn.timings["retrieve"] = (time.perf_counter() - t0) * 1000
     yield StreamEvent("passages", passages=turn.passages)
     turn.candidates = rank_sentences(
-        turn.query, turn.passages, parts.embed, usable=lambda s: not checks.addresses_model(s)
+        turn.query,
+        turn.passages,
+        parts.embed,
+        usable=lambda s: not checks.addresses_model(s),
+        question_vector=parts.embed_query(turn.query) if parts.embed_query and turn.passages else None,
     )
     refusal = checks.gate(turn.query, turn.passages, turn.candidates, parts.min_relevance)
     if refusal:  # what would have been answered is kept, so `qa eval` can tell whether the refusal was right

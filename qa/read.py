@@ -47,9 +47,14 @@ def is_prose(sentence: str) -> bool:
 
 
 def rank_sentences(
-    question: str, passages: Sequence[Passage], embed: Embed, usable: Callable[[str], bool] = lambda s: True
+    question: str,
+    passages: Sequence[Passage],
+    embed: Embed,
+    usable: Callable[[str], bool] = lambda s: True,
+    question_vector: Sequence[float] | None = None,
 ) -> list[Candidate]:
-    """Every usable passage sentence scored against the question, best first (numbered 1..).
+    """Every usable passage sentence scored against the question, best first (numbered 1..). The question's
+    vector is embedded with the sentences unless given (retrieval has already computed it).
 
     Question words count by how few of the candidate sentences have them (idf over the candidates): among
     passages about one subject, the subject's name tells the sentences apart less than the rarer words do.
@@ -63,7 +68,8 @@ def rank_sentences(
                 spans.append((p, s, e))
     if not spans:
         return []
-    vecs = embed([question] + [p.text[s:e] for p, s, e in spans])
+    texts = [p.text[s:e] for p, s, e in spans]
+    vecs = [question_vector, *embed(texts)] if question_vector is not None else embed([question, *texts])
     q_terms = {stem(t) for t in content_tokens(question)}
     terms = [{stem(t) for t in content_tokens(p.text[s:e])} for p, s, e in spans]
     weight = {t: math.log(1 + len(spans) / (1 + sum(t in ts for ts in terms))) for t in q_terms}

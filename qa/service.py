@@ -138,6 +138,7 @@ class QAService:
                 self._parts = Parts(
                     retrieve=lambda q, k: retriever.retrieve(q, k),
                     embed=CachedEmbed(embedder),
+                    embed_query=embedder.embed_query,
                     llm=llm,
                     answer_with=s.answer_with,
                     top_k=s.top_k,

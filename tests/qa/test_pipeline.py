@@ -197,3 +197,20 @@ def test_a_tied_sentence_of_the_wrong_kind_is_left_out():
     *_, last = answer(parts, "When did Dar visit China?")
     assert not last.answer.abstained and [r["name"] for r in last.answer.rules] == ["tie"]
     assert [c.quote for c in last.answer.citations] == ["Dar visited China from January 3 to January 5."]
+
+
+def test_the_question_vector_from_retrieval_is_reused_by_the_ranking():
+    embedded: list[str] = []
+
+    def recording(texts):
+        embedded.extend(texts)
+        return bow_embed(texts)
+
+    q = "Who co-chaired the dialogue?"
+    *_, alone = answer(Parts(retrieve=Recorder(), embed=bow_embed, llm=None, min_relevance=0.1), q)
+    parts = Parts(
+        retrieve=Recorder(), embed=recording, llm=None, min_relevance=0.1, embed_query=lambda text: bow_embed([text])[0]
+    )
+    *_, last = answer(parts, q)
+    assert q not in embedded and embedded  # the sentences are embedded, the question is not again
+    assert last.answer.answer == alone.answer.answer and last.answer.citations == alone.answer.citations
