@@ -13,7 +13,7 @@ from index.settings import Settings
 from index.types import IndexError_
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-ONNX_THREADS = 2  # intra-op threads of the ONNX Runtime question encoder (bench/query_encode.py compares 1 and 2)
+ONNX_THREADS = 2  # intra-op threads of the ONNX Runtime session for one question (bench/query_encode.py: 1 and 2)
 
 _lock = threading.Lock()
 _cache: dict[tuple, object] = {}
@@ -67,10 +67,11 @@ class QueryEncoder:
 
 class Embedder(Embeddings):
     """The model as a langchain `Embeddings`: unit-length vectors (cosine = dot product); the last
-    `cache_size` query vectors are remembered. Queries take `query_encoder` when given (the ONNX Runtime
-    encoder), else the single-query path (`QueryEncoder`) when the model is a SentenceTransformer."""
+    `cache_size` query vectors are remembered. With `onnx` (the ONNX Runtime encoder, same vectors) queries and
+    documents go through it; else queries take the single-query torch path (`QueryEncoder`) when the model is a
+    SentenceTransformer, and documents `SentenceTransformer.encode`."""
 
-    def __init__(self, inner, cache_size: int, query_encoder=None):
+    def __init__(self, inner, cache_size: int, onnx=None):
         self._inner = inner
         self._client = inner._client  # the SentenceTransformer (benchmarks time it directly)
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
@@ -80,10 +81,18 @@ class Embedder(Embeddings):
         self.torch_query = None  # the torch single-query path, kept for comparison (benchmarks, tests)
         if type(self._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
             self._encode_one = self.torch_query = QueryEncoder(self._client)
-        if query_encoder is not None:
-            self._encode_one = query_encoder
+        self.onnx = onnx
+        if onnx is not None:
+            self._encode_one = onnx
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.onnx is not None and texts:
+            try:
+                return self.onnx.encode_documents(texts).tolist()
+            except Exception as e:  # e.g. out of memory for the second session: torch gives the same vectors
+                from index.onnx_encoder import warn_once
+
+                warn_once(f"ONNX Runtime could not encode documents, encoding with torch ({type(e).__name__}: {e})")
         return self._inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
@@ -100,14 +109,17 @@ class Embedder(Embeddings):
         return vector
 
 
-def onnx_query_encoder(settings: Settings, model):
-    """The ONNX Runtime encoder for questions when the settings ask for it and it works, else None (torch)."""
+def onnx_encoder(settings: Settings, model):
+    """The ONNX Runtime encoder when the settings ask for it and it works, else None (torch)."""
     if not settings.embed_onnx or settings.embed_int8 or type(model).__name__ != "SentenceTransformer":
         return None
+    import torch
+
     from index.onnx_encoder import default_cache_dir, load_onnx_encoder
 
     cache_dir = settings.onnx_cache_dir or default_cache_dir()
-    return load_onnx_encoder(model, model_location(settings.embedding_model), cache_dir, threads=ONNX_THREADS)
+    location = model_location(settings.embedding_model)
+    return load_onnx_encoder(model, location, cache_dir, threads=ONNX_THREADS, workers=torch.get_num_threads())
 
 
 def get_embedder(settings: Settings):
@@ -147,7 +159,7 @@ def get_embedder(settings: Settings):
                 ) from None
             if settings.embed_int8:
                 quantize_int8(inner._client)
-            _cache[key] = Embedder(inner, settings.query_cache_size, onnx_query_encoder(settings, inner._client))
+            _cache[key] = Embedder(inner, settings.query_cache_size, onnx_encoder(settings, inner._client))
         return _cache[key]
 
 
@@ -157,6 +169,6 @@ __all__ = [
     "QueryEncoder",
     "get_embedder",
     "model_location",
-    "onnx_query_encoder",
+    "onnx_encoder",
     "quantize_int8",
 ]

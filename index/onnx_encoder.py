@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Files whose change means other weights or another stack (the tokenizer runs in Python, outside the graph).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "modules.json", "sentence_bert_config.json")
 CHECK_TEXTS = ("Who co-chaired the dialogue?", "Der Handel über den Khunjerab-Pass wuchs im Jahr 2026.", "中巴战略对话")
+BATCH_CHARS = 500  # characters per batch of `encode_documents`: one 500-character chunk, or a few sentences
 _warned: set[str] = set()
 
 
@@ -125,32 +127,72 @@ def export(model, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    # Idle pool threads sleep instead of spinning: the cores are shared with llama.cpp and other requests.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder:
-    """Texts -> unit vectors through an ONNX Runtime session; thread-safe (sessions may run concurrently)."""
+    """Texts -> unit vectors through ONNX Runtime; thread-safe (a session may run on several threads at once).
 
-    def __init__(self, model, path: Path, threads: int):
-        import onnxruntime as ort
+    One question runs on a session with `threads` intra-op threads. Many texts (`encode_documents`) are cut
+    into small batches of similar length that `workers` threads run at once on a second, one-thread session
+    (made on first use): a batch of ~BATCH_CHARS characters keeps its activations in cache, and independent
+    batches use the cores better than one batch split across them (bench/ingest.py measures it)."""
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: the cores are shared with llama.cpp and other requests.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+    def __init__(self, model, path: Path, threads: int, workers: int = 1):
         self.path = path
         self.threads = max(1, threads)
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.workers = max(1, workers)
+        self._session = session(path, self.threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._model = model
+        self._batch_session = None
+        self._pool = None
+        self._lock = threading.Lock()
 
-    def encode(self, texts: list[str]):
+    def encode(self, texts: list[str], on=None):
         """A float32 array, one unit vector per text (line breaks become spaces, as langchain's embedder does)."""
         features = self._model.preprocess([t.replace("\n", " ") for t in texts])
         feed = {name: features[name].numpy() for name in self._inputs}
-        return self._session.run(None, feed)[0]
+        return (on or self._session).run(None, feed)[0]
 
     def __call__(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
+
+    def encode_documents(self, texts: list[str]):
+        """`encode` for many texts: longest first, in batches of about BATCH_CHARS characters, on the workers."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        batches: list[list[int]] = [[]]
+        chars = 0
+        for i in sorted(range(len(texts)), key=lambda i: -len(texts[i])):
+            if batches[-1] and chars + len(texts[i]) > BATCH_CHARS:
+                batches.append([])
+                chars = 0
+            batches[-1].append(i)
+            chars += len(texts[i])
+        with self._lock:
+            if self._batch_session is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._batch_session = session(self.path, 1)
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
+        run = self._batch_session
+        results = list(self._pool.map(lambda b: self.encode([texts[i] for i in b], on=run), batches))
+        out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
+        for batch, vectors in zip(batches, results):
+            out[batch] = vectors
+        return out
 
 
 def agrees_with_torch(encoder: OnnxEncoder, model) -> float:
@@ -161,7 +203,7 @@ def agrees_with_torch(encoder: OnnxEncoder, model) -> float:
     return float((ours * theirs).sum(axis=1).min())
 
 
-def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int) -> OnnxEncoder | None:
+def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, workers: int = 1) -> OnnxEncoder | None:
     """The model's ONNX encoder (exported into `cache_dir` if not there yet), or None (logged once) when the
     model is not the standard stack or anything fails: the caller keeps torch."""
     reason = unsupported(model)
@@ -173,12 +215,12 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int) -> On
         encoder = None
         if path.is_file():
             try:
-                encoder = OnnxEncoder(model, path, threads)
+                encoder = OnnxEncoder(model, path, threads, workers)
             except Exception as e:  # a truncated or foreign file: export again over it
                 log.info("re-exporting the unloadable %s (%s)", path, type(e).__name__)
         if encoder is None:
             export(model, path)
-            encoder = OnnxEncoder(model, path, threads)
+            encoder = OnnxEncoder(model, path, threads, workers)
         cosine = agrees_with_torch(encoder, model)
         if cosine < 0.9999:
             raise ValueError(f"its vectors differ from torch's (cosine {cosine:.6f})")
@@ -188,4 +230,13 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int) -> On
         return None
 
 
-__all__ = ["OnnxEncoder", "default_cache_dir", "export", "fingerprint", "load_onnx_encoder", "unsupported"]
+__all__ = [
+    "BATCH_CHARS",
+    "OnnxEncoder",
+    "session",
+    "default_cache_dir",
+    "export",
+    "fingerprint",
+    "load_onnx_encoder",
+    "unsupported",
+]

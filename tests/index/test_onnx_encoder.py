@@ -129,3 +129,31 @@ def test_the_settings_choose_the_path_and_the_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("QA_EMBED_ONNX")
     chosen = get_embedder(Settings(_env_file=None, onnx_cache_dir=tmp_path / "chosen"))
     assert isinstance(chosen._encode_one, OnnxEncoder) and chosen._encode_one.path.parent == tmp_path / "chosen"
+
+
+def test_documents_take_the_onnx_path_with_the_vectors_of_encode(model):
+    embedder = get_embedder(Settings(_env_file=None))
+    texts = QUERIES + ["A chunk of text.\nWith a line break. " * 12, "x", "Trade grew."] * 3  # lengths 1..2000+
+    vectors = np.array(embedder.embed_documents(texts))
+    assert vectors.shape == (len(texts), 384)
+    assert _min_cosine(vectors, model, texts) > 0.9999  # in the callers' order, whatever the batches were
+    assert embedder.embed_documents([]) == []
+    assert embedder.onnx.encode_documents(["one"]).shape == (1, 384)
+
+
+def test_an_index_built_by_one_path_is_searched_by_the_other(settings: Settings):
+    from index.build import build_index
+    from index.reader import index_status, open_index
+
+    torch_only = settings.with_overrides(embed_onnx=False)
+    assert get_embedder(torch_only).onnx is None and get_embedder(settings).onnx is not None
+    question = "Who co-chaired the dialogue?"
+    for built_by in (settings, torch_only):
+        build_index(built_by, force=True, progress=False)
+        results = []
+        for searched_by in (settings, torch_only):
+            assert index_status(searched_by)["embedding_path"] == "fp32"  # the same vectors: no rebuild asked
+            results.append(open_index(searched_by).dense(question, 3))
+        assert "co-chaired by Deputy Prime Minister" in results[0][0][0].text
+        assert [c.id for c, _ in results[0]] == [c.id for c, _ in results[1]]
+        assert np.allclose([s for _, s in results[0]], [s for _, s in results[1]], atol=1e-4)
