@@ -76,8 +76,9 @@ class EmbeddingSettings(BaseModel):
     )
     embed_onnx: bool = Field(
         True,
-        description="encode questions with ONNX Runtime (the model exported once, same vectors as torch, "
-        "about 3x faster per question); false, or a model that is not Transformer + mean Pooling: torch",
+        description="encode questions and chunks with ONNX Runtime: the model exported once, same vectors as "
+        "torch (an index built either way is searched either way), faster on CPU; false, or a model that is "
+        "not Transformer + mean Pooling: torch",
     )
     onnx_cache_dir: Path | None = Field(
         None, description="where that export is kept (90 MB per model); default: ~/.cache/grounded-qa/onnx"
