@@ -116,7 +116,9 @@ def test_only_the_standard_stack_takes_the_onnx_path(model):
     cls[1].pooling_mode = "cls"
     assert "pooling 'cls'" in unsupported(cls)
     assert "modules" in unsupported(torch.nn.Sequential(model[0]))  # no pooling
-    assert isinstance(get_embedder(Settings(_env_file=None, embed_int8=True))._encode_one, QueryEncoder)
+    int8 = get_embedder(Settings(_env_file=None, embed_int8=True))
+    assert isinstance(int8._encode_one, QueryEncoder) and int8.onnx is None
+    assert unsupported(int8._client) == "the model is quantised"
 
 
 def test_the_settings_choose_the_path_and_the_folder(tmp_path, monkeypatch):
