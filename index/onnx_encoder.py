@@ -23,7 +23,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when the exported graph changes
+EXPORT_VERSION = 2  # bump when the exported graph changes
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Files whose change means other weights or another stack (the tokenizer runs in Python, outside the graph).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "modules.json", "sentence_bert_config.json")
@@ -91,7 +91,9 @@ def export(model, target: Path) -> None:
 
     import torch
 
-    features = {k: v for k, v in model.preprocess(["an example sentence to trace"]).items() if k in INPUTS}
+    # Two texts of different lengths: the trace sees padding, so no branch for an all-ones mask is recorded.
+    example = model.preprocess(["an example sentence to trace, with padding after the shorter one", "a short one"])
+    features = {k: v for k, v in example.items() if k in INPUTS}
     names = [k for k in INPUTS if k in features]
 
     class Stack(torch.nn.Module):
@@ -206,7 +208,7 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, worke
     model is not the standard stack or anything fails: the caller keeps torch."""
     reason = unsupported(model)
     if reason:
-        log.info("queries are encoded by torch: %s", reason)
+        log.info("the model is encoded by torch: %s", reason)
         return None
     try:
         path = Path(cache_dir) / f"{fingerprint(model, location)}.onnx"
