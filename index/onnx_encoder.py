@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -143,20 +142,22 @@ class OnnxEncoder:
     """Texts -> unit vectors through ONNX Runtime; thread-safe (a session may run on several threads at once).
 
     One question runs on a session with `threads` intra-op threads. Many texts (`encode_documents`) are cut
-    into small batches of similar length that `workers` threads run at once on a second, one-thread session
-    (made on first use): a batch of ~BATCH_CHARS characters keeps its activations in cache, and independent
-    batches use the cores better than one batch split across them (bench/ingest.py measures it)."""
+    into small batches of similar length that `workers` threads run at once on a second, one-thread session:
+    a batch of ~BATCH_CHARS characters keeps its activations in cache, and independent batches use the cores
+    better than one batch split across them (bench/ingest.py measures it). Both sessions are made here, so the
+    first question (whose passage sentences are encoded as documents) pays for neither."""
 
     def __init__(self, model, path: Path, threads: int, workers: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.path = path
         self.threads = max(1, threads)
         self.workers = max(1, workers)
         self._session = session(path, self.threads)
+        self._batch_session = session(path, 1)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._model = model
-        self._batch_session = None
-        self._pool = None
-        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
 
     def encode(self, texts: list[str], on=None):
         """A float32 array, one unit vector per text (line breaks become spaces, as langchain's embedder does)."""
@@ -181,12 +182,6 @@ class OnnxEncoder:
                 chars = 0
             batches[-1].append(i)
             chars += len(texts[i])
-        with self._lock:
-            if self._batch_session is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._batch_session = session(self.path, 1)
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
         run = self._batch_session
         results = list(self._pool.map(lambda b: self.encode([texts[i] for i in b], on=run), batches))
         out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
@@ -196,11 +191,13 @@ class OnnxEncoder:
 
 
 def agrees_with_torch(encoder: OnnxEncoder, model) -> float:
-    """The smallest cosine between this encoder's vectors and `encode()`'s on three short texts (the check
+    """The smallest cosine between either session's vectors and `encode()`'s on three short texts (the check
     at every load: ~0.1 s)."""
-    ours = encoder.encode(list(CHECK_TEXTS))
-    theirs = model.encode(list(CHECK_TEXTS), normalize_embeddings=True, show_progress_bar=False)
-    return float((ours * theirs).sum(axis=1).min())
+    texts = list(CHECK_TEXTS)
+    theirs = model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    return float(
+        min((ours * theirs).sum(axis=1).min() for ours in (encoder.encode(texts), encoder.encode_documents(texts)))
+    )
 
 
 def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, workers: int = 1) -> OnnxEncoder | None:
