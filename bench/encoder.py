@@ -1,6 +1,7 @@
 """Encoder work against retrieval quality: the same article and SQuAD sets indexed once per encoding path
-(`fp32`, `int8` = torch dynamic int8 per-channel, `+no-overlap` = each chunk encoded without the start it shares
-with the previous chunk), side by side in one process, so machine load hits every path alike.
+(`fp32` = ONNX Runtime, or torch with QA_EMBED_ONNX=false; `int8` = torch dynamic int8 per-channel;
+`+no-overlap` = each chunk encoded without the start it shares with the previous chunk), side by side in one
+process, so machine load hits every path alike.
 
     python -m bench encoder [--json] [--articles 20] [--questions 1000] [--paths fp32,int8]
 

@@ -1,5 +1,6 @@
-"""Ingest: chunks/s of a full `build_index` against (a) raw `SentenceTransformer.encode()` of the same chunk texts
-with the same batch size (the limit of this path) and (b) the LangChain tutorial pipeline
+"""Ingest: chunks/s of a full `build_index` (chunks encoded by ONNX Runtime when `QA_EMBED_ONNX` is on, the
+default) against (a) raw torch `SentenceTransformer.encode()` of the same chunk texts with `QA_EMBED_BATCH_SIZE`
+(the torch path's limit) and (b) the LangChain tutorial pipeline
 (`RecursiveCharacterTextSplitter(1000, 200)` + `HuggingFaceEmbeddings` with its defaults on the same model files +
 `Chroma.from_documents`) on the same corpus.
 
@@ -135,7 +136,7 @@ def render(result: dict, console) -> None:
         f"best of {result['rounds']} interleaved rounds",
     )
     table.add_row(
-        "raw encode()",
+        "raw torch encode()",
         str(o["chunks"]),
         f"{o['chunks'] / o['encoder_chunks_per_s']:.1f}",
         f"{o['encoder_chunks_per_s']:.1f}",

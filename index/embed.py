@@ -13,6 +13,7 @@ from index.settings import Settings
 from index.types import IndexError_
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ONNX_THREADS = 2  # intra-op threads of the ONNX Runtime session for one question (bench/query_encode.py: 1 and 2)
 
 _lock = threading.Lock()
 _cache: dict[tuple, object] = {}
@@ -66,20 +67,32 @@ class QueryEncoder:
 
 class Embedder(Embeddings):
     """The model as a langchain `Embeddings`: unit-length vectors (cosine = dot product); the last
-    `cache_size` query vectors are remembered. Queries take the single-query path (`QueryEncoder`) when the
-    model is a SentenceTransformer."""
+    `cache_size` query vectors are remembered. With `onnx` (the ONNX Runtime encoder, same vectors) queries and
+    documents go through it; else queries take the single-query torch path (`QueryEncoder`) when the model is a
+    SentenceTransformer, and documents `SentenceTransformer.encode`."""
 
-    def __init__(self, inner, cache_size: int):
+    def __init__(self, inner, cache_size: int, onnx=None):
         self._inner = inner
         self._client = inner._client  # the SentenceTransformer (benchmarks time it directly)
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = max(0, cache_size)
         self._cache_lock = threading.Lock()
         self._encode_one = inner.embed_query
+        self.torch_query = None  # the torch single-query path, kept for comparison (benchmarks, tests)
         if type(self._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
-            self._encode_one = QueryEncoder(self._client)
+            self._encode_one = self.torch_query = QueryEncoder(self._client)
+        self.onnx = onnx
+        if onnx is not None:
+            self._encode_one = onnx
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.onnx is not None and texts:
+            try:
+                return self.onnx.encode_documents(texts).tolist()
+            except Exception as e:  # e.g. out of memory for the second session: torch gives the same vectors
+                from index.onnx_encoder import warn_once
+
+                warn_once(f"ONNX Runtime could not encode documents, encoding with torch ({type(e).__name__}: {e})")
         return self._inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
@@ -96,9 +109,29 @@ class Embedder(Embeddings):
         return vector
 
 
+def onnx_encoder(settings: Settings, model):
+    """The ONNX Runtime encoder when the settings ask for it and it works, else None (torch)."""
+    if not settings.embed_onnx or settings.embed_int8 or type(model).__name__ != "SentenceTransformer":
+        return None
+    import torch
+
+    from index.onnx_encoder import default_cache_dir, load_onnx_encoder
+
+    cache_dir = settings.onnx_cache_dir or default_cache_dir()
+    location = model_location(settings.embedding_model)
+    return load_onnx_encoder(model, location, cache_dir, threads=ONNX_THREADS, workers=torch.get_num_threads())
+
+
 def get_embedder(settings: Settings):
     """The shared embedder of this process for these settings' model and encoding path."""
-    key = (settings.embedding_model, settings.embed_batch_size, settings.embed_int8, settings.query_cache_size)
+    key = (
+        settings.embedding_model,
+        settings.embed_batch_size,
+        settings.embed_int8,
+        settings.query_cache_size,
+        settings.embed_onnx,
+        settings.onnx_cache_dir,
+    )
     with _lock:
         if key not in _cache:
             # Before sentence-transformers is imported: never reach for the network.
@@ -126,8 +159,16 @@ def get_embedder(settings: Settings):
                 ) from None
             if settings.embed_int8:
                 quantize_int8(inner._client)
-            _cache[key] = Embedder(inner, settings.query_cache_size)
+            _cache[key] = Embedder(inner, settings.query_cache_size, onnx_encoder(settings, inner._client))
         return _cache[key]
 
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "QueryEncoder", "get_embedder", "model_location", "quantize_int8"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Embedder",
+    "QueryEncoder",
+    "get_embedder",
+    "model_location",
+    "onnx_encoder",
+    "quantize_int8",
+]

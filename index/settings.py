@@ -74,6 +74,15 @@ class EmbeddingSettings(BaseModel):
     query_cache_size: int = Field(
         1024, description="query vectors remembered per process (a repeated question is not re-encoded)"
     )
+    embed_onnx: bool = Field(
+        True,
+        description="encode questions and chunks with ONNX Runtime: the model exported once, same vectors as "
+        "torch (an index built either way is searched either way), faster on CPU; false, or a model that is "
+        "not Transformer + mean Pooling: torch",
+    )
+    onnx_cache_dir: Path | None = Field(
+        None, description="where that export is kept (90 MB per model); default: ~/.cache/grounded-qa/onnx"
+    )
 
 
 class ReadingSettings(BaseModel):

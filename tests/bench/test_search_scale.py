@@ -59,13 +59,16 @@ def test_query_encode_table():
         "questions": 58,
         "rounds": 1,
         "torch_threads": 2,
+        "load_average": 1.5,
+        "served": query_encode.SERVED,
         "target_p50_ms": 10.0,
         "target_met": True,
         "paths": {p: row for p in query_encode.PATHS},
     }
     console = Console(record=True, width=160)
     query_encode.render(result, console)
-    assert "single-query" in console.export_text()
+    text = console.export_text()
+    assert "single-query" in text and "onnx-1t" in text and "onnx (served) p50 <= 10 ms: True" in text
 
 
 def test_the_1m_estimate_adds_measured_bm25_growth_and_extrapolated_dense_growth():

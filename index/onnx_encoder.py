@@ -1,0 +1,239 @@
+"""The embedding model run by ONNX Runtime: exported once from the loaded SentenceTransformer, kept on disk.
+
+Only the standard sentence-embedding stack takes this path (Transformer -> mean Pooling -> optional Normalize, no
+prompt, not quantised); anything else, a failed export or an unloadable file keeps the torch path (logged once).
+The exported graph is the model's own modules traced as they run (tokenisation stays in Python: the model's own
+`preprocess`, so truncation at `max_seq_length` is the SentenceTransformer's), and a new session is checked
+against torch on a few texts before it is used: vectors equal `encode()`'s (cosine > 0.9999).
+
+The file is keyed by the model's location, its weight and configuration files (name, size, modification time)
+and the library versions that trace it; it is written to a temporary name and renamed, so a reader never sees
+half a file. `python -m bench query-encode` compares the paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 2  # bump when the exported graph changes
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Files whose change means other weights or another stack (the tokenizer runs in Python, outside the graph).
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "modules.json", "sentence_bert_config.json")
+CHECK_TEXTS = ("Who co-chaired the dialogue?", "Der Handel über den Khunjerab-Pass wuchs im Jahr 2026.", "中巴战略对话")
+BATCH_CHARS = 500  # characters per batch of `encode_documents`: one 500-character chunk, or a few sentences
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/grounded-qa/onnx, else ~/.cache/grounded-qa/onnx: one export per machine and model."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "grounded-qa" / "onnx"
+
+
+def unsupported(model) -> str | None:
+    """Why this SentenceTransformer cannot take the ONNX path, or None when it is the standard stack."""
+    names = [type(m).__name__ for m in model]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return f"modules {names} (the ONNX path takes Transformer, Pooling[, Normalize])"
+    if getattr(model[1], "pooling_mode", None) != "mean":
+        return f"pooling {getattr(model[1], 'pooling_mode', '?')!r} (the ONNX path takes mean pooling)"
+    if any(model.prompts.values()) or model.default_prompt_name:
+        return "the model has prompts"
+    if any(".quantized" in type(m).__module__ for m in model.modules()):  # e.g. QA_EMBED_INT8's linear layers
+        return "the model is quantised"
+    return None
+
+
+def fingerprint(model, location: str) -> str:
+    """What identifies an export: the weights' location and files, the stack, and the tracing libraries."""
+    from importlib.metadata import version
+
+    folder = Path(location)
+    files = []
+    for name in WEIGHT_FILES + ("1_Pooling/config.json",):
+        path = folder / name
+        if path.is_file():
+            st = path.stat()
+            files.append([name, st.st_size, st.st_mtime_ns])
+    if not files:  # not a local folder (a cached hub name): hash the weights themselves
+        digest = hashlib.sha256()
+        for key, tensor in sorted(model.state_dict().items()):
+            digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        files.append(["state_dict", digest.hexdigest()])
+    key = {
+        "version": EXPORT_VERSION,
+        "location": str(folder.resolve()) if folder.exists() else location,
+        "files": files,
+        "modules": [type(m).__name__ for m in model],
+        "max_seq_length": model.max_seq_length,
+        "libraries": [version(name) for name in ("torch", "transformers", "onnx")],
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def export(model, target: Path) -> None:
+    """Trace the model's modules (features -> normalised sentence embedding) into `target`, atomically."""
+    import warnings
+
+    import torch
+
+    # Two texts of different lengths: the trace sees padding, so no branch for an all-ones mask is recorded.
+    example = model.preprocess(["an example sentence to trace, with padding after the shorter one", "a short one"])
+    features = {k: v for k, v in example.items() if k in INPUTS}
+    names = [k for k in INPUTS if k in features]
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            out = self.model(dict(zip(names, tensors)))["sentence_embedding"]
+            return torch.nn.functional.normalize(out, p=2, dim=1)
+
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about Python control flow in the modules
+            torch.onnx.export(
+                Stack().eval(),
+                tuple(features[n] for n in names),
+                str(tmp),
+                input_names=names,
+                output_names=["embedding"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    # Idle pool threads sleep instead of spinning: the cores are shared with llama.cpp and other requests.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEncoder:
+    """Texts -> unit vectors through ONNX Runtime; thread-safe (a session may run on several threads at once).
+
+    One question runs on a session with `threads` intra-op threads. Many texts (`encode_documents`) are cut
+    into small batches of similar length that `workers` threads run at once on a second, one-thread session:
+    a batch of ~BATCH_CHARS characters keeps its activations in cache, and independent batches use the cores
+    better than one batch split across them (bench/ingest.py measures it). Both sessions are made here, so the
+    first question (whose passage sentences are encoded as documents) pays for neither."""
+
+    def __init__(self, model, path: Path, threads: int, workers: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.path = path
+        self.threads = max(1, threads)
+        self.workers = max(1, workers)
+        self._session = session(path, self.threads)
+        self._batch_session = session(path, 1)
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        self._model = model
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
+
+    def encode(self, texts: list[str], on=None):
+        """A float32 array, one unit vector per text (line breaks become spaces, as langchain's embedder does)."""
+        features = self._model.preprocess([t.replace("\n", " ") for t in texts])
+        feed = {name: features[name].numpy() for name in self._inputs}
+        return (on or self._session).run(None, feed)[0]
+
+    def __call__(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+    def encode_documents(self, texts: list[str]):
+        """`encode` for many texts: longest first, in batches of about BATCH_CHARS characters, on the workers."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        batches: list[list[int]] = [[]]
+        chars = 0
+        for i in sorted(range(len(texts)), key=lambda i: -len(texts[i])):
+            if batches[-1] and chars + len(texts[i]) > BATCH_CHARS:
+                batches.append([])
+                chars = 0
+            batches[-1].append(i)
+            chars += len(texts[i])
+        run = self._batch_session
+        results = list(self._pool.map(lambda b: self.encode([texts[i] for i in b], on=run), batches))
+        out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
+        for batch, vectors in zip(batches, results):
+            out[batch] = vectors
+        return out
+
+
+def agrees_with_torch(encoder: OnnxEncoder, model) -> float:
+    """The smallest cosine between either session's vectors and `encode()`'s on three short texts (the check
+    at every load: ~0.1 s)."""
+    texts = list(CHECK_TEXTS)
+    theirs = model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    return float(
+        min((ours * theirs).sum(axis=1).min() for ours in (encoder.encode(texts), encoder.encode_documents(texts)))
+    )
+
+
+def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, workers: int = 1) -> OnnxEncoder | None:
+    """The model's ONNX encoder (exported into `cache_dir` if not there yet), or None (logged once) when the
+    model is not the standard stack or anything fails: the caller keeps torch."""
+    reason = unsupported(model)
+    if reason:
+        log.info("the model is encoded by torch: %s", reason)
+        return None
+    try:
+        path = Path(cache_dir) / f"{fingerprint(model, location)}.onnx"
+        encoder = None
+        if path.is_file():
+            try:
+                encoder = OnnxEncoder(model, path, threads, workers)
+            except Exception as e:  # a truncated or foreign file: export again over it
+                log.info("re-exporting the unloadable %s (%s)", path, type(e).__name__)
+        if encoder is None:
+            export(model, path)
+            encoder = OnnxEncoder(model, path, threads, workers)
+        cosine = agrees_with_torch(encoder, model)
+        if cosine < 0.9999:
+            raise ValueError(f"its vectors differ from torch's (cosine {cosine:.6f})")
+        return encoder
+    except Exception as e:  # onnx missing, export or session failure, disagreement: torch still works
+        warn_once(f"ONNX Runtime encoder unavailable, encoding with torch ({type(e).__name__}: {e})")
+        return None
+
+
+__all__ = [
+    "BATCH_CHARS",
+    "OnnxEncoder",
+    "session",
+    "default_cache_dir",
+    "export",
+    "fingerprint",
+    "load_onnx_encoder",
+    "unsupported",
+]
