@@ -8,7 +8,7 @@ against torch on a few texts before it is used: vectors equal `encode()`'s (cosi
 
 The file is keyed by the model's location, its weight and configuration files (name, size, modification time)
 and the library versions that trace it; it is written to a temporary name and renamed, so a reader never sees
-half a file. `python -m bench query-encode` compares the paths.
+half a file, and a new export removes the model's older ones. `python -m bench query-encode` compares the paths.
 """
 
 from __future__ import annotations
@@ -81,7 +81,20 @@ def fingerprint(model, location: str) -> str:
         "max_seq_length": model.max_seq_length,
         "libraries": [version(name) for name in ("torch", "transformers", "onnx")],
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    where = hashlib.sha256(key["location"].encode()).hexdigest()[:8]  # groups the exports of one model
+    return f"{where}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]}"
+
+
+def prune(target: Path) -> list[Path]:
+    """Remove the other exports of the model `target` was exported from (same location, older weights or
+    libraries; ~90 MB each); exports of other models stay. Returns what was removed."""
+    where = target.name.split("-", 1)[0]
+    removed = []
+    for old in target.parent.glob(f"{where}-*.onnx"):
+        if old != target:
+            old.unlink(missing_ok=True)  # a process that loaded it keeps its session: the file is read at load
+            removed.append(old)
+    return removed
 
 
 def export(model, target: Path) -> None:
@@ -218,6 +231,7 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, worke
         if encoder is None:
             export(model, path)
             encoder = OnnxEncoder(model, path, threads, workers)
+            prune(path)
         cosine = agrees_with_torch(encoder, model)
         if cosine < 0.9999:
             raise ValueError(f"its vectors differ from torch's (cosine {cosine:.6f})")
@@ -235,5 +249,6 @@ __all__ = [
     "export",
     "fingerprint",
     "load_onnx_encoder",
+    "prune",
     "unsupported",
 ]

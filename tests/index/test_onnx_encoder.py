@@ -76,6 +76,20 @@ def test_a_corrupt_export_is_replaced(model, tmp_path):
     assert _min_cosine(encoder.encode(QUERIES), model, QUERIES) > 0.9999
 
 
+def test_a_new_export_removes_the_models_older_ones_and_keeps_other_models(model, tmp_path):
+    current = fingerprint(model, _location())
+    where = current.split("-", 1)[0]
+    older = tmp_path / f"{where}-{'0' * 24}.onnx"  # the same model, exported by other libraries or weights
+    other = tmp_path / f"{'f' * 8}-{'1' * 24}.onnx"  # another model
+    older.write_bytes(b"old export")
+    other.write_bytes(b"other model")
+    encoder = load_onnx_encoder(model, _location(), tmp_path, threads=1)
+    assert encoder is not None and encoder.path.name == f"{current}.onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{current}.onnx", other.name])
+    older.write_bytes(b"old export")  # reusing an export prunes nothing
+    assert load_onnx_encoder(model, _location(), tmp_path, threads=1) is not None and older.exists()
+
+
 def test_a_failing_export_falls_back_to_torch_and_says_so_once(tmp_path, monkeypatch, caplog):
     import torch
 
