@@ -110,8 +110,9 @@ class Embedder(Embeddings):
 
 
 def onnx_encoder(settings: Settings, model):
-    """The ONNX Runtime encoder when the settings ask for it and it works, else None (torch)."""
-    if not settings.embed_onnx or settings.embed_int8 or type(model).__name__ != "SentenceTransformer":
+    """The ONNX Runtime encoder when the settings ask for it and it works, else None (torch). A quantised
+    (QA_EMBED_INT8) or non-standard model is turned away by `onnx_encoder.unsupported`."""
+    if not settings.embed_onnx or type(model).__name__ != "SentenceTransformer":
         return None
     import torch
 
