@@ -195,8 +195,18 @@ class OnnxEncoder:
                 chars = 0
             batches[-1].append(i)
             chars += len(texts[i])
+        # As many workers as torch may use on this thread: a rebuild in the server lowers it to leave a core to
+        # the questions answered meanwhile (qa/service.py), and this path keeps to that budget too.
+        import torch
+
+        n = max(1, min(self.workers, torch.get_num_threads()))
         run = self._batch_session
-        results = list(self._pool.map(lambda b: self.encode([texts[i] for i in b], on=run), batches))
+
+        def lane(mine: list[list[int]]) -> list:
+            return [self.encode([texts[i] for i in b], on=run) for b in mine]
+
+        lanes = list(self._pool.map(lane, [batches[k::n] for k in range(n)]))
+        results = [lanes[i % n][i // n] for i in range(len(batches))]
         out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
         for batch, vectors in zip(batches, results):
             out[batch] = vectors

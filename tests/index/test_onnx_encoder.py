@@ -173,3 +173,29 @@ def test_an_index_built_by_one_path_is_searched_by_the_other(settings: Settings)
         assert "co-chaired by Deputy Prime Minister" in results[0][0][0].text
         assert [c.id for c, _ in results[0]] == [c.id for c, _ in results[1]]
         assert np.allclose([s for _, s in results[0]], [s for _, s in results[1]], atol=1e-4)
+
+
+def test_documents_keep_to_the_callers_thread_budget(model, tmp_path, monkeypatch):
+    import threading
+
+    import torch
+
+    encoder = load_onnx_encoder(model, _location(), tmp_path, threads=1, workers=2)
+    texts = [f"Sentence number {i} about the dialogue, of some length." * (1 + i % 3) for i in range(12)]
+    expected = encoder.encode_documents(texts)
+    used: set[str] = set()
+    real = encoder.encode
+
+    def recording(batch, on=None):
+        used.add(threading.current_thread().name)
+        return real(batch, on=on)
+
+    monkeypatch.setattr(encoder, "encode", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what a rebuild in the server does to leave a core to questions
+    try:
+        one_lane = encoder.encode_documents(texts)
+    finally:
+        torch.set_num_threads(before)
+    assert len(used) == 1
+    assert (one_lane * expected).sum(axis=1).min() > 0.9999  # same vectors, same order
