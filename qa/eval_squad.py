@@ -6,7 +6,8 @@ under `<data_dir>/eval/squad`, so the person's own index is never touched; a reb
 
 Measured per split: the share of answerable questions whose answer contains a SQuAD answer (after SQuAD's own
 normalisation), false abstentions, answers that are given but wrong, abstention on out-of-corpus questions,
-citation validity, the median answer length, latency, and how often each answer rule fired and was right.
+citation validity, the median answer length, latency, and how often each answer rule fired and was right; and,
+apart, the same figures for questions in Chinese, Arabic and Urdu about these English articles.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from qa.evaluate import citations_valid, latency_summary, metrics_table
 from qa.types import Answer
 
 DEFAULT_SQUAD = Path(__file__).resolve().parents[1] / "bench" / "data" / "squad_eval.json"
+# The same split's questions translated into Chinese, Arabic and Urdu (one per article): English documents asked
+# about in another language. Reported apart, so the English figures stay comparable.
+DEFAULT_MULTILINGUAL = DEFAULT_SQUAD.with_name("squad_multilingual.json")
 SPLITS = ("dev", "test")
 
 
@@ -86,21 +90,23 @@ def run_squad_eval(
     svc.warm_up()
     answerable = [q for q in data["answerable"] if q["split"] == split][:limit]
     ooc = [q for q in data["out_of_corpus"] if q["split"] == split][:limit]
+    multilingual = [q for q in _multilingual(data_path) if q["split"] == split][:limit]
     rows: list[dict] = []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"eval {settings.llm} {split}", total=len(answerable) + len(ooc))
-        for kind, items in (("answerable", answerable), ("out_of_corpus", ooc)):
+        task = bar.add_task(f"eval {settings.llm} {split}", total=len(answerable) + len(ooc) + len(multilingual))
+        for kind, items in (("answerable", answerable), ("out_of_corpus", ooc), ("multilingual", multilingual)):
             for item in items:
                 a = svc.ask(item["question"])
                 rows.append(
                     {
                         "kind": kind,
                         "id": item["id"],
+                        "lang": item.get("lang", "en"),
                         "question": item["question"],
                         "answer": a.answer,
                         "gold": item.get("answers", []),
                         "abstained": a.abstained,
-                        "correct": kind == "answerable" and contains_gold(a, item["answers"]),
+                        "correct": kind != "out_of_corpus" and contains_gold(a, item["answers"]),
                         "valid": citations_valid(a),
                         "reason": a.abstain_reason,
                         "rules": list(getattr(a, "rules", []) or []),
@@ -109,6 +115,13 @@ def run_squad_eval(
                 )
                 bar.advance(task)
     return report(rows, split, settings, svc.llm_name())
+
+
+def _multilingual(data_path: Path | None) -> list[dict]:
+    """The translated questions that go with the default set (none for another `--data` file)."""
+    if data_path is not None or not DEFAULT_MULTILINGUAL.is_file():
+        return []
+    return json.loads(DEFAULT_MULTILINGUAL.read_text(encoding="utf-8"))["questions"]
 
 
 def _mean(xs: list) -> float | None:
@@ -140,6 +153,8 @@ def _holds(text: str, golds: list[str]) -> bool:
 
 
 def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
+    ml = [r for r in rows if r["kind"] == "multilingual"]
+    rows = [r for r in rows if r["kind"] != "multilingual"]
     ans = [r for r in rows if r["kind"] == "answerable"]
     ooc = [r for r in rows if r["kind"] == "out_of_corpus"]
     answered = [r for r in rows if not r["abstained"]]
@@ -163,11 +178,25 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
             Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "") for r in ans if r["abstained"]).most_common()
         ),
     }
+    if ml:
+        out["multilingual"] = {
+            "questions": len(ml),
+            "gold_in_answer": _mean([r["correct"] for r in ml]),
+            "abstention": _mean([r["abstained"] for r in ml]),
+            "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in ml]),
+            "by_language": {
+                lang: _mean([r["correct"] for r in ml if r.get("lang") == lang])
+                for lang in sorted({r.get("lang") for r in ml if r.get("lang")})
+            },
+            "latency_ms": latency_summary(
+                [r["timings"].get("first_token", 0.0) for r in ml], [r["timings"].get("total", 0.0) for r in ml]
+            ),
+        }
     if split == "dev":  # test misses are never shown: no rule may be written from them
         out["failures"] = [
             r
-            for r in rows
-            if (r["kind"] == "out_of_corpus") != r["abstained"] or (r["kind"] == "answerable" and not r["correct"])
+            for r in rows + ml
+            if (r["kind"] == "out_of_corpus") != r["abstained"] or (r["kind"] != "out_of_corpus" and not r["correct"])
         ]
     return out
 
@@ -188,6 +217,11 @@ def print_squad_report(rep: dict, console) -> None:
     )
     for name, s in rep["rules"].items():
         t.add_row(f"rule {name}: fired / right", f"{s['fired']} / {s['right']}")
+    if ml := rep.get("multilingual"):
+        t.add_row(
+            f"other languages ({ml['questions']}): gold / abstained / wrong",
+            f"{ml['gold_in_answer']} / {ml['abstention']} / {ml['answered_wrong']}",
+        )
     console.print(t)
     for r in rep.get("failures", [])[:60]:
         console.print(

@@ -71,3 +71,44 @@ def test_the_committed_set_is_split_by_article_and_big_enough():
     assert len(data["answerable"]) >= 600 and len(data["out_of_corpus"]) >= 80
     assert all(q["split"] == split_of[q["article"]] for q in data["answerable"])
     assert not {q["article"] for q in data["out_of_corpus"]} & set(split_of)  # out-of-corpus: not indexed
+
+
+def test_questions_in_other_languages_are_reported_apart_and_leave_the_english_figures_alone():
+    english = [_row("answerable", correct=True), _row("out_of_corpus", abstained=True)]
+    ml = [
+        {**_row("multilingual", correct=True), "lang": "zh"},
+        {**_row("multilingual", abstained=True), "lang": "ar"},
+        {**_row("multilingual"), "lang": "ar"},
+    ]
+    settings = Settings(_env_file=None)
+    alone, mixed = report(english, "dev", settings, "m"), report(english + ml, "dev", settings, "m")
+    for key in ("gold_in_answer", "false_abstention", "answered_wrong", "abstention_out_of_corpus", "rules"):
+        assert alone[key] == mixed[key]
+    assert "multilingual" not in alone
+    got = mixed["multilingual"]
+    assert (got["questions"], got["gold_in_answer"], got["abstention"], got["answered_wrong"]) == (
+        3,
+        0.333,
+        0.333,
+        0.333,
+    )
+    assert got["by_language"] == {"ar": 0.0, "zh": 1.0}
+    assert len(mixed["failures"]) == 2  # the abstained and the wrong one (dev only)
+
+
+def test_the_translated_questions_keep_their_articles_split():
+    from qa.eval_squad import DEFAULT_MULTILINGUAL
+
+    data = json.loads(Path(DEFAULT_SQUAD).read_text(encoding="utf-8"))
+    english = {q["id"]: q for q in data["answerable"]}
+    items = json.loads(DEFAULT_MULTILINGUAL.read_text(encoding="utf-8"))["questions"]
+    assert {q["lang"] for q in items} == {"zh", "ar", "ur"}
+    assert {q["split"] for q in items} == {"dev", "test"}
+    for q in items:
+        source = english[q["id"].removeprefix("m-")]
+        assert (q["split"], q["article"], q["answers"], q["question_en"]) == (
+            source["split"],
+            source["article"],
+            source["answers"],
+            source["question"],
+        )
