@@ -2,7 +2,7 @@
 
 Gates run before the model and abstain when the retrieved passages cannot hold the answer. The answer checks run
 on the reader's words. Every rule is generic (no vocabulary of any one document) and is kept only while it
-gains on the `test` split (docs/answer-checks.md has the figures).
+gains on the `test` split (docs/results.md has the figures).
 """
 
 from __future__ import annotations

@@ -148,6 +148,12 @@ def rule_stats(rows: list[dict]) -> dict:
     return {name: {"fired": fired[name], "right": right[name]} for name in sorted(fired)}
 
 
+def _refusal(row: dict) -> str:
+    """The rule that refused (its name only: a reason names the question's words, which `test` never shows)."""
+    names = [rule["name"] for rule in row["rules"] if "would_answer" in rule]
+    return names[-1] if names else "other"
+
+
 def _holds(text: str, golds: list[str]) -> bool:
     return any(squad_normalize(g) and squad_normalize(g) in squad_normalize(text) for g in golds)
 
@@ -174,9 +180,7 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
         "median_answer_chars": statistics.median([len(r["answer"]) for r in answered]) if answered else None,
         "latency_ms": latency_summary(ttft, totals),
         "rules": rule_stats(rows),
-        "abstained_by_reason": dict(
-            Counter(re.sub(r"\s*\(.*|:.*", "", r["reason"] or "") for r in ans if r["abstained"]).most_common()
-        ),
+        "abstained_by_reason": dict(Counter(_refusal(r) for r in ans if r["abstained"]).most_common()),
     }
     if ml:
         out["multilingual"] = {

@@ -112,3 +112,11 @@ def test_the_translated_questions_keep_their_articles_split():
             source["answers"],
             source["question"],
         )
+
+
+def test_abstentions_are_counted_by_rule_name_never_by_the_questions_words():
+    row = _row("answerable", abstained=True, rules=[{"name": "question_terms_absent", "would_answer": "s"}])
+    row["reason"] = "the passages never mention Zanzibar, clove"
+    rep = report([row, _row("answerable", abstained=True)], "test", Settings(_env_file=None), "m")
+    assert rep["abstained_by_reason"] == {"question_terms_absent": 1, "other": 1}
+    assert "Zanzibar" not in json.dumps(rep)
