@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.question import Question
-from qa.text import content_tokens, normalize, script_of, sentence_spans, stem, tokens
+from qa.text import STOPWORDS, content_tokens, normalize, script_of, sentence_spans, stem, tokens
 from qa.types import Passage
 
 __all__ = [
@@ -57,7 +57,7 @@ def gate(question: str, passages: Sequence[Passage], candidates: Sequence, min_r
 # --- what the question names ---------------------------------------------------------------------------------
 
 # Ordinals stay whole: "14 days" is not supported by "14th Five-Year Plan".
-_NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th)?(?![A-Za-z])")
+_NUMBER = re.compile(r"(?:\d[\d,.]*\d|\d)(?:st|nd|rd|th|s)?(?![A-Za-z])")
 # "first" is left out: "at first", "the first time" rarely name a numbered thing.
 _ORDINALS = frozenset(
     ("second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth")
@@ -65,7 +65,52 @@ _ORDINALS = frozenset(
 
 
 def _numbers(text: str) -> set[str]:
+    """The numbers of a text as written, separators dropped; a decade stays whole.
+
+    >>> sorted(_numbers("In the 1950s, 18,999 sets; the 14th plan; the 80s"))
+    ['14th', '18999', '1950s', '80s']
+    """
     return {re.sub(r"[,.]", "", m) for m in _NUMBER.findall(text)}
+
+
+def _has_number(num: str, numbers: set[str]) -> bool:
+    """The number is among `numbers`; a short decade also as a century's ("80s" in "1980s").
+
+    >>> _has_number("80s", {"1980s"}), _has_number("80s", {"1880", "80"})
+    (True, False)
+    """
+    return num in numbers or (num.endswith("s") and any(n.endswith(num) and len(n) == 5 for n in numbers))
+
+
+def _spells(acronym: str, words: Sequence[str]) -> bool:
+    """Some run of the words has the acronym's letters as its initials (small linking words may sit between).
+    Three letters at least: two initials in a row are too common to say anything.
+
+    >>> _spells("GDP", "the country's gross domestic product".split()), _spells("PCBs", "printed circuit boards".split())
+    (True, True)
+    >>> _spells("PCB", "a printed board".split()), _spells("CDs", "a compact disc plant".split())
+    (False, False)
+    """
+    letters = acronym.lower().removesuffix("s") if len(acronym) > 3 else acronym.lower()
+    if len(letters) < 3:
+        return False
+    initials = [(w[0], w) for w in words if w]
+    for i in range(len(initials)):
+        k, j = 0, i
+        while j < len(initials) and k < len(letters):
+            first, word = initials[j]
+            if first == letters[k]:
+                k += 1
+            elif k == 0 or word not in _LINKING:
+                break
+            j += 1
+        if k == len(letters):
+            return True
+    return False
+
+
+_LINKING = frozenset(("of", "and", "for", "the", "de", "on", "in", "&"))
+_ACRONYM = re.compile(r"[A-Z]{2,6}s?")
 
 
 def _names(text: str) -> list[str]:
@@ -91,14 +136,19 @@ def missing_question_terms(question: str, passages: Sequence[Passage]) -> list[s
     ['eighth']
     """
     source = normalize(" ".join(p.text for p in passages))
-    source_words = set(tokens(source))
-    missing = [num for num in _numbers(question) if num not in _numbers(source)]
+    words = tokens(source)
+    source_words = set(words) | {part for w in words if "-" in w for part in w.split("-")}  # "second-largest"
+    numbers = _numbers(source)
+    missing = [num for num in _numbers(question) if not _has_number(num, numbers)]
     missing += [w for w in tokens(question) if w in _ORDINALS and w not in source_words]
     for name in _names(question):
         n = normalize(name)
         prefix = n[:4]  # lenient: "Chinese" matches "China", "Pakistani" "Pakistan"
-        if len(n) > 2 and n not in source and not any(t.startswith(prefix) for t in source_words):
-            missing.append(name)
+        if len(n) <= 2 or n in STOPWORDS or n in source or any(t.startswith(prefix) for t in source_words):
+            continue
+        if _ACRONYM.fullmatch(name) and _spells(name, words):  # "GDP": "gross domestic product"
+            continue
+        missing.append(name)
     return missing
 
 
