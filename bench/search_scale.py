@@ -5,7 +5,7 @@
 
 Per size, in a fresh process: the SQuAD v1.1 train articles are chunked with the index's own loader and splitter
 (about 40k chunks; larger sizes reuse the chunk texts under new ids and sources), written to Chroma the way
-`index.build` writes them (same collection configuration, metadata, documents, batch size), and the index's
+`index.build` writes them (same collection configuration, metadata, batch size), and the index's
 `Bm25Index` is built over the same texts and saved. The dense side is synthetic: random unit vectors in 384
 dimensions (an HNSW graph over random points is searched at least as hard as one over real chunks). Then the
 index's own `IndexReader` and `qa.retrieve.Retriever` search it with SQuAD questions whose vectors were encoded
@@ -149,7 +149,6 @@ def measure(
             collection.add(
                 ids=[c.id for c in batch],
                 embeddings=vecs,
-                documents=[c.text for c in batch],
                 metadatas=[{"source": c.source, "title": c.title, "start": c.start, "end": c.end} for c in batch],
             )
             if (i // step) % 20 == 0:

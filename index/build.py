@@ -314,10 +314,9 @@ def _write_collection(
     report_progress("write", 0, len(stored))
     for i in range(0, len(stored), step):
         batch = stored[i : i + step]
-        collection.add(
+        collection.add(  # no texts: documents.json holds them (docs/indexing.md)
             ids=[c.id for c in batch],
             embeddings=ordered[i : i + step],
-            documents=[c.text for c in batch],
             metadatas=[
                 {
                     "source": c.source,

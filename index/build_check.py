@@ -58,8 +58,9 @@ def validate_collection(
     rows = sorted({text_row[c.text] for c in picked})
     if len(rows) < 3:  # few documents: probe a few stored chunks spread over the whole index
         rows = sorted(set(rows) | {int(i * (len(stored) - 1) / 2) for i in range(3)})
-    hits = collection.query(query_embeddings=vectors_of(rows), n_results=min(SMOKE_K, count), include=["documents"])
-    failed = sum(stored[r].text not in found for r, found in zip(rows, hits["documents"]))
+    hits = collection.query(query_embeddings=vectors_of(rows), n_results=min(SMOKE_K, count), include=[])
+    text_of = {c.id: c.text for c in stored}
+    failed = sum(stored[r].text not in {text_of.get(i) for i in found} for r, found in zip(rows, hits["ids"]))
     if failed * 2 > len(rows):
         raise IndexError_(
             f"validation failed: {failed} of {len(rows)} smoke queries did not find the chunk they were made from"

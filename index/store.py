@@ -17,7 +17,7 @@ leaves only things the next build can recognise and remove. This module imports 
 With a Chroma server (QA_CHROMA_HOST) the server holds the whole index and the store folder is only a cache:
 
     collection qa-meta                      its metadata is the pointer (one atomic `modify` switches it)
-    collection <collection>                 the chunks: vectors, texts, source and offsets
+    collection <collection>                 the chunks: vectors, source and offsets (texts: in .files)
     collection <collection>.files           the manifest and each document's cleaned text and chunk spans
     collection qa-writer-<n>                the writer lease (index/lease.py)
 

@@ -305,3 +305,41 @@ def test_identical_chunks_are_stored_once_and_never_break_the_other_documents(
     counting.texts.clear()
     again = build_index(settings, force=True, progress=False, embedder=counting)
     assert again.embedded == 0 and counting.texts == []
+
+
+def test_chroma_holds_vectors_and_places_while_the_texts_come_from_the_build_files(settings: Settings):
+    report = build_index(settings, progress=False)
+    reader = open_index(settings)
+    got = reader._chroma.get(include=["documents", "metadatas"])
+    assert len(got["ids"]) == report.chunks and set(got["documents"]) == {None}
+    by_id = dict(zip(got["ids"], got["metadatas"]))
+    for cid, chunk in reader.chunks.items():
+        assert (by_id[cid]["source"], by_id[cid]["start"], by_id[cid]["end"]) == (chunk.source, chunk.start, chunk.end)
+    hits = reader.dense("Who co-chaired the dialogue?", 3)
+    assert hits and all(chunk.text for chunk, _ in hits)
+
+
+def test_validation_fails_when_the_vectors_do_not_find_their_chunks(settings: Settings):
+    from index.build_check import distinct_chunks, validate_collection
+
+    for topic in ("trade", "water", "rail"):
+        (settings.seeds_dir / f"{topic}.txt").write_text(_paragraphs(topic, 12), encoding="utf-8")
+    build_index(settings, progress=False)
+    reader = open_index(settings)
+    chunks = list(reader.chunks.values())
+    stored = distinct_chunks(chunks)
+    firsts = list({c.source: c for c in reversed(chunks)}.values())[::-1]
+    assert len(stored) > 20 and len(firsts) >= 3
+    got = reader._chroma.get(ids=[c.id for c in stored], include=["embeddings"])
+    vector = dict(zip(got["ids"], got["embeddings"]))
+    bm25 = store.build_dir(settings.store_path, reader.collection) / store.BM25_DIR
+
+    def own(rows):
+        return [vector[stored[r].id] for r in rows]
+
+    def far(rows):  # each probe's vector pointing away from its chunk
+        return [[-x for x in vector[stored[r].id]] for r in rows]
+
+    validate_collection(reader._chroma, stored, firsts, own, settings.embedding_dim, bm25)
+    with pytest.raises(IndexError_, match="smoke queries did not find"):
+        validate_collection(reader._chroma, stored, firsts, far, settings.embedding_dim, bm25)
