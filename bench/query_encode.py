@@ -32,7 +32,7 @@ SERVED = "onnx"
 
 def run(base: Settings, rounds: int = 3) -> dict:
     from index.embed import get_embedder
-    from index.onnx_encoder import OnnxEncoder
+    from index.onnx_encoder import OnnxEncoder, model_preprocess
 
     embedder = get_embedder(base)  # before torch is imported: it sets the OpenMP wait policy torch reads at import
     import torch
@@ -40,7 +40,7 @@ def run(base: Settings, rounds: int = 3) -> dict:
     served, encoder = embedder._encode_one, embedder.torch_query
     if encoder is None or not isinstance(served, OnnxEncoder):
         raise SystemExit("no ONNX Runtime path for the configured model (see the log): nothing to compare")
-    one_thread_onnx = OnnxEncoder(embedder._client, served.path, threads=1)
+    one_thread_onnx = OnnxEncoder(model_preprocess(embedder._client), served.path, threads=1)
     inner = embedder._inner
     items = json.loads((Path(__file__).parent / "data" / "article_retrieval.json").read_text())["questions"]
     questions = [q["question"] for q in items]

@@ -1,4 +1,8 @@
-"""The one embedding model of a process: loaded lazily (torch is heavy), once, and always offline."""
+"""The one embedding model of a process: loaded lazily (torch is heavy), once, and always offline.
+
+With a checked ONNX export cached for the model (index/onnx_encoder.py), the process encodes through ONNX Runtime
+and never imports torch, sentence-transformers or transformers; the torch model is loaded only on first use of
+something that needs it (`Embedder.torch_query`, `_client`, `_inner`, or a failing ONNX batch)."""
 
 from __future__ import annotations
 
@@ -69,24 +73,57 @@ class Embedder(Embeddings):
     """The model as a langchain `Embeddings`: unit-length vectors (cosine = dot product); the last
     `cache_size` query vectors are remembered. With `onnx` (the ONNX Runtime encoder, same vectors) queries and
     documents go through it; else queries take the single-query torch path (`QueryEncoder`) when the model is a
-    SentenceTransformer, and documents `SentenceTransformer.encode`."""
+    SentenceTransformer, and documents `SentenceTransformer.encode`.
 
-    def __init__(self, inner, cache_size: int, onnx=None):
-        self._inner = inner
-        self._client = inner._client  # the SentenceTransformer (benchmarks time it directly)
+    `inner` (langchain's HuggingFaceEmbeddings) may be given as `load`, a function called once on first need."""
+
+    def __init__(self, inner=None, cache_size: int = 0, onnx=None, load=None):
+        if inner is None and (load is None or onnx is None):
+            raise ValueError("an Embedder needs its model, or an ONNX encoder and a way to load the model")
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = max(0, cache_size)
         self._cache_lock = threading.Lock()
-        self._encode_one = inner.embed_query
-        self.torch_query = None  # the torch single-query path, kept for comparison (benchmarks, tests)
-        if type(self._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
-            self._encode_one = self.torch_query = QueryEncoder(self._client)
+        self._load = load
+        self._load_lock = threading.Lock()
+        self._loaded = None
+        self._torch_query = None
         self.onnx = onnx
-        if onnx is not None:
-            self._encode_one = onnx
+        if inner is not None:
+            self._attach(inner)
+        self._encode_one = onnx if onnx is not None else self._default_encode_one()
+
+    def _attach(self, inner) -> None:
+        self._loaded = inner
+        if type(inner._client).__name__ == "SentenceTransformer" and not getattr(inner, "query_encode_kwargs", None):
+            self._torch_query = QueryEncoder(inner._client)
+
+    def _default_encode_one(self):
+        return self._torch_query or self._inner.embed_query
+
+    @property
+    def _inner(self):
+        """langchain's HuggingFaceEmbeddings (torch), loaded on first use."""
+        if self._loaded is None:
+            with self._load_lock:
+                if self._loaded is None:
+                    self._attach(self._load())
+        return self._loaded
+
+    @property
+    def _client(self):
+        """The SentenceTransformer (benchmarks time it directly)."""
+        return self._inner._client
+
+    @property
+    def torch_query(self):
+        """The torch single-query path (`QueryEncoder`, or None for another model), kept for comparison."""
+        self._inner
+        return self._torch_query
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if self.onnx is not None and texts:
+        if not texts:
+            return []
+        if self.onnx is not None:
             try:
                 return self.onnx.encode_documents(texts).tolist()
             except Exception as e:  # e.g. out of memory for the second session: torch gives the same vectors
@@ -114,13 +151,50 @@ def onnx_encoder(settings: Settings, model):
     (QA_EMBED_INT8) or non-standard model is turned away by `onnx_encoder.unsupported`."""
     if not settings.embed_onnx or type(model).__name__ != "SentenceTransformer":
         return None
-    import torch
-
-    from index.onnx_encoder import default_cache_dir, load_onnx_encoder
+    from index.onnx_encoder import default_cache_dir, load_onnx_encoder, thread_budget
 
     cache_dir = settings.onnx_cache_dir or default_cache_dir()
     location = model_location(settings.embedding_model)
-    return load_onnx_encoder(model, location, cache_dir, threads=ONNX_THREADS, workers=torch.get_num_threads())
+    return load_onnx_encoder(model, location, cache_dir, threads=ONNX_THREADS, workers=thread_budget())
+
+
+def saved_onnx_encoder(settings: Settings):
+    """The cached, checked ONNX export run without torch (`onnx_encoder.load_saved_encoder`), or None."""
+    if not settings.embed_onnx or settings.embed_int8:
+        return None
+    from index.onnx_encoder import default_cache_dir, load_saved_encoder, thread_budget
+
+    try:
+        location = model_location(settings.embedding_model)
+    except Exception:  # the packaged default is missing: the torch path says so
+        return None
+    if not Path(location).is_dir():
+        return None
+    cache_dir = settings.onnx_cache_dir or default_cache_dir()
+    return load_saved_encoder(location, cache_dir, threads=ONNX_THREADS, workers=thread_budget())
+
+
+def load_inner(settings: Settings):
+    """langchain's HuggingFaceEmbeddings for these settings (torch, sentence-transformers), int8 if asked."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    try:
+        inner = HuggingFaceEmbeddings(
+            model_name=model_location(settings.embedding_model),
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": settings.embed_batch_size},
+        )
+    except Exception as e:  # OSError, ValueError, HF errors: all mean "this model is not here"
+        raise IndexError_(
+            f"cannot load the embedding model {settings.embedding_model!r} offline ({type(e).__name__}: {e}). "
+            "Use the packaged default or a local model folder."
+        ) from None
+    if settings.embed_int8:
+        quantize_int8(inner._client)
+    return inner
 
 
 def get_embedder(settings: Settings):
@@ -142,25 +216,12 @@ def get_embedder(settings: Settings):
             # torch and llama.cpp share one OpenMP runtime, which reads this once: busy-waiting threads collapse
             # decode speed whenever another process takes a core (measured 0.5 vs 5-7 tok/s under load).
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
-            from langchain_huggingface import HuggingFaceEmbeddings
-
-            try:
-                inner = HuggingFaceEmbeddings(
-                    model_name=model_location(settings.embedding_model),
-                    model_kwargs={"device": "cpu"},
-                    encode_kwargs={"normalize_embeddings": True, "batch_size": settings.embed_batch_size},
-                )
-            except Exception as e:  # OSError, ValueError, HF errors: all mean "this model is not here"
-                raise IndexError_(
-                    f"cannot load the embedding model {settings.embedding_model!r} offline ({type(e).__name__}: {e}). "
-                    "Use the packaged default or a local model folder."
-                ) from None
-            if settings.embed_int8:
-                quantize_int8(inner._client)
-            _cache[key] = Embedder(inner, settings.query_cache_size, onnx_encoder(settings, inner._client))
+            saved = saved_onnx_encoder(settings)
+            if saved is not None:
+                _cache[key] = Embedder(None, settings.query_cache_size, saved, load=lambda: load_inner(settings))
+            else:
+                inner = load_inner(settings)
+                _cache[key] = Embedder(inner, settings.query_cache_size, onnx_encoder(settings, inner._client))
         return _cache[key]
 
 
@@ -169,7 +230,9 @@ __all__ = [
     "Embedder",
     "QueryEncoder",
     "get_embedder",
+    "load_inner",
     "model_location",
     "onnx_encoder",
+    "saved_onnx_encoder",
     "quantize_int8",
 ]

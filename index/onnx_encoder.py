@@ -9,6 +9,13 @@ against torch on a few texts before it is used: vectors equal `encode()`'s (cosi
 The file is keyed by the model's location, its weight and configuration files (name, size, modification time)
 and the library versions that trace it; it is written to a temporary name and renamed, so a reader never sees
 half a file, and a new export removes the model's older ones. `python -m bench query-encode` compares the paths.
+
+Next to each export, `<key>.refs.json` holds `encode()`'s vectors of PROBE_TEXTS. With both files present,
+`load_saved_encoder` runs the export without torch, sentence-transformers or transformers: the key is computed
+from the model folder's files and sentence-transformers configuration (modules.json, sentence_bert_config.json,
+1_Pooling/config.json), texts are tokenised by the folder's tokenizer.json (the `tokenizers` package, truncated at
+`max_seq_length`), and the session's vectors are checked against the saved ones (cosine > 0.9999). Anything
+missing or different sends the caller to the torch path, which exports, checks and writes the reference file.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,6 +35,19 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Files whose change means other weights or another stack (the tokenizer runs in Python, outside the graph).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "modules.json", "sentence_bert_config.json")
 CHECK_TEXTS = ("Who co-chaired the dialogue?", "Der Handel über den Khunjerab-Pass wuchs im Jahr 2026.", "中巴战略对话")
+# The reference texts of the torch-free check: short, line breaks and capitals, other scripts, emoji, and one
+# past the 256-token limit (truncation).
+PROBE_TEXTS = (
+    "Who co-chaired the dialogue?",
+    "  What   ABOUT\nline breaks and  spaces?  ",
+    "Der Handel über den Khunjerab-Pass wuchs im Jahr 2026.",
+    "中巴战略对话是什么时候举行的？",
+    "پاکستان اور چین کے درمیان اسٹریٹجک مذاکرات کب ہوئے؟",
+    "Ποιος ηγήθηκε των συνομιλιών;",
+    "URAAN 🚀 Pakistan!!! ???",
+    " ".join(["The long probe repeats itself past the model's 256-token limit, so it is truncated."] * 30),
+)
+STANDARD_STACKS = (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
 BATCH_CHARS = 500  # characters per batch of `encode_documents`: one 500-character chunk, or a few sentences
 _warned: set[str] = set()
 
@@ -46,7 +67,7 @@ def default_cache_dir() -> Path:
 def unsupported(model) -> str | None:
     """Why this SentenceTransformer cannot take the ONNX path, or None when it is the standard stack."""
     names = [type(m).__name__ for m in model]
-    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+    if names not in STANDARD_STACKS:
         return f"modules {names} (the ONNX path takes Transformer, Pooling[, Normalize])"
     if getattr(model[1], "pooling_mode", None) != "mean":
         return f"pooling {getattr(model[1], 'pooling_mode', '?')!r} (the ONNX path takes mean pooling)"
@@ -57,32 +78,113 @@ def unsupported(model) -> str | None:
     return None
 
 
-def fingerprint(model, location: str) -> str:
-    """What identifies an export: the weights' location and files, the stack, and the tracing libraries."""
-    from importlib.metadata import version
-
-    folder = Path(location)
+def _weight_files(folder: Path) -> list:
     files = []
     for name in WEIGHT_FILES + ("1_Pooling/config.json",):
         path = folder / name
         if path.is_file():
             st = path.stat()
             files.append([name, st.st_size, st.st_mtime_ns])
+    return files
+
+
+def _key(location: str, files: list, modules: list[str], max_seq_length: int) -> str:
+    from importlib.metadata import version
+
+    folder = Path(location)
+    key = {
+        "version": EXPORT_VERSION,
+        "location": str(folder.resolve()) if folder.exists() else location,
+        "files": files,
+        "modules": modules,
+        "max_seq_length": max_seq_length,
+        "libraries": [version(name) for name in ("torch", "transformers", "onnx")],  # read without importing
+    }
+    where = hashlib.sha256(key["location"].encode()).hexdigest()[:8]  # groups the exports of one model
+    return f"{where}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]}"
+
+
+def fingerprint(model, location: str) -> str:
+    """What identifies an export: the weights' location and files, the stack, and the tracing libraries."""
+    files = _weight_files(Path(location))
     if not files:  # not a local folder (a cached hub name): hash the weights themselves
         digest = hashlib.sha256()
         for key, tensor in sorted(model.state_dict().items()):
             digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
         files.append(["state_dict", digest.hexdigest()])
-    key = {
-        "version": EXPORT_VERSION,
-        "location": str(folder.resolve()) if folder.exists() else location,
-        "files": files,
-        "modules": [type(m).__name__ for m in model],
-        "max_seq_length": model.max_seq_length,
-        "libraries": [version(name) for name in ("torch", "transformers", "onnx")],
+    return _key(location, files, [type(m).__name__ for m in model], model.max_seq_length)
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def folder_stack(location: str) -> dict:
+    """The model folder's stack read from its sentence-transformers files, without loading it: the modules'
+    names, `max_seq_length` and `do_lower_case`. Raises ValueError when the folder is not the standard stack
+    (Transformer at the root, mean Pooling[, Normalize], no prompts) or does not say its `max_seq_length`."""
+    folder = Path(location)
+    if not (folder / "tokenizer.json").is_file() or not (folder / "modules.json").is_file():
+        raise ValueError(f"{location} is not a sentence-transformers folder with a tokenizer.json")
+    entries = sorted(_read_json(folder / "modules.json"), key=lambda e: e["idx"])
+    names = [e["type"].rsplit(".", 1)[-1] for e in entries]
+    if names not in STANDARD_STACKS or entries[0].get("path", "") not in ("", "."):
+        raise ValueError(f"modules {names}")
+    pooling = _read_json(folder / entries[1]["path"] / "config.json")
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
+    if modes != {"pooling_mode_mean_tokens"}:
+        raise ValueError(f"pooling {sorted(modes)}")
+    config = _read_json(folder / "sentence_bert_config.json")
+    if not isinstance(config.get("max_seq_length"), int):
+        raise ValueError("no max_seq_length in sentence_bert_config.json")
+    st_config = folder / "config_sentence_transformers.json"
+    if st_config.is_file():
+        extra = _read_json(st_config)
+        if any((extra.get("prompts") or {}).values()) or extra.get("default_prompt_name"):
+            raise ValueError("the model has prompts")
+    return {
+        "modules": names,
+        "max_seq_length": config["max_seq_length"],
+        "do_lower_case": bool(config.get("do_lower_case")),
     }
-    where = hashlib.sha256(key["location"].encode()).hexdigest()[:8]  # groups the exports of one model
-    return f"{where}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]}"
+
+
+def folder_fingerprint(location: str, stack: dict) -> str:
+    """`fingerprint` of the model in this folder, from its files alone (the same key, no torch)."""
+    files = _weight_files(Path(location))
+    if not files:
+        raise ValueError(f"{location} has no weight files")
+    return _key(location, files, stack["modules"], stack["max_seq_length"])
+
+
+def refs_path(onnx_path: Path) -> Path:
+    """The reference vectors saved next to an export."""
+    return onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".refs.json")
+
+
+def write_refs(model, onnx_path: Path) -> None:
+    """`encode()`'s vectors of PROBE_TEXTS next to the export, atomically (temporary name, then renamed)."""
+    texts = [t.replace("\n", " ") for t in PROBE_TEXTS]
+    vectors = model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    target = refs_path(onnx_path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(json.dumps({"texts": list(PROBE_TEXTS), "vectors": vectors.tolist()}), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _saved_refs(onnx_path: Path):
+    """The saved reference vectors (a float32 array), or ValueError when the file is not for PROBE_TEXTS."""
+    import numpy as np
+
+    saved = _read_json(refs_path(onnx_path))
+    vectors = np.asarray(saved["vectors"], dtype=np.float32)
+    if saved["texts"] != list(PROBE_TEXTS) or vectors.ndim != 2 or len(vectors) != len(PROBE_TEXTS):
+        raise ValueError("the reference file is for other texts")
+    return vectors
 
 
 def prune(target: Path) -> list[Path]:
@@ -90,8 +192,9 @@ def prune(target: Path) -> list[Path]:
     libraries; ~90 MB each); exports of other models stay. Returns what was removed."""
     where = target.name.split("-", 1)[0]
     removed = []
-    for old in target.parent.glob(f"{where}-*.onnx"):
-        if old != target:
+    olds = list(target.parent.glob(f"{where}-*.onnx")) + list(target.parent.glob(f"{where}-*.refs.json"))
+    for old in olds:
+        if old not in (target, refs_path(target)):
             old.unlink(missing_ok=True)  # a process that loaded it keeps its session: the file is read at load
             removed.append(old)
     return removed
@@ -151,6 +254,70 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def model_preprocess(model):
+    """Texts -> the export's numpy inputs, by the SentenceTransformer's own `preprocess`."""
+
+    def preprocess(texts: list[str]) -> dict:
+        return {k: v.numpy() for k, v in model.preprocess(texts).items() if k in INPUTS}
+
+    return preprocess
+
+
+def tokenizer_preprocess(location: str, stack: dict):
+    """Texts -> the export's numpy inputs by the folder's tokenizer.json alone: truncated at `max_seq_length`
+    tokens (special tokens included) and padded to the longest, as the SentenceTransformer tokenises."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    folder = Path(location)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    pad_token = (tokenizer.padding or {}).get("pad_token") or "[PAD]"
+    if (folder / "tokenizer_config.json").is_file():
+        configured = _read_json(folder / "tokenizer_config.json").get("pad_token") or pad_token
+        pad_token = configured.get("content", pad_token) if isinstance(configured, dict) else configured
+    pad_id = tokenizer.token_to_id(pad_token)
+    if pad_id is None:
+        raise ValueError(f"the tokenizer has no {pad_token!r}")
+    tokenizer.enable_truncation(max_length=stack["max_seq_length"])
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    lower = stack["do_lower_case"]
+
+    def preprocess(texts: list[str]) -> dict:
+        encodings = tokenizer.encode_batch([t.lower() for t in texts] if lower else list(texts))
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+
+    return preprocess
+
+
+_budget: int | None = None
+
+
+def default_threads() -> int:
+    """torch's default intra-op thread count, without importing torch: OMP_NUM_THREADS, else the usable cores."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def thread_budget() -> int:
+    """How many threads encoding may use now: torch's count when torch is loaded, else `set_thread_budget`'s."""
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else default_threads()
+    return min(threads, _budget) if _budget else threads
+
+
+def set_thread_budget(threads: int) -> None:
+    """Lower or restore the encoding threads (torch's too when torch is loaded)."""
+    global _budget
+    _budget = max(1, threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_budget)
+
+
 class OnnxEncoder:
     """Texts -> unit vectors through ONNX Runtime; thread-safe (a session may run on several threads at once).
 
@@ -160,7 +327,7 @@ class OnnxEncoder:
     better than one batch split across them (bench/ingest.py measures it). Both sessions are made here, so the
     first question (whose passage sentences are encoded as documents) pays for neither."""
 
-    def __init__(self, model, path: Path, threads: int, workers: int = 1):
+    def __init__(self, preprocess, path: Path, threads: int, workers: int = 1):
         from concurrent.futures import ThreadPoolExecutor
 
         self.path = path
@@ -169,13 +336,13 @@ class OnnxEncoder:
         self._session = session(path, self.threads)
         self._batch_session = session(path, 1)
         self._inputs = [i.name for i in self._session.get_inputs()]
-        self._model = model
+        self._preprocess = preprocess  # texts -> numpy inputs (`model_preprocess` or `tokenizer_preprocess`)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-encode")
 
     def encode(self, texts: list[str], on=None):
         """A float32 array, one unit vector per text (line breaks become spaces, as langchain's embedder does)."""
-        features = self._model.preprocess([t.replace("\n", " ") for t in texts])
-        feed = {name: features[name].numpy() for name in self._inputs}
+        features = self._preprocess([t.replace("\n", " ") for t in texts])
+        feed = {name: features[name] for name in self._inputs}
         return (on or self._session).run(None, feed)[0]
 
     def __call__(self, text: str) -> list[float]:
@@ -195,11 +362,9 @@ class OnnxEncoder:
                 chars = 0
             batches[-1].append(i)
             chars += len(texts[i])
-        # As many workers as torch may use on this thread: a rebuild in the server lowers it to leave a core to
-        # the questions answered meanwhile (qa/service.py), and this path keeps to that budget too.
-        import torch
-
-        n = max(1, min(self.workers, torch.get_num_threads()))
+        # As many workers as the thread budget: a rebuild in the server lowers it to leave a core to the
+        # questions answered meanwhile (qa/service.py), and this path keeps to that budget too.
+        n = max(1, min(self.workers, thread_budget()))
         run = self._batch_session
 
         def lane(mine: list[list[int]]) -> list:
@@ -223,6 +388,44 @@ def agrees_with_torch(encoder: OnnxEncoder, model) -> float:
     )
 
 
+def agrees_with_refs(encoder: OnnxEncoder, refs) -> float:
+    """The smallest cosine between the saved reference vectors and the question session's, one text at a time
+    (as questions are encoded; the long probe alone, not padding seven others to 256 tokens: ~0.3 s), and the
+    documents session's on the short probes."""
+    import numpy as np
+
+    texts = list(PROBE_TEXTS)
+    ours = np.concatenate([encoder.encode([t]) for t in texts])
+    documents = encoder.encode_documents(texts[:-1])
+    return float(min((ours * refs).sum(axis=1).min(), (documents * refs[:-1]).sum(axis=1).min()))
+
+
+def load_saved_encoder(location: str, cache_dir: Path, threads: int, workers: int = 1) -> OnnxEncoder | None:
+    """The cached export of the model folder `location`, run and checked without torch, or None: no export or
+    reference file yet, a folder the torch-free path does not read (logged at info), or a failed check (warned
+    once). With None the caller takes the torch path (`load_onnx_encoder`), which exports and writes both."""
+    try:
+        stack = folder_stack(location)
+        path = Path(cache_dir) / f"{folder_fingerprint(location, stack)}.onnx"
+    except Exception as e:
+        log.info("the ONNX export is loaded through torch: %s", e)
+        return None
+    if not path.is_file() or not refs_path(path).is_file():
+        return None
+    try:
+        refs = _saved_refs(path)
+        encoder = OnnxEncoder(tokenizer_preprocess(location, stack), path, threads, workers)
+        cosine = agrees_with_refs(encoder, refs)
+        if cosine < 0.9999:
+            raise ValueError(f"its vectors differ from the saved ones (cosine {cosine:.6f})")
+        return encoder
+    except Exception as e:
+        warn_once(
+            f"the ONNX Runtime export could not be checked without torch, loading torch ({type(e).__name__}: {e})"
+        )
+        return None
+
+
 def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, workers: int = 1) -> OnnxEncoder | None:
     """The model's ONNX encoder (exported into `cache_dir` if not there yet), or None (logged once) when the
     model is not the standard stack or anything fails: the caller keeps torch."""
@@ -235,16 +438,23 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, worke
         encoder = None
         if path.is_file():
             try:
-                encoder = OnnxEncoder(model, path, threads, workers)
+                encoder = OnnxEncoder(model_preprocess(model), path, threads, workers)
             except Exception as e:  # a truncated or foreign file: export again over it
                 log.info("re-exporting the unloadable %s (%s)", path, type(e).__name__)
         if encoder is None:
             export(model, path)
-            encoder = OnnxEncoder(model, path, threads, workers)
+            encoder = OnnxEncoder(model_preprocess(model), path, threads, workers)
             prune(path)
         cosine = agrees_with_torch(encoder, model)
         if cosine < 0.9999:
             raise ValueError(f"its vectors differ from torch's (cosine {cosine:.6f})")
+        try:
+            _saved_refs(path)
+        except Exception:  # none yet, or unreadable: the next process checks the export against these
+            try:
+                write_refs(model, path)
+            except OSError as e:
+                log.info("no reference vectors written next to %s (%s): later loads check against torch", path, e)
         return encoder
     except Exception as e:  # onnx missing, export or session failure, disagreement: torch still works
         warn_once(f"ONNX Runtime encoder unavailable, encoding with torch ({type(e).__name__}: {e})")
@@ -253,12 +463,23 @@ def load_onnx_encoder(model, location: str, cache_dir: Path, threads: int, worke
 
 __all__ = [
     "BATCH_CHARS",
+    "PROBE_TEXTS",
     "OnnxEncoder",
     "session",
     "default_cache_dir",
+    "default_threads",
     "export",
     "fingerprint",
+    "folder_fingerprint",
+    "folder_stack",
     "load_onnx_encoder",
+    "load_saved_encoder",
+    "model_preprocess",
     "prune",
+    "refs_path",
+    "set_thread_budget",
+    "thread_budget",
+    "tokenizer_preprocess",
     "unsupported",
+    "write_refs",
 ]

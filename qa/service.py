@@ -243,15 +243,15 @@ class QAService:
 
         if not self._rebuild_lock.acquire(blocking=False):
             raise IndexBusy("A rebuild is already running; wait for it to finish.")
-        import torch
+        from index.onnx_encoder import set_thread_budget, thread_budget
 
-        threads = torch.get_num_threads()
+        threads = thread_budget()
         # One core stays free for the questions answered meanwhile (measured by `python -m bench busy`).
-        torch.set_num_threads(max(1, threads - 1))
+        set_thread_budget(max(1, threads - 1))
         try:
             return build_index(
                 self.settings, force=force, progress=False, embedder=self.embedder(), on_progress=on_progress
             )
         finally:
-            torch.set_num_threads(threads)
+            set_thread_budget(threads)
             self._rebuild_lock.release()

@@ -55,7 +55,8 @@ def test_a_long_question_is_cut_where_sentence_transformers_cuts_it(model):
 def test_the_export_is_written_once_then_reused(model, tmp_path, monkeypatch):
     first = load_onnx_encoder(model, _location(), tmp_path, threads=1)
     assert first is not None and first.path.parent == tmp_path
-    assert [p.name for p in tmp_path.iterdir()] == [f"{fingerprint(model, _location())}.onnx"]  # no temp file left
+    key = fingerprint(model, _location())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{key}.onnx", f"{key}.refs.json"]  # no temp file left
     stat = first.path.stat()
 
     def no_export(*args, **kwargs):
@@ -80,12 +81,18 @@ def test_a_new_export_removes_the_models_older_ones_and_keeps_other_models(model
     current = fingerprint(model, _location())
     where = current.split("-", 1)[0]
     older = tmp_path / f"{where}-{'0' * 24}.onnx"  # the same model, exported by other libraries or weights
+    older_refs = tmp_path / f"{where}-{'0' * 24}.refs.json"
     other = tmp_path / f"{'f' * 8}-{'1' * 24}.onnx"  # another model
+    other_refs = tmp_path / f"{'f' * 8}-{'1' * 24}.refs.json"
     older.write_bytes(b"old export")
+    older_refs.write_text("{}")
     other.write_bytes(b"other model")
+    other_refs.write_text("{}")
     encoder = load_onnx_encoder(model, _location(), tmp_path, threads=1)
     assert encoder is not None and encoder.path.name == f"{current}.onnx"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{current}.onnx", other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{current}.onnx", f"{current}.refs.json", other.name, other_refs.name]
+    )
     older.write_bytes(b"old export")  # reusing an export prunes nothing
     assert load_onnx_encoder(model, _location(), tmp_path, threads=1) is not None and older.exists()
 
