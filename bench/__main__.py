@@ -25,6 +25,7 @@ def _ratios(text: str) -> list[float]:
 # Benchmarks: each module has its own main(argv) and options.
 PERF = {
     "ingest": "bench.ingest",
+    "ingest-process": "bench.ingest_process",
     "encoder": "bench.encoder",
     "scale": "bench.scale",
     "answer": "bench.answer",

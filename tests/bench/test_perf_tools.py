@@ -10,6 +10,7 @@ import os
 import pytest
 
 from bench import answer, coldstart, common, ingest, plots, scale
+from index.settings import Settings
 
 
 def test_percentiles_interpolate_and_handle_edges():
@@ -216,3 +217,14 @@ def test_load_flags_another_questions_answer_only_when_it_does_not_answer_this_o
     compare([shared, swapped], alone)
     assert not any(p.startswith("mixed") for p in shared.problems)
     assert any(p.startswith("mixed: this is the answer to a02") for p in swapped.problems)
+
+
+@pytest.mark.slow
+def test_whole_process_ingest_runs_both_pipelines_as_processes_and_compares_the_best(tmp_path):
+    from bench.ingest_process import TARGET, run
+
+    result = run(Settings(_env_file=None, data_dir=tmp_path / "data"), articles=1, rounds=1)
+    assert result["corpus_chars"] > 1000 and len(result["ours_s"]) == len(result["tutorial_s"]) == 1
+    assert all(s > 0 for s in result["ours_s"] + result["tutorial_s"])
+    assert result["ratio"] == round(min(result["tutorial_s"]) / min(result["ours_s"]), 3)
+    assert result["met"] == (result["ratio"] >= TARGET)
