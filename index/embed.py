@@ -159,10 +159,11 @@ def onnx_encoder(settings: Settings, model):
 
 
 def saved_onnx_encoder(settings: Settings):
-    """The cached, checked ONNX export run without torch (`onnx_encoder.load_saved_encoder`), or None."""
+    """The cached, checked ONNX export run without torch (`onnx_saved.load_saved_encoder`), or None."""
     if not settings.embed_onnx or settings.embed_int8:
         return None
-    from index.onnx_encoder import default_cache_dir, load_saved_encoder, thread_budget
+    from index.onnx_encoder import default_cache_dir, thread_budget
+    from index.onnx_saved import load_saved_encoder
 
     try:
         location = model_location(settings.embedding_model)

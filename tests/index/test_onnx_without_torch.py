@@ -17,17 +17,8 @@ import pytest
 
 from index import onnx_encoder
 from index.embed import QueryEncoder, get_embedder, model_location
-from index.onnx_encoder import (
-    PROBE_TEXTS,
-    fingerprint,
-    folder_fingerprint,
-    folder_stack,
-    load_onnx_encoder,
-    load_saved_encoder,
-    model_preprocess,
-    refs_path,
-    tokenizer_preprocess,
-)
+from index.onnx_encoder import PROBE_TEXTS, fingerprint, load_onnx_encoder, model_preprocess, refs_path
+from index.onnx_saved import folder_fingerprint, folder_stack, load_saved_encoder, tokenizer_preprocess
 from index.settings import Settings
 from tests.index.test_embed import QUERIES
 
