@@ -121,17 +121,12 @@ def refs_path(onnx_path: Path) -> Path:
 
 
 def write_refs(model, onnx_path: Path) -> None:
-    """`encode()`'s vectors of PROBE_TEXTS next to the export, atomically (temporary name, then renamed)."""
+    """`encode()`'s vectors of PROBE_TEXTS next to the export, atomically (`store.write_json_atomic`)."""
+    from index.store import write_json_atomic
+
     texts = [t.replace("\n", " ") for t in PROBE_TEXTS]
     vectors = model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
-    target = refs_path(onnx_path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps({"texts": list(PROBE_TEXTS), "vectors": vectors.tolist()}), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json_atomic(refs_path(onnx_path), {"texts": list(PROBE_TEXTS), "vectors": vectors.tolist()})
 
 
 def _saved_refs(onnx_path: Path):

@@ -1,7 +1,8 @@
 """The cached ONNX export run without torch, sentence-transformers or transformers.
 
 Next to each export (index/onnx_encoder.py), `<key>.refs.json` holds `encode()`'s vectors of PROBE_TEXTS. With
-both files present, `load_saved_encoder` runs it without those libraries: the key is computed from the model folder's files and sentence-transformers configuration (modules.json, sentence_bert_config.json,
+both files present, `load_saved_encoder` runs it without those libraries: the key is computed from the model
+folder's files and sentence-transformers configuration (modules.json, sentence_bert_config.json,
 1_Pooling/config.json), texts are tokenised by the folder's tokenizer.json (the `tokenizers` package, truncated at
 `max_seq_length`), and the session's vectors are checked against the saved ones (cosine > 0.9999). Anything
 missing or different sends the caller to the torch path, which exports, checks and writes the reference file.
