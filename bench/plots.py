@@ -5,7 +5,8 @@
 scale.png: retrieval latency p50/p95 against corpus size, hybrid and dense (the 100k estimate dashed, if any);
 ingest.png: chunks/s of our build, the raw encoder and the tutorial pipeline;
 answer.png: TTFT and total p50/p95 with and without the prompt cache;
-search-scale.png: search latency without query encoding up to 1M chunks (hybrid and its parts, BM25 alone).
+search-scale.png: search latency without query encoding up to 1M chunks (hybrid and its parts, BM25 alone; the
+hybrid p50 through a Chroma server too when bench/results/search-scale-server.json exists).
 A plot whose results file is missing is skipped with a note.
 """
 
@@ -129,11 +130,22 @@ def plot_answer(result: dict, out: Path) -> Path:
     return _save(plt, fig, out)
 
 
-def plot_search_scale(result: dict, out: Path) -> Path:
+def plot_search_scale(result: dict, out: Path, server: dict | None = None) -> Path:
     """Search latency without query encoding: the full hybrid path and its parts (up to the sizes Chroma was filled
-    to), and BM25 alone with top-k selection and with a full sort, up to 1M chunks."""
+    to), and BM25 alone with top-k selection and with a full sort, up to 1M chunks; with `server` (the
+    `search-scale-server` results), its hybrid p50 through a Chroma server as well."""
     plt, fig, ax = _figure()
     rows = sorted(result["rows"], key=lambda r: r["chunks"])
+    if server and server.get("rows"):
+        far = sorted(server["rows"], key=lambda r: r["chunks"])
+        ax.plot(
+            [r["chunks"] for r in far],
+            [r["latency"]["hybrid"]["p50_ms"] for r in far],
+            marker="D",
+            linestyle="-.",
+            color="tab:purple",
+            label="hybrid p50, Chroma server",
+        )
     for part, marker in (("hybrid", "o"), ("dense", "s"), ("bm25", "^")):
         xs = [r["chunks"] for r in rows]
         (line,) = ax.plot(xs, [r["latency"][part]["p50_ms"] for r in rows], marker=marker, label=f"{part} p50")
@@ -191,6 +203,7 @@ def plot_search_scale(result: dict, out: Path) -> Path:
     ax.set_xlabel("chunks in the index (log)")
     ax.set_ylabel("ms per query, query encoding excluded (log)")
     where = "Chroma server" if result.get("server") else "embedded Chroma"
+    where += " and a Chroma server" if server and server.get("rows") else ""
     ax.set_title(f"Search latency vs index size ({where}; {result['machine']['cpus']} cores, shared)")
     ax.legend(fontsize=7)
     return _save(plt, fig, out)
@@ -206,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         if result is None:
             print(f"skipped {name}.png: no bench/results/{name}.json (run `python -m bench {name}`)", file=sys.stderr)
             continue
-        print(plot(result, OUT / f"{name}.png").relative_to(ROOT))
+        extra = {"server": _load("search-scale-server")} if name == "search-scale" else {}
+        print(plot(result, OUT / f"{name}.png", **extra).relative_to(ROOT))
     return 0
 
 

@@ -40,6 +40,8 @@ def test_search_scale_plot_and_tables(tmp_path):
     assert plots.PLOTS["search-scale"] is plots.plot_search_scale
     out = plots.plot_search_scale(RESULT, tmp_path / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    both = plots.plot_search_scale(RESULT, tmp_path / "both.png", server={**RESULT, "server": True})
+    assert both.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and both.read_bytes() != out.read_bytes()
     console = Console(record=True, width=160)
     search_scale.render(RESULT, console)
     text = console.export_text()
