@@ -125,7 +125,7 @@ class AnswerSettings(BaseModel):
         0.4, description="abstain when no retrieved sentence scores this close to the question"
     )
     tie_margin: float = Field(
-        0.08,
+        0.075,
         description="a runner-up sentence within this score of the best is shown and cited too (the "
         "ranking cannot tell them apart); chosen on `dev`, the largest margin that keeps the median answer under "
         "200 characters",

@@ -1,11 +1,13 @@
 """The answer pipeline, readable in one place: a typed generator of StreamEvents.
 
-    question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve ─ rank sentences ─ gate ─ read ─ cite
+    question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve (respell) ─ rank sentences ─ gate ─ read ─ cite
 
 1. `Question.parse` removes markup and reads the question's language and kind (qa/question.py).
 2. A follow-up that points back into the conversation, or a question in another language, is rewritten into a
    standalone English question by the model; a self-contained question is searched as typed.
-3. Hybrid retrieval finds the top passages; every sentence in them is ranked against the question (qa/read.py).
+3. Hybrid retrieval finds the top passages; a question word the index does not know and that one edit turns
+   into a word of those passages is read as they spell it, and they are retrieved again (qa/spelling.py). Every
+   sentence in them is ranked against the question (qa/read.py).
 4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
    a name or number of the question that no passage has, or no sentence close enough to the question.
 5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), and the runner-up too when it
@@ -33,6 +35,7 @@ from index.settings import Settings
 from qa import checks, prompts
 from qa.question import Question, is_self_contained
 from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar
+from qa.spelling import respell
 from qa.types import Answer, Citation, Passage, StreamEvent
 
 Retrieve = Callable[[str, int], list[Passage]]
@@ -60,6 +63,8 @@ class Parts:
     # The question's vector as retrieval computed it (the embedder remembers recent queries), so the ranking does
     # not encode the question again; None: it is embedded with the sentences.
     embed_query: Callable[[str], list[float]] | None = None
+    # Does the index know this word (any chunk has it)? A word it does not know may be misspelled (qa/spelling.py).
+    known: Callable[[str], bool] | None = None
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
 
 
@@ -93,6 +98,11 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
     turn.rewritten = rewrite(parts, turn)
     t0 = time.perf_counter()
     turn.passages = parts.retrieve(turn.query, parts.top_k)
+    respelled = respell(turn.query, turn.passages, parts.known)
+    if respelled != turn.query:  # a misspelled word, read as the passages spell it, and searched again
+        turn.fired("respelled")
+        turn.rewritten = respelled
+        turn.passages = parts.retrieve(turn.query, parts.top_k)
     turn.timings["retrieve"] = (time.perf_counter() - t0) * 1000
     yield StreamEvent("passages", passages=turn.passages)
     turn.candidates = rank_sentences(

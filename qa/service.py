@@ -139,6 +139,7 @@ class QAService:
                     retrieve=lambda q, k: retriever.retrieve(q, k),
                     embed=CachedEmbed(embedder),
                     embed_query=embedder.embed_query,
+                    known=lambda word: bool(retriever.reader.term_weights(word)),
                     llm=llm,
                     answer_with=s.answer_with,
                     top_k=s.top_k,

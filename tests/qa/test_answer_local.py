@@ -101,3 +101,12 @@ def test_follow_up_uses_history(service):
 def test_stream_yields_tokens_before_the_checked_answer(service):
     kinds = [e.kind for e in service.stream("Who was the Chinese co-chair of the dialogue?")]
     assert kinds[0] == "passages" and kinds[-1] == "answer" and kinds.count("token") >= 1
+
+
+def test_a_misspelled_question_is_answered_as_the_article_spells_it(service):
+    """"dialouge" is in no chunk of the index and one swap from the article's "dialogue": it is searched and
+    ranked as "dialogue", and the answer says what was searched."""
+    answer = service.ask("Who co-chaired the strategic dialouge?")
+    assert answer.rewritten_question == "Who co-chaired the strategic dialogue?"
+    assert not answer.abstained and "Wang Yi" in answer.answer, answer.answer
+    _markers_valid(answer)

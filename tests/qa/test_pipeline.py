@@ -214,3 +214,12 @@ def test_the_question_vector_from_retrieval_is_reused_by_the_ranking():
     *_, last = answer(parts, q)
     assert q not in embedded and embedded  # the sentences are embedded, the question is not again
     assert last.answer.answer == alone.answer.answer and last.answer.citations == alone.answer.citations
+
+
+def test_a_misspelled_word_is_searched_again_as_the_passages_spell_it():
+    a, _, retrieve = _ask(None, "Who co-chaired the dialouge?")
+    assert retrieve.queries == ["Who co-chaired the dialouge?", "Who co-chaired the dialogue?"]
+    assert a.rewritten_question == "Who co-chaired the dialogue?" and "respelled" in [r["name"] for r in a.rules]
+    assert a.answer.startswith("The dialogue was co-chaired by Ishaq Dar")
+    a, _, retrieve = _ask(None, "Who co-chaired the dialogue?")
+    assert len(retrieve.queries) == 1 and a.rewritten_question is None and a.rules == []
