@@ -203,8 +203,8 @@ def plot_search_scale(result: dict, out: Path, server: dict | None = None) -> Pa
     ax.set_xlabel("chunks in the index (log)")
     ax.set_ylabel("ms per query, query encoding excluded (log)")
     where = "Chroma server" if result.get("server") else "embedded Chroma"
-    where += " and a Chroma server" if server and server.get("rows") else ""
-    ax.set_title(f"Search latency vs index size ({where}; {result['machine']['cpus']} cores, shared)")
+    where += " + server" if server and server.get("rows") else ""
+    ax.set_title(f"Search latency vs index size ({where}, {result['machine']['cpus']} shared cores)")
     ax.legend(fontsize=7)
     return _save(plt, fig, out)
 
