@@ -104,7 +104,7 @@ def test_stream_yields_tokens_before_the_checked_answer(service):
 
 
 def test_a_misspelled_question_is_answered_as_the_article_spells_it(service):
-    """"dialouge" is in no chunk of the index and one swap from the article's "dialogue": it is searched and
+    """ "dialouge" is in no chunk of the index and one swap from the article's "dialogue": it is searched and
     ranked as "dialogue", and the answer says what was searched."""
     answer = service.ask("Who co-chaired the strategic dialouge?")
     assert answer.rewritten_question == "Who co-chaired the strategic dialogue?"
