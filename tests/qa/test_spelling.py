@@ -50,3 +50,9 @@ def test_words_that_are_spelled_right_known_to_the_index_or_short_stay():
     assert respell("Did Lird rule?", _passages()) == "Did Lird rule?"  # 4 letters: too many words are one edit off
     assert respell("Who was Sailsbury?", []) == "Who was Sailsbury?"  # nothing to compare with
     assert respell("Who was Zalisbury?", _passages()) == "Who was Zalisbury?"  # the first letter must agree
+
+
+def test_a_possessive_or_hyphenated_word_is_respelled_by_its_letters():
+    text = "Beyoncé was born in Houston. The Sino-Tibetan languages."
+    assert respell("What race was Beyonce's father?", _passages(text)) == "What race was Beyoncé's father?"
+    assert respell("Are Sino-Tibetain languages tonal?", _passages(text)) == "Are Sino-Tibetan languages tonal?"
