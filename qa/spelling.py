@@ -53,7 +53,7 @@ def respell(question: str, passages: Sequence[Passage], known: Callable[[str], b
     >>> respell("How long was Lord Sailsbury Prime Minister?", [p])
     'How long was Lord Salisbury Prime Minister?'
     """
-    counts = Counter(normalize(w) for p in passages for w in _WORD.findall(p.text))
+    counts = Counter(w for p in passages for w in _WORD.findall(normalize(p.text)))
     by_shape: dict[tuple[str, int], list[str]] = {}
     for word in counts:
         by_shape.setdefault((word[:1], len(word)), []).append(word)
