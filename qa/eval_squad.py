@@ -7,7 +7,8 @@ under `<data_dir>/eval/squad`, so the person's own index is never touched; a reb
 Measured per split: the share of answerable questions whose answer contains a SQuAD answer (after SQuAD's own
 normalisation), false abstentions, answers that are given but wrong, abstention on out-of-corpus questions,
 citation validity, the median answer length, latency, and how often each answer rule fired and was right; and,
-apart, the same figures for questions in Chinese, Arabic and Urdu about these English articles.
+apart, the same figures for questions in Chinese, Arabic and Urdu about these English articles, and for
+follow-ups in conversations about them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ DEFAULT_SQUAD = Path(__file__).resolve().parents[1] / "bench" / "data" / "squad_
 # The same split's questions translated into Chinese, Arabic and Urdu (one per article): English documents asked
 # about in another language. Reported apart, so the English figures stay comparable.
 DEFAULT_MULTILINGUAL = DEFAULT_SQUAD.with_name("squad_multilingual.json")
+# Conversations over the same articles whose later turns name the subject only by a pronoun ("When did he die?"):
+# follow-ups measured on documents the follow-up handling was not written for (python -m bench.make_squad_followups).
+DEFAULT_FOLLOWUPS = DEFAULT_SQUAD.with_name("squad_followups.json")
 SPLITS = ("dev", "test")
 
 
@@ -90,38 +94,53 @@ def run_squad_eval(
     svc.warm_up()
     answerable = [q for q in data["answerable"] if q["split"] == split][:limit]
     ooc = [q for q in data["out_of_corpus"] if q["split"] == split][:limit]
-    multilingual = [q for q in _multilingual(data_path) if q["split"] == split][:limit]
+    multilingual = [q for q in _extra(data_path, DEFAULT_MULTILINGUAL, "questions") if q["split"] == split][:limit]
+    conversations = [c for c in _extra(data_path, DEFAULT_FOLLOWUPS, "conversations") if c["split"] == split][:limit]
     rows: list[dict] = []
+    total = len(answerable) + len(ooc) + len(multilingual) + sum(len(c["turns"]) for c in conversations)
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"eval {settings.llm} {split}", total=len(answerable) + len(ooc) + len(multilingual))
+        task = bar.add_task(f"eval {settings.llm} {split}", total=total)
+
+        def ask(kind: str, item: dict, history: list[dict] | None = None) -> Answer:
+            a = svc.ask(item["question"], history)
+            rows.append(_row(kind, item, a))
+            bar.advance(task)
+            return a
+
         for kind, items in (("answerable", answerable), ("out_of_corpus", ooc), ("multilingual", multilingual)):
             for item in items:
-                a = svc.ask(item["question"])
-                rows.append(
-                    {
-                        "kind": kind,
-                        "id": item["id"],
-                        "lang": item.get("lang", "en"),
-                        "question": item["question"],
-                        "answer": a.answer,
-                        "gold": item.get("answers", []),
-                        "abstained": a.abstained,
-                        "correct": kind != "out_of_corpus" and contains_gold(a, item["answers"]),
-                        "valid": citations_valid(a),
-                        "reason": a.abstain_reason,
-                        "rules": list(getattr(a, "rules", []) or []),
-                        "timings": a.timings_ms,
-                    }
-                )
-                bar.advance(task)
+                ask(kind, item)
+        for conv in conversations:  # each turn sees the conversation as the product answered it
+            history: list[dict] = []
+            for i, turn in enumerate(conv["turns"]):
+                a = ask("followup" if i else "turn1", {"id": f"{conv['id']}-{i}", **turn}, history)
+                history += [{"role": "user", "content": turn["question"]}, {"role": "assistant", "content": a.answer}]
     return report(rows, split, settings, svc.llm_name())
 
 
-def _multilingual(data_path: Path | None) -> list[dict]:
-    """The translated questions that go with the default set (none for another `--data` file)."""
-    if data_path is not None or not DEFAULT_MULTILINGUAL.is_file():
+def _row(kind: str, item: dict, a: Answer) -> dict:
+    return {
+        "kind": kind,
+        "id": item["id"],
+        "lang": item.get("lang", "en"),
+        "question": item["question"],
+        "answer": a.answer,
+        "gold": item.get("answers", []),
+        "abstained": a.abstained,
+        "correct": kind != "out_of_corpus" and contains_gold(a, item["answers"]),
+        "valid": citations_valid(a),
+        "reason": a.abstain_reason,
+        "rewritten": a.rewritten_question,
+        "rules": list(getattr(a, "rules", []) or []),
+        "timings": a.timings_ms,
+    }
+
+
+def _extra(data_path: Path | None, path: Path, key: str) -> list[dict]:
+    """The translated questions or the conversations that go with the default set (none for another `--data`)."""
+    if data_path is not None or not path.is_file():
         return []
-    return json.loads(DEFAULT_MULTILINGUAL.read_text(encoding="utf-8"))["questions"]
+    return json.loads(path.read_text(encoding="utf-8"))[key]
 
 
 def _mean(xs: list) -> float | None:
@@ -158,9 +177,23 @@ def _holds(text: str, golds: list[str]) -> bool:
     return any(squad_normalize(g) and squad_normalize(g) in squad_normalize(text) for g in golds)
 
 
+def _apart(rows: list[dict]) -> dict:
+    """Gold in answer, abstention, wrong answers and latency of a group of rows reported apart."""
+    return {
+        "questions": len(rows),
+        "gold_in_answer": _mean([r["correct"] for r in rows]),
+        "abstention": _mean([r["abstained"] for r in rows]),
+        "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in rows]),
+        "latency_ms": latency_summary(
+            [r["timings"].get("first_token", 0.0) for r in rows], [r["timings"].get("total", 0.0) for r in rows]
+        ),
+    }
+
+
 def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
     ml = [r for r in rows if r["kind"] == "multilingual"]
-    rows = [r for r in rows if r["kind"] != "multilingual"]
+    turns = [r for r in rows if r["kind"] in ("turn1", "followup")]
+    rows = [r for r in rows if r["kind"] in ("answerable", "out_of_corpus")]
     ans = [r for r in rows if r["kind"] == "answerable"]
     ooc = [r for r in rows if r["kind"] == "out_of_corpus"]
     answered = [r for r in rows if not r["abstained"]]
@@ -183,23 +216,19 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
         "abstained_by_reason": dict(Counter(_refusal(r) for r in ans if r["abstained"]).most_common()),
     }
     if ml:
-        out["multilingual"] = {
-            "questions": len(ml),
-            "gold_in_answer": _mean([r["correct"] for r in ml]),
-            "abstention": _mean([r["abstained"] for r in ml]),
-            "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in ml]),
-            "by_language": {
-                lang: _mean([r["correct"] for r in ml if r.get("lang") == lang])
-                for lang in sorted({r.get("lang") for r in ml if r.get("lang")})
-            },
-            "latency_ms": latency_summary(
-                [r["timings"].get("first_token", 0.0) for r in ml], [r["timings"].get("total", 0.0) for r in ml]
-            ),
+        out["multilingual"] = _apart(ml)
+        out["multilingual"]["by_language"] = {
+            lang: _mean([r["correct"] for r in ml if r.get("lang") == lang])
+            for lang in sorted({r.get("lang") for r in ml if r.get("lang")})
         }
+    if turns:  # the follow-ups, and apart the opening turns they follow
+        followups = [r for r in turns if r["kind"] == "followup"]
+        out["followups"] = _apart(followups)
+        out["followups"]["first_turns_gold_in_answer"] = _mean([r["correct"] for r in turns if r["kind"] == "turn1"])
     if split == "dev":  # test misses are never shown: no rule may be written from them
         out["failures"] = [
             r
-            for r in rows + ml
+            for r in rows + ml + turns
             if (r["kind"] == "out_of_corpus") != r["abstained"] or (r["kind"] != "out_of_corpus" and not r["correct"])
         ]
     return out
@@ -225,6 +254,11 @@ def print_squad_report(rep: dict, console) -> None:
         t.add_row(
             f"other languages ({ml['questions']}): gold / abstained / wrong",
             f"{ml['gold_in_answer']} / {ml['abstention']} / {ml['answered_wrong']}",
+        )
+    if fu := rep.get("followups"):
+        t.add_row(
+            f"follow-ups ({fu['questions']}): gold / abstained / wrong",
+            f"{fu['gold_in_answer']} / {fu['abstention']} / {fu['answered_wrong']}",
         )
     console.print(t)
     for r in rep.get("failures", [])[:60]:

@@ -79,3 +79,15 @@ def test_whitespace_normalisation_moves_offsets():
     original = "  Alpha   beta\n\ngamma "
     assert context[where[original.index("gamma")] :].startswith("gamma")
     assert context[where[original.index("beta")] :].startswith("beta")
+
+
+def test_follow_ups_replace_the_name_by_the_pronoun_its_place_needs():
+    import doctest
+
+    import bench.make_squad_followups as m
+
+    assert doctest.testmod(m).attempted >= 3 and doctest.testmod(m).failed == 0
+    assert m.with_pronoun("As a child Chopin was invited to play.", ("Chopin",), "he", "him", "his") == (
+        "As a child he was invited to play."
+    )
+    assert m.with_pronoun("What Hindu philosophy stresses it?", ("Hindu philosophy",), "it", "it", "its") is None

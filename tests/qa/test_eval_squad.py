@@ -120,3 +120,47 @@ def test_abstentions_are_counted_by_rule_name_never_by_the_questions_words():
     rep = report([row, _row("answerable", abstained=True)], "test", Settings(_env_file=None), "m")
     assert rep["abstained_by_reason"] == {"question_terms_absent": 1, "other": 1}
     assert "Zanzibar" not in json.dumps(rep)
+
+
+def test_follow_ups_are_reported_apart_with_their_opening_turns():
+    english = [_row("answerable", correct=True), _row("out_of_corpus", abstained=True)]
+    turns = [
+        _row("turn1", correct=True),
+        _row("followup", correct=True, ms=1000),
+        _row("followup", abstained=True, ms=3000),
+        _row("turn1"),
+        _row("followup"),
+    ]
+    settings = Settings(_env_file=None)
+    alone, mixed = report(english, "dev", settings, "m"), report(english + turns, "dev", settings, "m")
+    for key in ("gold_in_answer", "false_abstention", "answered_wrong", "abstention_out_of_corpus", "latency_ms"):
+        assert alone[key] == mixed[key]
+    got = mixed["followups"]
+    assert (got["questions"], got["gold_in_answer"], got["abstention"], got["answered_wrong"]) == (
+        3,
+        0.333,
+        0.333,
+        0.333,
+    )
+    assert got["first_turns_gold_in_answer"] == 0.5 and got["latency_ms"]["first_token_p50"] == 1000.0
+    assert "followups" not in alone and len(mixed["failures"]) == 3  # two follow-ups and one opening turn
+
+
+def test_the_conversations_keep_their_articles_split_and_point_back():
+    from bench.make_squad_followups import SUBJECTS
+    from qa.eval_squad import DEFAULT_FOLLOWUPS
+    from qa.question import is_self_contained
+
+    split_of = {a["title"]: a["split"] for a in json.loads(Path(DEFAULT_SQUAD).read_text(encoding="utf-8"))["articles"]}
+    conversations = json.loads(DEFAULT_FOLLOWUPS.read_text(encoding="utf-8"))["conversations"]
+    followups = [(c, t) for c in conversations for t in c["turns"][1:]]
+    assert (
+        sum(c["split"] == "test" for c, _ in followups) >= 30 and sum(c["split"] == "dev" for c, _ in followups) >= 100
+    )
+    for c, turn in followups:
+        assert c["split"] == split_of[c["article"]]
+        names = SUBJECTS[c["article"]][0]
+        assert any(n.lower() in c["turns"][0]["question"].lower() for n in names)  # the first turn names it
+        assert not any(n.lower() in turn["question"].lower() for n in names), turn["question"]  # later ones don't
+        assert not is_self_contained(turn["question"]), turn["question"]
+        assert turn["answers"] and turn["question_named"] != turn["question"]
