@@ -94,8 +94,9 @@ def run_squad_eval(
     svc.warm_up()
     answerable = [q for q in data["answerable"] if q["split"] == split][:limit]
     ooc = [q for q in data["out_of_corpus"] if q["split"] == split][:limit]
-    multilingual = [q for q in _extra(data_path, DEFAULT_MULTILINGUAL, "questions") if q["split"] == split][:limit]
-    conversations = [c for c in _extra(data_path, DEFAULT_FOLLOWUPS, "conversations") if c["split"] == split][:limit]
+    multilingual = [q for q in _extra(data_path, DEFAULT_MULTILINGUAL.name, "questions") if q["split"] == split][:limit]
+    conversations = [c for c in _extra(data_path, DEFAULT_FOLLOWUPS.name, "conversations") if c["split"] == split]
+    conversations = conversations[:limit]
     rows: list[dict] = []
     total = len(answerable) + len(ooc) + len(multilingual) + sum(len(c["turns"]) for c in conversations)
     with Progress(disable=not progress, transient=True) as bar:
@@ -136,9 +137,10 @@ def _row(kind: str, item: dict, a: Answer) -> dict:
     }
 
 
-def _extra(data_path: Path | None, path: Path, key: str) -> list[dict]:
-    """The translated questions or the conversations that go with the default set (none for another `--data`)."""
-    if data_path is not None or not path.is_file():
+def _extra(data_path: Path | None, name: str, key: str) -> list[dict]:
+    """The translated questions or the conversations that go with the set: the file `name` beside it, if any."""
+    path = Path(data_path or DEFAULT_SQUAD).with_name(name)
+    if not path.is_file():
         return []
     return json.loads(path.read_text(encoding="utf-8"))[key]
 

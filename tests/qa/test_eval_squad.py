@@ -164,3 +164,53 @@ def test_the_conversations_keep_their_articles_split_and_point_back():
         assert not any(n.lower() in turn["question"].lower() for n in names), turn["question"]  # later ones don't
         assert not is_self_contained(turn["question"]), turn["question"]
         assert turn["answers"] and turn["question_named"] != turn["question"]
+
+
+def test_the_runner_asks_each_follow_up_with_the_conversation_as_answered(tmp_path):
+    """The real runner, index and extractive pipeline on a one-article set with its conversations beside it."""
+    from qa.eval_squad import prepare, run_squad_eval
+    from qa.service import QAService
+
+    article = (
+        "Ada Lovelace was born in London in 1815. She wrote the first published program for the Analytical "
+        "Engine in 1843. She died in 1852 at the age of 36."
+    )
+    data = {
+        "articles": [{"title": "Ada Lovelace", "split": "dev", "paragraphs": [article]}],
+        "answerable": [
+            {
+                "id": "a",
+                "split": "dev",
+                "article": "Ada Lovelace",
+                "question": "Where was Lovelace born?",
+                "answers": ["London"],
+            }
+        ],
+        "out_of_corpus": [{"id": "o", "split": "dev", "article": "Zebra", "question": "How fast can a zebra run?"}],
+    }
+    turns = [
+        {"question": "When was Ada Lovelace born?", "answers": ["1815"]},
+        {"question": "When did she die?", "question_named": "When did Ada Lovelace die?", "answers": ["1852"]},
+    ]
+    conversations = {"conversations": [{"id": "f-0", "split": "dev", "article": "Ada Lovelace", "turns": turns}]}
+    (tmp_path / "set").mkdir()
+    data_path = tmp_path / "set" / "squad_eval.json"
+    data_path.write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "set" / "squad_followups.json").write_text(json.dumps(conversations), encoding="utf-8")
+    base = Settings(_env_file=None, llm="extractive", data_dir=tmp_path / "data")
+
+    class Recording(QAService):
+        asked: list = []
+
+        def ask(self, question, history=None):
+            self.asked.append((question, list(history or [])))
+            return super().ask(question, history)
+
+    svc = Recording(prepare(base, data))
+    rep = run_squad_eval(base, "dev", data_path=data_path, progress=False, service=svc)
+    first, followup = svc.asked[-2], svc.asked[-1]
+    assert first == ("When was Ada Lovelace born?", [])
+    assert followup[0] == "When did she die?" and [m["role"] for m in followup[1]] == ["user", "assistant"]
+    assert followup[1][0]["content"] == "When was Ada Lovelace born?" and "1815" in followup[1][1]["content"]
+    assert rep["followups"]["questions"] == 1 and rep["answerable"] == 1 and rep["out_of_corpus"] == 1
+    assert rep["followups"]["first_turns_gold_in_answer"] == 1.0
