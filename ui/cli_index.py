@@ -144,7 +144,12 @@ def index_status_cmd(seeds: SeedsOpt = None, store: StoreOpt = None, as_json: Js
 def eval_cmd(
     llm: Annotated[str, typer.Option("--llm", help="Comma-separated backends to evaluate.")] = "local",
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="Evaluation set (default bench/data/article_eval.json).")
+        Optional[Path],
+        typer.Option(
+            "--data",
+            help="Evaluation set (default bench/data/article_eval.json; with --split, squad_eval.json, and the "
+            "squad_multilingual.json and squad_followups.json beside it).",
+        ),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
     split: Annotated[
@@ -152,8 +157,8 @@ def eval_cmd(
         typer.Option(
             "--split",
             help="article: the seed article's set; dev or test: 42 SQuAD "
-            "articles indexed together plus out-of-corpus questions (choose changes on "
-            "dev, report test).",
+            "articles indexed together plus out-of-corpus questions, and apart translated questions and "
+            "follow-ups (choose changes on dev, report test).",
         ),
     ] = "article",
     seeds: SeedsOpt = None,
