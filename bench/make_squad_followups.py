@@ -6,9 +6,9 @@ Made from the SQuAD v1.1 train questions on the indexed text of bench/data/squad
 them, not only the 15 each that `qa eval` asks), so the split by article carries over (`dev` chooses, `test`
 reports). For each article, the questions that name its subject (an alias below: "Bell", "the BBC", "asthma")
 are taken in SQuAD's order, three to a conversation (at most `MAX_PER_ARTICLE` conversations): the first as SQuAD
-wrote it, the next ones with the name replaced by a pronoun ("What is Bell's full name?" → "What is his full name?"), so they
-can only be understood from the conversation before them, and the third turn follows a turn that was itself a
-follow-up. A question that uses the name as a modifier ("the BBC Natural History Unit", "What Hindu philosophy
+wrote it, the next ones with the name replaced by a pronoun ("What is Bell's full name?" → "What is his full
+name?"), so they can only be understood from the conversation before them, and the third turn follows a turn that
+was itself a follow-up. A question that uses the name as a modifier ("the BBC Natural History Unit", "What Hindu philosophy
 ...") is left out: a pronoun cannot stand there. The pronouns are set by hand per article (he / she / it /
 they). SQuAD's gold answers are kept.
 """
@@ -160,23 +160,18 @@ def make(cache_dir: Path) -> dict:
     for title, (names, *pronouns) in SUBJECTS.items():
         _title, _paragraphs, qas = _article(squad[title])
         items = [
-            q
+            (q, asked)
             for q in qas
-            if _mention(q["question"], names) and with_pronoun(q["question"], names, *pronouns) not in UNREADABLE
+            if (asked := with_pronoun(q["question"], names, *pronouns)) and asked not in UNREADABLE
         ][: PER_CONVERSATION * MAX_PER_ARTICLE]
         for k in range(0, len(items) - 1, PER_CONVERSATION):
-            group = items[k : k + PER_CONVERSATION]
-            if len(group) < 2:
+            (first, _), *later = items[k : k + PER_CONVERSATION]
+            if not later:
                 continue
-            turns = [{"question": group[0]["question"], "answers": group[0]["answers"]}]
-            for q in group[1:]:
-                turns.append(
-                    {
-                        "question": with_pronoun(q["question"], names, *pronouns),
-                        "question_named": q["question"],
-                        "answers": q["answers"],
-                    }
-                )
+            turns = [{"question": first["question"], "answers": first["answers"]}]
+            turns += [
+                {"question": asked, "question_named": q["question"], "answers": q["answers"]} for q, asked in later
+            ]
             conversations.append(
                 {"id": f"f-{len(conversations):03d}", "split": split[title], "article": title, "turns": turns}
             )
