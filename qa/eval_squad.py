@@ -31,6 +31,8 @@ DEFAULT_MULTILINGUAL = DEFAULT_SQUAD.with_name("squad_multilingual.json")
 # Conversations over the same articles whose later turns name the subject only by a pronoun ("When did he die?"):
 # follow-ups measured on documents the follow-up handling was not written for (python -m bench.make_squad_followups).
 DEFAULT_FOLLOWUPS = DEFAULT_SQUAD.with_name("squad_followups.json")
+# Questions about the indexed articles that their indexed text does not answer (bench/make_squad_unanswerable.py).
+DEFAULT_UNANSWERABLE = DEFAULT_SQUAD.with_name("squad_unanswerable.json")
 SPLITS = ("dev", "test")
 
 
@@ -97,8 +99,12 @@ def run_squad_eval(
     multilingual = [q for q in _extra(data_path, DEFAULT_MULTILINGUAL.name, "questions") if q["split"] == split][:limit]
     conversations = [c for c in _extra(data_path, DEFAULT_FOLLOWUPS.name, "conversations") if c["split"] == split]
     conversations = conversations[:limit]
+    unanswerable = [q for q in _extra(data_path, DEFAULT_UNANSWERABLE.name, "unanswerable") if q["split"] == split]
+    unanswerable = unanswerable[:limit]
     rows: list[dict] = []
-    total = len(answerable) + len(ooc) + len(multilingual) + sum(len(c["turns"]) for c in conversations)
+    total = (
+        len(answerable) + len(ooc) + len(unanswerable) + len(multilingual) + sum(len(c["turns"]) for c in conversations)
+    )
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"eval {settings.llm} {split}", total=total)
 
@@ -108,7 +114,12 @@ def run_squad_eval(
             bar.advance(task)
             return a
 
-        for kind, items in (("answerable", answerable), ("out_of_corpus", ooc), ("multilingual", multilingual)):
+        for kind, items in (
+            ("answerable", answerable),
+            ("out_of_corpus", ooc),
+            ("unanswerable", unanswerable),
+            ("multilingual", multilingual),
+        ):
             for item in items:
                 ask(kind, item)
         for conv in conversations:  # each turn sees the conversation as the product answered it
@@ -128,7 +139,7 @@ def _row(kind: str, item: dict, a: Answer) -> dict:
         "answer": a.answer,
         "gold": item.get("answers", []),
         "abstained": a.abstained,
-        "correct": kind != "out_of_corpus" and contains_gold(a, item["answers"]),
+        "correct": "answers" in item and contains_gold(a, item["answers"]),
         "valid": citations_valid(a),
         "reason": a.abstain_reason,
         "rewritten": a.rewritten_question,
@@ -159,7 +170,7 @@ def rule_stats(rows: list[dict]) -> dict:
     for r in rows:
         for rule in r["rules"]:
             fired[rule["name"]] += 1
-            if r["kind"] == "out_of_corpus":
+            if r["kind"] in _NO_ANSWER:
                 ok = r["abstained"]
             elif "would_answer" in rule:
                 ok = not _holds(rule["would_answer"], r["gold"])
@@ -167,6 +178,9 @@ def rule_stats(rows: list[dict]) -> dict:
                 ok = r["correct"]
             right[rule["name"]] += bool(ok)
     return {name: {"fired": fired[name], "right": right[name]} for name in sorted(fired)}
+
+
+_NO_ANSWER = ("out_of_corpus", "unanswerable")  # kinds whose right reply is an abstention
 
 
 def _refusal(row: dict) -> str:
@@ -195,6 +209,7 @@ def _apart(rows: list[dict]) -> dict:
 def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
     ml = [r for r in rows if r["kind"] == "multilingual"]
     turns = [r for r in rows if r["kind"] in ("turn1", "followup")]
+    unanswerable = [r for r in rows if r["kind"] == "unanswerable"]
     rows = [r for r in rows if r["kind"] in ("answerable", "out_of_corpus")]
     ans = [r for r in rows if r["kind"] == "answerable"]
     ooc = [r for r in rows if r["kind"] == "out_of_corpus"]
@@ -223,6 +238,13 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
             lang: _mean([r["correct"] for r in ml if r.get("lang") == lang])
             for lang in sorted({r.get("lang") for r in ml if r.get("lang")})
         }
+    if unanswerable:  # about an indexed article, not answered by its indexed text: abstention is right
+        out["unanswerable"] = {
+            "questions": len(unanswerable),
+            "abstention": _mean([r["abstained"] for r in unanswerable]),
+            "latency_ms": _apart(unanswerable)["latency_ms"],
+            "rules": rule_stats(unanswerable),
+        }
     if turns:  # the follow-ups, and apart the opening turns they follow
         followups = [r for r in turns if r["kind"] == "followup"]
         out["followups"] = _apart(followups)
@@ -230,8 +252,8 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
     if split == "dev":  # test misses are never shown: no rule may be written from them
         out["failures"] = [
             r
-            for r in rows + ml + turns
-            if (r["kind"] == "out_of_corpus") != r["abstained"] or (r["kind"] != "out_of_corpus" and not r["correct"])
+            for r in rows + unanswerable + ml + turns
+            if (r["kind"] in _NO_ANSWER) != r["abstained"] or (r["kind"] not in _NO_ANSWER and not r["correct"])
         ]
     return out
 
@@ -257,6 +279,8 @@ def print_squad_report(rep: dict, console) -> None:
             f"other languages ({ml['questions']}): gold / abstained / wrong",
             f"{ml['gold_in_answer']} / {ml['abstention']} / {ml['answered_wrong']}",
         )
+    if un := rep.get("unanswerable"):
+        t.add_row(f"unanswerable about indexed articles ({un['questions']}): abstained", f"{un['abstention']}")
     if fu := rep.get("followups"):
         t.add_row(
             f"follow-ups ({fu['questions']}): gold / abstained / wrong",

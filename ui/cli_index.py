@@ -148,7 +148,7 @@ def eval_cmd(
         typer.Option(
             "--data",
             help="Evaluation set (default bench/data/article_eval.json; with --split, squad_eval.json, and the "
-            "squad_multilingual.json and squad_followups.json beside it).",
+            "squad_multilingual.json, squad_followups.json and squad_unanswerable.json beside it).",
         ),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items of each kind.")] = None,
@@ -157,8 +157,9 @@ def eval_cmd(
         typer.Option(
             "--split",
             help="article: the seed article's set; dev or test: 42 SQuAD "
-            "articles indexed together plus out-of-corpus questions, and apart translated questions and "
-            "follow-ups (choose changes on dev, report test).",
+            "articles indexed together plus out-of-corpus questions, and apart translated questions, "
+            "follow-ups and unanswerable questions about the indexed articles (choose changes on dev, report "
+            "test).",
         ),
     ] = "article",
     seeds: SeedsOpt = None,

@@ -166,7 +166,40 @@ def test_the_conversations_keep_their_articles_split_and_point_back():
         assert turn["answers"] and turn["question_named"] != turn["question"]
 
 
-def test_the_runner_asks_each_follow_up_with_the_conversation_as_answered(tmp_path):
+def test_unanswerable_questions_about_indexed_articles_are_reported_apart():
+    english = [_row("answerable", correct=True), _row("out_of_corpus", abstained=True)]
+    unanswerable = [
+        _row("unanswerable", abstained=True, rules=[{"name": "low_relevance", "would_answer": "s"}], gold=()),
+        _row("unanswerable", rules=[{"name": "tie"}], gold=()),
+        _row("unanswerable", abstained=True, gold=()),
+    ]
+    settings = Settings(_env_file=None)
+    alone, mixed = report(english, "dev", settings, "m"), report(english + unanswerable, "dev", settings, "m")
+    for key in ("gold_in_answer", "false_abstention", "answered_wrong", "abstention_out_of_corpus", "rules"):
+        assert alone[key] == mixed[key]
+    got = mixed["unanswerable"]
+    assert (got["questions"], got["abstention"]) == (3, 0.667)
+    assert got["rules"] == {"low_relevance": {"fired": 1, "right": 1}, "tie": {"fired": 1, "right": 0}}
+    assert [r["kind"] for r in mixed["failures"]] == ["unanswerable"]  # the one answered
+    assert "unanswerable" not in alone
+
+
+def test_the_unanswerable_questions_keep_their_articles_split_and_their_answers_are_not_indexed():
+    from qa.eval_squad import DEFAULT_UNANSWERABLE
+
+    source = json.loads(Path(DEFAULT_SQUAD).read_text(encoding="utf-8"))
+    split_of = {a["title"]: a["split"] for a in source["articles"]}
+    indexed = squad_normalize(" ".join(p for a in source["articles"] for p in [a["title"], *a["paragraphs"]]))
+    questions = json.loads(DEFAULT_UNANSWERABLE.read_text(encoding="utf-8"))["unanswerable"]
+    assert sum(q["split"] == "test" for q in questions) >= 50 and sum(q["split"] == "dev" for q in questions) >= 100
+    asked = {q["question"] for q in source["answerable"]}
+    for q in questions:
+        assert q["split"] == split_of[q["article"]] and q["question"] not in asked
+        assert q["squad_answers"] and not any(a in indexed for a in q["squad_answers"]), q["question"]
+        assert "answers" not in q  # nothing to find: the right reply is an abstention
+
+
+def test_the_runner_asks_each_follow_up_with_the_conversation_as_answered_and_the_unanswerable_ones(tmp_path):
     """The real runner, index and extractive pipeline on a one-article set with its conversations beside it."""
     from qa.eval_squad import prepare, run_squad_eval
     from qa.service import QAService
@@ -197,6 +230,10 @@ def test_the_runner_asks_each_follow_up_with_the_conversation_as_answered(tmp_pa
     data_path = tmp_path / "set" / "squad_eval.json"
     data_path.write_text(json.dumps(data), encoding="utf-8")
     (tmp_path / "set" / "squad_followups.json").write_text(json.dumps(conversations), encoding="utf-8")
+    unanswerable = [{"id": "u", "split": "dev", "article": "Ada Lovelace", "question": "Who was Lovelace's tutor?"}]
+    (tmp_path / "set" / "squad_unanswerable.json").write_text(
+        json.dumps({"unanswerable": unanswerable}), encoding="utf-8"
+    )
     base = Settings(_env_file=None, llm="extractive", data_dir=tmp_path / "data")
 
     class Recording(QAService):
@@ -214,3 +251,4 @@ def test_the_runner_asks_each_follow_up_with_the_conversation_as_answered(tmp_pa
     assert followup[1][0]["content"] == "When was Ada Lovelace born?" and "1815" in followup[1][1]["content"]
     assert rep["followups"]["questions"] == 1 and rep["answerable"] == 1 and rep["out_of_corpus"] == 1
     assert rep["followups"]["first_turns_gold_in_answer"] == 1.0
+    assert ("Who was Lovelace's tutor?", []) in svc.asked and rep["unanswerable"]["questions"] == 1
