@@ -122,13 +122,28 @@ class AnswerSettings(BaseModel):
         5, description="how many of the best-ranked retrieved sentences the reader (the model) sees"
     )
     min_relevance: float = Field(
-        0.4, description="abstain when no retrieved sentence scores this close to the question"
+        0.43, description="abstain when no retrieved sentence scores this close to the question; chosen on `dev`"
     )
     tie_margin: float = Field(
-        0.075,
+        0.09,
         description="a runner-up sentence within this score of the best is shown and cited too (the "
-        "ranking cannot tell them apart); chosen on `dev`, the largest margin that keeps the median answer under "
-        "200 characters",
+        "ranking cannot tell them apart); chosen on `dev` (0.075 and 0.09 with the answer check), keeping the "
+        "median answer under 200 characters",
+    )
+    verify_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="the packaged model that reads an answer scoring under `verify_below` and withdraws it when "
+        'it says the sentences do not answer (qa/verify.py); "" turns the check off. The extractive backend never '
+        "checks",
+    )
+    verify_model_path: Path | None = Field(None, description="any GGUF for the check; default: the packaged 1.5B")
+    verify_below: float = Field(
+        0.5, description="answers whose best sentence scores under this are checked by `verify_model`; chosen on `dev`"
+    )
+    verify_none: float = Field(
+        0.1,
+        description="the check withdraws an answer when the model's first reply token is NONE with at least this "
+        "probability; chosen on `dev`",
     )
 
 
@@ -138,9 +153,7 @@ class LlmSettings(BaseModel):
     llm: Literal["local", "openai", "extractive"] = Field(
         "local", description="local llama.cpp, an OpenAI-compatible server, or none (extractive)"
     )
-    llm_model: str = Field(
-        "qwen2.5-coder-0.5b", description='or "qwen2.5-coder-1.5b" (optional packages, about 2x slower)'
-    )
+    llm_model: str = Field("qwen2.5-coder-0.5b", description='or "qwen2.5-coder-1.5b" (about 2.5x slower)')
     llm_model_path: Path | None = Field(None, description="any GGUF; default: the packaged Qwen2.5-Coder-0.5B-Instruct")
     llm_fallback: Literal["extractive", "none"] = Field(
         "extractive", description="what answers when the local model is missing"

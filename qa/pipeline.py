@@ -1,6 +1,6 @@
 """The answer pipeline, readable in one place: a typed generator of StreamEvents.
 
-    question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve (respell) ─ rank sentences ─ gate ─ read ─ cite
+    question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve (respell) ─ rank sentences ─ gate ─ read ─ check ─ cite
 
 1. `Question.parse` removes markup and reads the question's language and kind (qa/question.py).
 2. A follow-up that points back into the conversation, or a question in another language, is rewritten into a
@@ -10,6 +10,8 @@
    sentence in them is ranked against the question (qa/read.py).
 4. Gates (qa/checks.py) abstain before any model call when the passages cannot hold the answer: nothing found,
    a name or number of the question that no passage has, or no sentence close enough to the question.
+   An answer whose best sentence scores under `verify_below` is read by the check's model (qa/verify.py), and
+   withdrawn when it says the sentences do not answer.
 5. The answer is the best-ranked sentence (QA_ANSWER_WITH=sentence, the default), and the runner-up too when it
    scores within `tie_margin` of the best (the ranking cannot tell them apart, so both are shown, each with its
    citation, rather than a guess between them); or the reader's words
@@ -66,6 +68,10 @@ class Parts:
     # Does the index know this word (any chunk has it)? A word it does not know may be misspelled (qa/spelling.py).
     known: Callable[[str], bool] | None = None
     grammar: bool = True  # the model takes a llama.cpp grammar (the local backend); else the prompt alone
+    # The answer check (qa/verify.py): p(NONE) of (question, answer's sentences); None: answers are not checked.
+    verify: Callable[[str, str], float] | None = None
+    verify_below: float = _default("verify_below")
+    verify_none: float = _default("verify_none")
 
 
 @dataclass
@@ -76,6 +82,7 @@ class Turn:
     history: list[dict]
     started: float = field(default_factory=time.perf_counter)
     rewritten: str | None = None
+    standalone: bool = True  # the query is one question (not the previous question + this one, the fallback)
     passages: list[Passage] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.0})
@@ -131,7 +138,9 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
     if parts.llm is None or not needs:
         return None
     msg = parts.llm.invoke(prompts.rewrite_messages(q.text, history), max_tokens=48)
-    return clean_rewrite(str(msg.content), q.text, history)
+    rewritten = clean_rewrite(str(msg.content), q.text, history)
+    turn.standalone = rewritten != _fallback(q.text, history)
+    return rewritten
 
 
 def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
@@ -144,6 +153,11 @@ def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
     usable = 3 <= len(line) <= 300 and checks.script_of(line) == "en"
     if usable and (not history or (_plain(line) not in same and checks.is_question(line) and is_self_contained(line))):
         return line
+    return _fallback(question, history)
+
+
+def _fallback(question: str, history: Sequence[dict]) -> str:
+    last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
     return f"{last_user} {question}".strip()
 
 
@@ -173,9 +187,28 @@ def _sentences(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
         yield StreamEvent("answer", answer=_abstain(turn, checks.wrong_kind(chosen[0].text, turn.question)))
         return
     text = " ".join(with_marker(c.text, c.passage.n) for c in fitting)
+    withdrawn = verify(parts, turn, fitting)
+    if withdrawn:
+        turn.fired("unverified", would_answer=text)
+        yield StreamEvent("answer", answer=_abstain(turn, withdrawn))
+        return
     turn.timings["first_token"] = turn.elapsed_ms()
     yield StreamEvent("token", text=text)
     yield StreamEvent("answer", answer=_answer(turn, text, [_citation(c) for c in fitting]))
+
+
+def verify(parts: Parts, turn: Turn, chosen: Sequence[Candidate]) -> str | None:
+    """Why an uncertain answer is withdrawn, or None: under `verify_below`, the check's model reads the chosen
+    sentences and the (standalone) question, and a NONE as likely as `verify_none` withdraws them
+    (qa/verify.py)."""
+    if parts.verify is None or chosen[0].score >= parts.verify_below or not turn.standalone:
+        return None  # two questions run together cannot be checked against: the model reads them as one
+    t0 = time.perf_counter()
+    p = parts.verify(turn.query, " ".join(c.text for c in chosen))
+    turn.timings["verify"] = (time.perf_counter() - t0) * 1000
+    if p < parts.verify_none:
+        return None
+    return f"the checking model read the sentences as not answering the question (p(NONE) {p:.2f})"
 
 
 def read(parts: Parts, turn: Turn) -> Iterator[StreamEvent]:
@@ -267,4 +300,4 @@ def _answer(
     )
 
 
-__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied"]
+__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied", "verify"]

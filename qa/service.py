@@ -77,12 +77,14 @@ class QAService:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._init_lock = threading.Lock()
+        self._verify_lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
         self._embedder = None
         self._retriever = None
         self._llm = None
         self._llm_loaded = False
         self._parts = None
+        self._verifier = None
         self.llm_note: str | None = None  # why a fallback backend answers, when it does
         self.watch_status: Callable[[], str] | None = None  # the folder watcher's status line, when one runs
 
@@ -125,11 +127,24 @@ class QAService:
             log.warning("LLM unavailable, falling back to extractive: %s", exc)
             return None
 
+    def verifier(self):
+        """The answer check (qa/verify.py), or None: turned off, or the extractive backend."""
+        s = self.settings
+        if not s.verify_model or s.llm == "extractive":
+            return None
+        with self._verify_lock:
+            if self._verifier is None:
+                from qa.verify import Verifier
+
+                self._verifier = Verifier(s)
+            return self._verifier
+
     def pipeline_parts(self):
         """The answer pipeline's parts, built once: the retriever, the cached embedder and the model."""
         from qa.pipeline import Parts
 
         llm = self.llm()
+        verifier = self.verifier()
         embedder = self.embedder()
         retriever = self.retriever()
         with self._init_lock:
@@ -147,6 +162,9 @@ class QAService:
                     min_relevance=s.min_relevance,
                     tie_margin=s.tie_margin,
                     grammar=s.llm == "local",
+                    verify=verifier,
+                    verify_below=s.verify_below,
+                    verify_none=s.verify_none,
                 )
             return self._parts
 
@@ -163,9 +181,22 @@ class QAService:
         except Exception as exc:  # the first question reports it properly
             log.warning("LLM load failed: %s", exc)
 
+    def _start_verifier(self) -> None:
+        verifier = self.verifier()
+        if verifier is None:
+            return
+        try:
+            verifier.load()
+        except Exception as exc:  # the first checked answer reports it properly
+            log.warning("answer check load failed: %s", exc)
+
     def warm_up(self) -> None:
-        """Load the embedder and the LLM concurrently, then open the index (if there is one)."""
-        threads = [threading.Thread(target=self.embedder), threading.Thread(target=self._start_llm)]
+        """Load the embedder and the models concurrently, then open the index (if there is one)."""
+        threads = [
+            threading.Thread(target=self.embedder),
+            threading.Thread(target=self._start_llm),
+            threading.Thread(target=self._start_verifier),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -202,6 +233,12 @@ class QAService:
         info = dict(index_status(self.settings))
         info["embedding_model"] = self.settings.embedding_model
         info["llm"] = self.llm_name()
+        check = self.verifier()
+        if check is None:
+            info["answer_check"] = "off"
+        else:
+            name = check.settings.verify_model_path or check.settings.verify_model
+            info["answer_check"] = check.note or f"{name}, for answers scoring under {check.settings.verify_below}"
         if self.watch_status is not None:
             info["watch"] = self.watch_status()
         return info

@@ -25,3 +25,11 @@ def local_chat_model(packaged_model_path: Path):
     model = get_chat_model(Settings(_env_file=None, llm="local", llm_model_path=packaged_model_path))
     model.load()
     return model
+
+
+@pytest.fixture(scope="session")
+def packaged_check_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The answer check's model (the packaged 1.5B), assembled once per session into a temp dir."""
+    data_dir = tmp_path_factory.mktemp("check-data")
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    return ensure_model_file(settings, settings.verify_model)

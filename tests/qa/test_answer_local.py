@@ -9,13 +9,13 @@ import pytest
 
 from index.build import build_index
 from qa.service import QAService
-from tests.qa.llm_testing import packaged_model_path  # noqa: F401  (session fixture)
+from tests.qa.llm_testing import packaged_check_model_path, packaged_model_path  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, packaged_model_path):  # noqa: F811
+def service(tmp_path_factory, packaged_model_path, packaged_check_model_path):  # noqa: F811
     from tests.conftest import SEED
     from index.settings import Settings
 
@@ -23,8 +23,13 @@ def service(tmp_path_factory, packaged_model_path):  # noqa: F811
     seeds = base / "seeds"
     seeds.mkdir()
     (seeds / SEED.name).write_bytes(SEED.read_bytes())
-    settings = Settings(
-        _env_file=None, seeds_dir=seeds, data_dir=base / "data", llm="local", llm_model_path=packaged_model_path
+    settings = Settings(  # default settings: the answer check is on
+        _env_file=None,
+        seeds_dir=seeds,
+        data_dir=base / "data",
+        llm="local",
+        llm_model_path=packaged_model_path,
+        verify_model_path=packaged_check_model_path,
     )
     build_index(settings, progress=False)
     svc = QAService(settings)

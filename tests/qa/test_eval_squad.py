@@ -181,6 +181,8 @@ def test_unanswerable_questions_about_indexed_articles_are_reported_apart():
     assert (got["questions"], got["abstention"]) == (3, 0.667)
     assert got["rules"] == {"low_relevance": {"fired": 1, "right": 1}, "tie": {"fired": 1, "right": 0}}
     assert [r["kind"] for r in mixed["failures"]] == ["unanswerable"]  # the one answered
+    # 2 x (answers without the answer: the answered unanswerable one) + false abstentions (none), over 5 questions
+    assert (alone["cost"], mixed["cost"]) == (0.0, 0.4)
     assert "unanswerable" not in alone
 
 

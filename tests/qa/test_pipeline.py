@@ -223,3 +223,76 @@ def test_a_misspelled_word_is_searched_again_as_the_passages_spell_it():
     assert a.answer.startswith("The dialogue was co-chaired by Ishaq Dar")
     a, _, retrieve = _ask(None, "Who co-chaired the dialogue?")
     assert len(retrieve.queries) == 1 and a.rewritten_question is None and a.rules == []
+
+
+class Check:
+    """A fake answer check: the p(NONE) it is set to, and what it was asked."""
+
+    def __init__(self, p_none: float):
+        self.p_none, self.seen = p_none, []
+
+    def __call__(self, question: str, text: str) -> float:
+        self.seen.append((question, text))
+        return self.p_none
+
+
+def _checked(check, below=0.99, bar=0.1):
+    parts = Parts(
+        retrieve=Recorder(),
+        embed=bow_embed,
+        llm=None,
+        min_relevance=0.1,
+        tie_margin=0.0,
+        verify=check,
+        verify_below=below,
+        verify_none=bar,
+    )
+    *_, last = answer(parts, "Who co-chaired the dialogue?")
+    return last.answer
+
+
+def test_an_uncertain_answer_the_check_reads_as_not_answering_is_withdrawn():
+    check = Check(0.4)
+    a = _checked(check)
+    assert a.abstained and a.citations == [] and "p(NONE) 0.40" in a.abstain_reason
+    assert [r["name"] for r in a.rules] == ["unverified"]
+    assert a.rules[0]["would_answer"].startswith("The dialogue was co-chaired by Ishaq Dar")  # `qa eval` judges it
+    assert check.seen == [
+        ("Who co-chaired the dialogue?", "The dialogue was co-chaired by Ishaq Dar and Wang Yi in Beijing.")
+    ]
+    assert a.passages  # the passages stay listed as related reading
+
+
+def test_the_check_lets_an_answer_through_under_its_bar_and_never_reads_a_confident_one():
+    check = Check(0.05)
+    a = _checked(check)
+    assert not a.abstained and a.rules == [] and "verify" in a.timings_ms and len(check.seen) == 1
+    confident = Check(0.99)
+    a = _checked(confident, below=0.0)  # every sentence scores above 0: nothing is uncertain
+    assert not a.abstained and confident.seen == [] and "verify" not in a.timings_ms
+
+
+def test_two_questions_run_together_are_not_checked_a_standalone_rewrite_is():
+    """When the rewrite falls back to the previous question + this one, there is no one question to check the
+    answer against: the check is not asked. A usable rewrite is checked like any question."""
+    history = [
+        {"role": "user", "content": "Who co-chaired the dialogue?"},
+        {"role": "assistant", "content": "Ishaq Dar and Wang Yi [1]."},
+    ]
+    for rewrite, checked in (("What did it say?", False), ("Where was the dialogue co-chaired?", True)):
+        check = Check(0.9)
+        parts = Parts(
+            retrieve=Recorder(),
+            embed=bow_embed,
+            llm=_reader(rewrite),
+            answer_with="sentence",
+            min_relevance=0.1,
+            tie_margin=0.0,
+            verify=check,
+            verify_below=0.99,
+            grammar=False,
+        )
+        *_, last = answer(parts, "Where was it held?", history)
+        assert bool(check.seen) == checked and last.answer.abstained == checked, rewrite
+        if not checked:
+            assert last.answer.rewritten_question == "Who co-chaired the dialogue? Where was it held?"
