@@ -191,7 +191,11 @@ class ChatApp:
     def status(self) -> str:
         try:
             note = getattr(self.service, "llm_note", None)  # why the extractive backend answers, if it does
-            return render.status_html({**self.service.status(), "llm_note": note and hide_paths(note)})
+            status = self.service.status()
+            check = status.get("answer_check")  # the check's model, or why it is unavailable (may name a file)
+            return render.status_html(
+                {**status, "llm_note": note and hide_paths(note), "answer_check": check and hide_paths(check)}
+            )
         except Exception as exc:  # noqa: BLE001 - a broken index must not break the page
             return f'<div class="qa-status" id="qa-status">{render.text_html(_message(exc))}</div>'
 

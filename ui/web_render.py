@@ -179,6 +179,8 @@ def status_html(status: dict) -> str:
     llm = escape(str(status.get("llm") or "unknown model"))
     if status.get("llm_note"):
         llm += f' <span class="qa-note">({escape(str(status["llm_note"]))})</span>'
+    if status.get("answer_check") not in (None, "off"):  # the answer check's model (qa/verify.py), or why it is off
+        llm += f". Uncertain answers checked by: {escape(str(status['answer_check']))}"
     watch = f' <span class="qa-watch">{escape(str(status["watch"]))}</span>' if status.get("watch") else ""
     if not status.get("exists"):
         return (

@@ -127,6 +127,11 @@ def test_status_line_says_what_is_indexed_and_which_model_answers():
     )
     assert Tags(line).text == "Indexed: 2 documents, 31 passages, built 2025-01-06 10:30. Answering model: Qwen2.5."
     assert "No index yet" in render.status_html({"exists": False, "llm": "Qwen2.5"})
+    checked = render.status_html({"exists": False, "llm": "Qwen2.5", "answer_check": "qwen2.5-coder-1.5b <b>"})
+    assert Tags(checked).text.endswith(
+        "Answering model: Qwen2.5. Uncertain answers checked by: qwen2.5-coder-1.5b <b>."
+    )
+    assert "checked by" not in render.status_html({"exists": False, "llm": "Qwen2.5", "answer_check": "off"})
 
 
 def test_rebuild_report_lists_warnings():
