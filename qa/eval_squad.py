@@ -68,13 +68,12 @@ def prepare(base: Settings, data: dict) -> Settings:
             path.write_text(text, encoding="utf-8")
     overrides: dict = {"seeds_dir": seeds, "data_dir": root / "data", "store_dir": root / "store", "chroma_host": None}
     from qa.model_file import ensure_model_file
+    from qa.verify import Verifier
 
     if base.llm == "local" and base.llm_model_path is None:  # the models of the project's data dir, not copies
         overrides["llm_model_path"] = ensure_model_file(base)
     if base.llm != "extractive" and base.verify_model and base.verify_model_path is None:
-        overrides["verify_model_path"] = ensure_model_file(
-            base.model_copy(update={"llm_model_path": None}), base.verify_model
-        )
+        overrides["verify_model_path"] = Verifier(base).model_path()
     settings = base.model_copy(update=overrides)
     build_index(settings, force=False, progress=False)
     return settings
@@ -204,10 +203,15 @@ def _apart(rows: list[dict]) -> dict:
         "gold_in_answer": _mean([r["correct"] for r in rows]),
         "abstention": _mean([r["abstained"] for r in rows]),
         "answered_wrong": _mean([not r["abstained"] and not r["correct"] for r in rows]),
-        "latency_ms": latency_summary(
-            [r["timings"].get("first_token", 0.0) for r in rows], [r["timings"].get("total", 0.0) for r in rows]
-        ),
+        "latency_ms": _latency(rows),
     }
+
+
+def _latency(rows: list[dict]) -> dict:
+    """First-token and total latency of a group of rows."""
+    return latency_summary(
+        [r["timings"].get("first_token", 0.0) for r in rows], [r["timings"].get("total", 0.0) for r in rows]
+    )
 
 
 def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> dict:
@@ -218,8 +222,6 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
     ans = [r for r in rows if r["kind"] == "answerable"]
     ooc = [r for r in rows if r["kind"] == "out_of_corpus"]
     answered = [r for r in rows if not r["abstained"]]
-    ttft = [r["timings"].get("first_token", 0.0) for r in rows]
-    totals = [r["timings"].get("total", 0.0) for r in rows]
     out = {
         "split": split,
         "backend": settings.llm,
@@ -232,7 +234,7 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
         "abstention_out_of_corpus": _mean([r["abstained"] for r in ooc]),
         "citation_validity": _mean([r["valid"] for r in rows]),
         "median_answer_chars": statistics.median([len(r["answer"]) for r in answered]) if answered else None,
-        "latency_ms": latency_summary(ttft, totals),
+        "latency_ms": _latency(rows),
         "rules": rule_stats(rows),
         "abstained_by_reason": dict(Counter(_refusal(r) for r in ans if r["abstained"]).most_common()),
     }
@@ -251,7 +253,7 @@ def report(rows: list[dict], split: str, settings: Settings, llm_name: str) -> d
         out["unanswerable"] = {
             "questions": len(unanswerable),
             "abstention": _mean([r["abstained"] for r in unanswerable]),
-            "latency_ms": _apart(unanswerable)["latency_ms"],
+            "latency_ms": _latency(unanswerable),
             "rules": rule_stats(unanswerable),
         }
     if turns:  # the follow-ups, and apart the opening turns they follow

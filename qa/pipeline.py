@@ -148,8 +148,7 @@ def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
     question + this one, which still retrieves the right passages for a follow-up."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone (english )?question|question|rewritten)\s*:\s*", "", line, flags=re.I).strip(" \"'“”")
-    last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
-    same = {_plain(question), _plain(last_user)}
+    same = {_plain(question), _plain(_last_user(history))}
     usable = 3 <= len(line) <= 300 and checks.script_of(line) == "en"
     if usable and (not history or (_plain(line) not in same and checks.is_question(line) and is_self_contained(line))):
         return line
@@ -157,8 +156,11 @@ def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
 
 
 def _fallback(question: str, history: Sequence[dict]) -> str:
-    last_user = next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
-    return f"{last_user} {question}".strip()
+    return f"{_last_user(history)} {question}".strip()
+
+
+def _last_user(history: Sequence[dict]) -> str:
+    return next((m["content"] for m in reversed(history) if m.get("role") == "user"), "")
 
 
 def _plain(text: str) -> str:
