@@ -115,7 +115,7 @@ class AnswerSettings(BaseModel):
     answer_with: Literal["sentence", "words"] = Field(
         "sentence",
         description="what an answer is: sentence, the best-ranked retrieved sentence (the model only "
-        "rewrites follow-ups and other languages), or words, the words the model picks from one of the best "
+        "rewrites follow-ups and translates other languages), or words, the words the model picks from one of the best "
         "`read_sentences` sentences",
     )
     read_sentences: int = Field(
@@ -133,8 +133,8 @@ class AnswerSettings(BaseModel):
     verify_model: str = Field(
         "qwen2.5-coder-1.5b",
         description="the packaged model that reads an answer scoring under `verify_below` and withdraws it when "
-        'it says the sentences do not answer (qa/verify.py); "" turns the check off. The extractive backend never '
-        "checks",
+        'it says the sentences do not answer (qa/verify.py), and translates questions asked in another language; "" '
+        "turns the check off (the answering model translates). The extractive backend never checks",
     )
     verify_model_path: Path | None = Field(None, description="any GGUF for the check; default: the packaged 1.5B")
     verify_below: float = Field(

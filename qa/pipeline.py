@@ -3,8 +3,9 @@
     question ─ parse ─ rewrite (follow-ups, other languages) ─ retrieve (respell) ─ rank sentences ─ gate ─ read ─ check ─ cite
 
 1. `Question.parse` removes markup and reads the question's language and kind (qa/question.py).
-2. A follow-up that points back into the conversation, or a question in another language, is rewritten into a
-   standalone English question by the model; a self-contained question is searched as typed.
+2. A question in another language is translated into English on its own (by the check's model when there is
+   one). A follow-up that points back into the conversation is rewritten into a standalone English question by
+   the model; a self-contained question is searched as typed.
 3. Hybrid retrieval finds the top passages; a question word the index does not know and that one edit turns
    into a word of those passages is read as they spell it, and they are retrieved again (qa/spelling.py). Every
    sentence in them is ranked against the question (qa/read.py).
@@ -72,6 +73,8 @@ class Parts:
     verify: Callable[[str, str], float] | None = None
     verify_below: float = _default("verify_below")
     verify_none: float = _default("verify_none")
+    # Translation of a question in another language (the check's model); None: the answering model translates.
+    translate: Callable[[str, str], str | None] | None = None
 
 
 @dataclass
@@ -132,15 +135,38 @@ def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[S
 
 
 def rewrite(parts: Parts, turn: Turn) -> str | None:
-    """A standalone English question for a follow-up that points back, or for another language; else None."""
+    """A standalone English question for a follow-up that points back, or for another language; else None.
+    A question in another language is translated on its own first; the conversation is read only when the
+    English still points back."""
     q, history = turn.question, turn.history
-    needs = (history and not is_self_contained(q.text)) or q.lang != "en"
-    if parts.llm is None or not needs:
+    if parts.llm is None:
         return None
-    msg = parts.llm.invoke(prompts.rewrite_messages(q.text, history), max_tokens=48)
-    rewritten = clean_rewrite(str(msg.content), q.text, history)
-    turn.standalone = rewritten != _fallback(q.text, history)
+    text = q.text
+    if q.lang != "en":
+        text = translate(parts, turn)
+        if text is None:  # no usable English: the old way, one model call reading the conversation too
+            text = q.text
+        elif not history or is_self_contained(text):
+            return text
+    elif not (history and not is_self_contained(text)):
+        return None
+    msg = parts.llm.invoke(prompts.rewrite_messages(text, history), max_tokens=48)
+    rewritten = clean_rewrite(str(msg.content), text, history)
+    turn.standalone = rewritten != _fallback(text, history)
     return rewritten
+
+
+def translate(parts: Parts, turn: Turn) -> str | None:
+    """The question in English (the check's model when there is one, else the answering model), or None when
+    the reply is not an English line."""
+    t0 = time.perf_counter()
+    q = turn.question
+    reply = parts.translate(q.text, q.lang) if parts.translate else None
+    if reply is None:
+        reply = str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang), max_tokens=48).content)
+    turn.timings["translate"] = (time.perf_counter() - t0) * 1000
+    line = clean_rewrite(reply, q.text, [])
+    return line if line != q.text else None
 
 
 def clean_rewrite(text: str, question: str, history: Sequence[dict]) -> str:
@@ -302,4 +328,4 @@ def _answer(
     )
 
 
-__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied", "verify"]
+__all__ = ["Parts", "Turn", "answer", "clean_rewrite", "read", "rewrite", "tied", "translate", "verify"]

@@ -35,6 +35,21 @@ _REWRITE_RULES = (
 )
 REWRITE_SYSTEM = "You turn the user's last message into one standalone English search question. " + _REWRITE_RULES
 
+LANGUAGES = {"zh": "Chinese", "ar": "Arabic", "ur": "Urdu"}
+
+
+def translate_messages(question: str, lang: str) -> list[tuple[str, str]]:
+    """A question in another language, to be translated on its own (no conversation: that is read afterwards,
+    in English, only when the translation still points back).
+
+    >>> translate_messages("谁主持了对话？", "zh")[0][1]
+    "Translate the user's Chinese question into English. Output only the English question."
+    """
+    name = LANGUAGES.get(lang)
+    whose = f"the user's {name} question" if name else "the user's question"
+    return [("system", f"Translate {whose} into English. Output only the English question."), ("human", question)]
+
+
 ABSTAIN = {
     "en": "The documents don't say. Nothing in the indexed passages answers this; the closest passages are "
     "listed as related reading.",

@@ -165,6 +165,7 @@ class QAService:
                     verify=verifier,
                     verify_below=s.verify_below,
                     verify_none=s.verify_none,
+                    translate=verifier.translate if verifier else None,
                 )
             return self._parts
 

@@ -115,3 +115,11 @@ def test_a_misspelled_question_is_answered_as_the_article_spells_it(service):
     assert answer.rewritten_question == "Who co-chaired the strategic dialogue?"
     assert not answer.abstained and "Wang Yi" in answer.answer, answer.answer
     _markers_valid(answer)
+
+
+def test_a_question_in_chinese_is_translated_by_the_check_model_and_answered_from_the_english_article(service):
+    answer = service.ask("谁共同主持了这次战略对话？")  # "Who co-chaired this strategic dialogue?"
+    assert answer.rewritten_question and answer.rewritten_question.isascii(), answer.rewritten_question
+    assert "translate" in answer.timings_ms
+    assert not answer.abstained and "Wang Yi" in answer.answer, (answer.rewritten_question, answer.answer)
+    _markers_valid(answer)

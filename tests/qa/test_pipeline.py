@@ -33,20 +33,20 @@ class Recorder:
 
 
 class Reader(GenericFakeChatModel):
-    """A fake model that also keeps the messages it was sent."""
+    """A fake model that also keeps the messages it was sent (streamed or not: a stream is made by _generate)."""
 
     seen: list = []
 
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
         self.seen.append(([m.content for m in messages], kwargs))
-        yield from super()._stream(messages, stop, run_manager, **kwargs)
+        return super()._generate(messages, stop, run_manager, **kwargs)
 
 
 def _reader(*replies: str) -> Reader:
     return Reader(messages=iter([AIMessage(r) for r in replies]), seen=[])
 
 
-def _ask(llm, question, history=(), min_relevance=0.1, answer_with="words"):
+def _ask(llm, question, history=(), min_relevance=0.1, answer_with="words", translate=None):
     retrieve = Recorder()
     events = list(
         answer(
@@ -57,6 +57,7 @@ def _ask(llm, question, history=(), min_relevance=0.1, answer_with="words"):
                 min_relevance=min_relevance,
                 grammar=False,
                 answer_with=answer_with,
+                translate=translate,
             ),
             question,
             history,
@@ -135,6 +136,44 @@ def test_a_follow_up_that_points_back_is_rewritten_before_search():
     a, _, retrieve = _ask(llm, "When did he go there?", history)
     assert retrieve.queries == ["When did Dar visit China?"] and a.rewritten_question == "When did Dar visit China?"
     assert a.answer == "from January 3 to January 5 [2]"
+
+
+class Translator:
+    """A fake translating model: one reply, and the questions it was given."""
+
+    def __init__(self, reply):
+        self.reply, self.asked = reply, []
+
+    def __call__(self, question, lang):
+        self.asked.append((question, lang))
+        return self.reply
+
+
+def test_a_question_in_another_language_is_translated_on_its_own_and_searched_in_english():
+    translator = Translator("Who co-chaired the dialogue?")
+    llm = _reader("1: Ishaq Dar and Wang Yi")  # the reader's reply only: no rewrite call
+    a, _, retrieve = _ask(llm, "谁主持了对话？", translate=translator)
+    assert translator.asked == [("谁主持了对话？", "zh")]
+    assert retrieve.queries == ["Who co-chaired the dialogue?"] and a.rewritten_question == retrieve.queries[0]
+    assert a.answer == "Ishaq Dar and Wang Yi [1]" and a.timings_ms["translate"] >= 0
+
+
+def test_a_translation_that_points_back_is_then_read_with_the_conversation():
+    history = [{"role": "user", "content": "Who visited China?"}, {"role": "assistant", "content": "Dar [1]"}]
+    llm = _reader("When did Dar visit China?", "1: from January 3 to January 5")
+    a, _, retrieve = _ask(llm, "他什么时候去的？", history, translate=Translator("When did he go there?"))
+    assert "Last message: When did he go there?" in llm.seen[0][0][1]  # the English is what is rewritten
+    assert retrieve.queries == ["When did Dar visit China?"]
+
+
+def test_without_a_translating_model_the_answering_model_translates_and_a_reply_not_in_english_is_not_searched():
+    llm = _reader("Who co-chaired the dialogue?", "1: Ishaq Dar and Wang Yi")
+    a, _, retrieve = _ask(llm, "谁主持了对话？")
+    assert llm.seen[0][0][0].startswith("Translate the user's Chinese question into English")
+    assert retrieve.queries == ["Who co-chaired the dialogue?"]
+    llm = _reader("Who co-chaired the dialogue?", "1: Ishaq Dar and Wang Yi")
+    a, _, retrieve = _ask(llm, "谁主持了对话？", translate=Translator("谁主持了对话"))  # not English: rewritten
+    assert "Standalone English question" in llm.seen[0][0][1] and retrieve.queries == ["Who co-chaired the dialogue?"]
 
 
 def test_gates_abstain_before_any_model_call():

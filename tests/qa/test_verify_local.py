@@ -58,3 +58,9 @@ def test_a_missing_model_turns_the_check_off_with_a_reason(tmp_path):
     verifier = Verifier(settings)
     assert verifier("Who won?", "Ann won.") == 0.0  # the answer stands: it is not checked
     assert "gone.gguf" in verifier.note and "not checked" in verifier.note
+
+
+@pytest.mark.parametrize("question, lang", [("中国的首都是哪个城市？", "zh"), ("ما هي عاصمة الصين؟", "ar")])
+def test_the_checks_model_translates_a_question_into_english(check, question, lang):
+    english = check.translate(question, lang).lower()
+    assert "capital" in english and "china" in english
