@@ -73,6 +73,26 @@ class CachedEmbed:
         return [found[t] for t in texts]
 
 
+def translator(settings: Settings, verifier):
+    """What translates a question in another language: the check's model (the packaged 1.5B translates better
+    than the packaged 0.5B), unless the answering model is one the person chose (QA_LLM=openai,
+    QA_LLM_MODEL_PATH), which then translates for itself (None).
+
+    >>> class Check:
+    ...     def translate(self, question, lang): ...
+    >>> check = Check()
+    >>> translator(Settings(_env_file=None), check) == check.translate
+    True
+    >>> [translator(Settings(_env_file=None, **s), check) for s in ({"llm": "openai"}, {"llm_model_path": "m.gguf"})]
+    [None, None]
+    >>> translator(Settings(_env_file=None), None) is None
+    True
+    """
+    if verifier is None or settings.llm != "local" or settings.llm_model_path:
+        return None
+    return verifier.translate
+
+
 class QAService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -165,7 +185,7 @@ class QAService:
                     verify=verifier,
                     verify_below=s.verify_below,
                     verify_none=s.verify_none,
-                    translate=verifier.translate if verifier else None,
+                    translate=translator(s, verifier),
                 )
             return self._parts
 
