@@ -37,7 +37,7 @@ from index.settings import Settings
 
 from qa import checks, prompts
 from qa.question import Question, is_self_contained
-from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar
+from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar, title_for_prompt
 from qa.spelling import respell
 from qa.types import Answer, Citation, Passage, StreamEvent
 
@@ -74,7 +74,7 @@ class Parts:
     verify_below: float = _default("verify_below")
     verify_none: float = _default("verify_none")
     # Translation of a question in another language (the check's model); None: the answering model translates.
-    translate: Callable[[str, str], str | None] | None = None
+    translate: Callable[[str, str, Sequence[str]], str | None] | None = None
 
 
 @dataclass
@@ -157,14 +157,28 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
 
 
 def translate(parts: Parts, turn: Turn) -> str | None:
-    """The question in English (the check's model when there is one, else the answering model), or None when
-    the reply is not an English line."""
+    """The question in English, or None when no reply is an English line. By the check's model, translated twice:
+    the passages the first translation finds name the documents it is about, and the second translation is asked
+    to spell names as those titles do. Without it the answering model translates once (the 0.5B, shown titles,
+    replies with a title instead of a question)."""
     t0 = time.perf_counter()
     q = turn.question
-    reply = parts.translate(q.text, q.lang) if parts.translate else None
-    if reply is None:
-        reply = str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang), max_tokens=48).content)
+    first = _translated(parts, q, ())
+    if first is not None and parts.translate:
+        titles = [title_for_prompt(p.title) for p in parts.retrieve(first, TITLES_FROM)]
+        names = list(dict.fromkeys(t for t in titles if t))
+        first = (_translated(parts, q, names) if names else None) or first
     turn.timings["translate"] = (time.perf_counter() - t0) * 1000
+    return first
+
+
+TITLES_FROM = 8  # passages whose document titles the second translation sees
+
+
+def _translated(parts: Parts, q: Question, names: Sequence[str]) -> str | None:
+    reply = parts.translate(q.text, q.lang, names) if parts.translate else None
+    if reply is None:
+        reply = str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang, names), max_tokens=48).content)
     line = clean_rewrite(reply, q.text, [])
     return line if line != q.text else None
 

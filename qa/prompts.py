@@ -38,16 +38,22 @@ REWRITE_SYSTEM = "You turn the user's last message into one standalone English s
 LANGUAGES = {"zh": "Chinese", "ar": "Arabic", "ur": "Urdu"}
 
 
-def translate_messages(question: str, lang: str) -> list[tuple[str, str]]:
+def translate_messages(question: str, lang: str, names: Sequence[str] = ()) -> list[tuple[str, str]]:
     """A question in another language, to be translated on its own (no conversation: that is read afterwards,
-    in English, only when the translation still points back).
+    in English, only when the translation still points back). `names`: the titles of the documents a first
+    translation found, so that names come out as the documents spell them ("Arsenal", not "Arnold").
 
     >>> translate_messages("谁主持了对话？", "zh")[0][1]
     "Translate the user's Chinese question into English. Output only the English question."
+    >>> translate_messages("谁主持了对话？", "zh", ["Strategic dialogue", "CPEC"])[0][1].split("question. ")[1]
+    'The documents it may be about: Strategic dialogue; CPEC. Write names as these documents spell them.'
     """
     name = LANGUAGES.get(lang)
     whose = f"the user's {name} question" if name else "the user's question"
-    return [("system", f"Translate {whose} into English. Output only the English question."), ("human", question)]
+    system = f"Translate {whose} into English. Output only the English question."
+    if names:
+        system += f" The documents it may be about: {'; '.join(names)}. Write names as these documents spell them."
+    return [("system", system), ("human", question)]
 
 
 ABSTAIN = {

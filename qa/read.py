@@ -120,7 +120,7 @@ def neutral(text: str) -> str:
     return _MARKUP.sub(lambda m: "\u2039" if m.group() == "<" else "\u203a", " ".join(text.split()))
 
 
-def _title(title: str) -> str:
+def title_for_prompt(title: str) -> str:
     """A document title for the prompt: one short line of data; a title that speaks to the model is left out."""
     if any(addresses_model(line) for line in title[:1000].splitlines()):
         return ""
@@ -131,7 +131,7 @@ def reader_messages(question: str, cands: Sequence[Candidate]) -> list[tuple[str
     """The fixed instructions (cached by the model between questions), then the numbered sentences."""
     lines = []
     for c in cands:
-        title = _title(c.passage.title)
+        title = title_for_prompt(c.passage.title)
         lines.append(f"[{c.n}] " + (f"({title}) " if title else "") + neutral(c.text))
     return [("system", READER_SYSTEM), ("human", "\n".join(lines) + f"\nQuestion: {question}\nReply:")]
 
@@ -192,4 +192,5 @@ __all__ = [
     "rank_sentences",
     "reader_messages",
     "reply_grammar",
+    "title_for_prompt",
 ]

@@ -75,20 +75,18 @@ class CachedEmbed:
 
 def translator(settings: Settings, verifier):
     """What translates a question in another language: the check's model (the packaged 1.5B translates better
-    than the packaged 0.5B), unless the answering model is one the person chose (QA_LLM=openai,
-    QA_LLM_MODEL_PATH), which then translates for itself (None).
+    than the packaged 0.5B), unless the answering model is an OpenAI-compatible server, which translates for
+    itself (None).
 
     >>> class Check:
-    ...     def translate(self, question, lang): ...
+    ...     def translate(self, question, lang, names): ...
     >>> check = Check()
     >>> translator(Settings(_env_file=None), check) == check.translate
     True
-    >>> [translator(Settings(_env_file=None, **s), check) for s in ({"llm": "openai"}, {"llm_model_path": "m.gguf"})]
-    [None, None]
-    >>> translator(Settings(_env_file=None), None) is None
-    True
+    >>> translator(Settings(_env_file=None, llm="openai"), check), translator(Settings(_env_file=None), None)
+    (None, None)
     """
-    if verifier is None or settings.llm != "local" or settings.llm_model_path:
+    if verifier is None or settings.llm != "local":
         return None
     return verifier.translate
 

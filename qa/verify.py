@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from index.settings import Settings
@@ -117,17 +118,18 @@ class Verifier:
             raise RuntimeError(f"the check's model did not answer: {str(response)[:200]}")
         return p_none(response)
 
-    def translate(self, question: str, lang: str) -> str | None:
-        """The question in English, by the check's model (the larger packaged model translates better: on `dev`,
-        the gold sentence ranked first or second for 7 of 24 questions in Chinese, Arabic and Urdu, against 5 with
-        the 0.5B); None when the model is unavailable, and the answering model translates instead."""
+    def translate(self, question: str, lang: str, names: Sequence[str] = ()) -> str | None:
+        """The question in English, by the check's model (the larger packaged model translates better than the
+        0.5B: docs/results.md); `names` as in `translate_messages`. None when the model is unavailable, and the
+        answering model translates instead."""
         from qa.prompts import translate_messages
 
         server = self.server()
         if server is None:
             return None
         messages = [
-            {"role": "system" if r == "system" else "user", "content": c} for r, c in translate_messages(question, lang)
+            {"role": "system" if r == "system" else "user", "content": c}
+            for r, c in translate_messages(question, lang, names)
         ]
         response = server.handle_chat_completions({"messages": messages, "max_tokens": 48, "temperature": 0})
         if "choices" not in response:

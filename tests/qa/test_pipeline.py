@@ -139,22 +139,24 @@ def test_a_follow_up_that_points_back_is_rewritten_before_search():
 
 
 class Translator:
-    """A fake translating model: one reply, and the questions it was given."""
+    """A fake translating model: its replies in turn (the last one from then on), and what it was given."""
 
-    def __init__(self, reply):
-        self.reply, self.asked = reply, []
+    def __init__(self, *replies):
+        self.replies, self.asked = list(replies), []
 
-    def __call__(self, question, lang):
-        self.asked.append((question, lang))
-        return self.reply
+    def __call__(self, question, lang, names):
+        self.asked.append((question, lang, list(names)))
+        return self.replies[min(len(self.asked), len(self.replies)) - 1]
 
 
-def test_a_question_in_another_language_is_translated_on_its_own_and_searched_in_english():
-    translator = Translator("Who co-chaired the dialogue?")
+def test_a_question_in_another_language_is_translated_on_its_own_then_again_with_the_titles_it_found():
+    translator = Translator("Who chaired the talks?", "Who co-chaired the dialogue?")
     llm = _reader("1: Ishaq Dar and Wang Yi")  # the reader's reply only: no rewrite call
     a, _, retrieve = _ask(llm, "谁主持了对话？", translate=translator)
-    assert translator.asked == [("谁主持了对话？", "zh")]
-    assert retrieve.queries == ["Who co-chaired the dialogue?"] and a.rewritten_question == retrieve.queries[0]
+    # the first translation is searched for the documents it is about; their titles go with the second
+    assert translator.asked == [("谁主持了对话？", "zh", []), ("谁主持了对话？", "zh", ["Doc"])]
+    assert retrieve.queries == ["Who chaired the talks?", "Who co-chaired the dialogue?"]
+    assert a.rewritten_question == "Who co-chaired the dialogue?"
     assert a.answer == "Ishaq Dar and Wang Yi [1]" and a.timings_ms["translate"] >= 0
 
 
@@ -163,13 +165,14 @@ def test_a_translation_that_points_back_is_then_read_with_the_conversation():
     llm = _reader("When did Dar visit China?", "1: from January 3 to January 5")
     a, _, retrieve = _ask(llm, "他什么时候去的？", history, translate=Translator("When did he go there?"))
     assert "Last message: When did he go there?" in llm.seen[0][0][1]  # the English is what is rewritten
-    assert retrieve.queries == ["When did Dar visit China?"]
+    assert retrieve.queries[-1] == "When did Dar visit China?"
 
 
 def test_without_a_translating_model_the_answering_model_translates_and_a_reply_not_in_english_is_not_searched():
     llm = _reader("Who co-chaired the dialogue?", "1: Ishaq Dar and Wang Yi")
     a, _, retrieve = _ask(llm, "谁主持了对话？")
     assert llm.seen[0][0][0].startswith("Translate the user's Chinese question into English")
+    assert "documents it may be about" not in llm.seen[0][0][0]  # once: the 0.5B shown titles replies with one
     assert retrieve.queries == ["Who co-chaired the dialogue?"]
     llm = _reader("Who co-chaired the dialogue?", "1: Ishaq Dar and Wang Yi")
     a, _, retrieve = _ask(llm, "谁主持了对话？", translate=Translator("谁主持了对话"))  # not English: rewritten
