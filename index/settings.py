@@ -134,8 +134,7 @@ class AnswerSettings(BaseModel):
         "qwen2.5-coder-1.5b",
         description="the packaged model that reads an answer scoring under `verify_below` and withdraws it when "
         "it says the sentences do not answer (qa/verify.py), and translates questions asked in another language (unless "
-        'the answering model is one you chose: `llm` openai or `llm_model_path`); "" turns the check off (the '
-        "answering model translates). The extractive backend never checks",
+        '`llm` is openai); "" turns the check off (the answering model translates). The extractive backend never checks',
     )
     verify_model_path: Path | None = Field(None, description="any GGUF for the check; default: the packaged 1.5B")
     verify_below: float = Field(

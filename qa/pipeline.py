@@ -148,7 +148,7 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
             text = q.text
         elif not history or is_self_contained(text):
             return text
-    elif not (history and not is_self_contained(text)):
+    elif not history or is_self_contained(text):
         return None
     msg = parts.llm.invoke(prompts.rewrite_messages(text, history), max_tokens=48)
     rewritten = clean_rewrite(str(msg.content), text, history)

@@ -102,21 +102,9 @@ class Verifier:
 
     def __call__(self, question: str, text: str) -> float:
         """p(NONE): how strongly the model says `text` does not answer `question` (0 when it is unavailable)."""
-        server = self.server()
-        if server is None:
-            return 0.0
-        response = server.handle_chat_completions(
-            {
-                "messages": verify_messages(question, text),
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": True,
-                "top_logprobs": 10,
-            }
-        )
-        if "choices" not in response:
-            raise RuntimeError(f"the check's model did not answer: {str(response)[:200]}")
-        return p_none(response)
+        request = {"messages": verify_messages(question, text), "max_tokens": 1, "logprobs": True, "top_logprobs": 10}
+        response = self._complete(request)
+        return 0.0 if response is None else p_none(response)
 
     def translate(self, question: str, lang: str, names: Sequence[str] = ()) -> str | None:
         """The question in English, by the check's model (the larger packaged model translates better than the
@@ -124,17 +112,22 @@ class Verifier:
         answering model translates instead."""
         from qa.prompts import translate_messages
 
-        server = self.server()
-        if server is None:
-            return None
         messages = [
             {"role": "system" if r == "system" else "user", "content": c}
             for r, c in translate_messages(question, lang, names)
         ]
-        response = server.handle_chat_completions({"messages": messages, "max_tokens": 48, "temperature": 0})
+        response = self._complete({"messages": messages, "max_tokens": 48})
+        return None if response is None else str(response["choices"][0]["message"].get("content") or "")
+
+    def _complete(self, request: dict) -> dict | None:
+        """The model's reply to a chat request (greedy), or None when the model is unavailable."""
+        server = self.server()
+        if server is None:
+            return None
+        response = server.handle_chat_completions({**request, "temperature": 0})
         if "choices" not in response:
             raise RuntimeError(f"the check's model did not answer: {str(response)[:200]}")
-        return str(response["choices"][0]["message"].get("content") or "")
+        return response
 
 
 __all__ = ["VERIFY_SYSTEM", "Verifier", "p_none", "verify_messages"]
