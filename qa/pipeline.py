@@ -159,26 +159,26 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
 def translate(parts: Parts, turn: Turn) -> str | None:
     """The question in English, or None when no reply is an English line. By the check's model, translated twice:
     the passages the first translation finds name the documents it is about, and the second translation is asked
-    to spell names as those titles do. Without it the answering model translates once (the 0.5B, shown titles,
-    replies with a title instead of a question)."""
+    to spell names as those titles do. Without it (none, or unavailable) the answering model translates once (the
+    0.5B, shown titles, replies with a title instead of a question)."""
     t0 = time.perf_counter()
     q = turn.question
-    first = _translated(parts, q, ())
-    if first is not None and parts.translate:
-        titles = [title_for_prompt(p.title) for p in parts.retrieve(first, TITLES_FROM)]
+    reply = parts.translate(q.text, q.lang, ()) if parts.translate else None
+    if reply is None:
+        english = _english(str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang), max_tokens=48).content), q)
+    elif (english := _english(reply, q)) is not None:
+        titles = [title_for_prompt(p.title) for p in parts.retrieve(english, TITLES_FROM)]
         names = list(dict.fromkeys(t for t in titles if t))
-        first = (_translated(parts, q, names) if names else None) or first
+        english = (_english(parts.translate(q.text, q.lang, names) or "", q) if names else None) or english
     turn.timings["translate"] = (time.perf_counter() - t0) * 1000
-    return first
+    return english
 
 
 TITLES_FROM = 8  # passages whose document titles the second translation sees
 
 
-def _translated(parts: Parts, q: Question, names: Sequence[str]) -> str | None:
-    reply = parts.translate(q.text, q.lang, names) if parts.translate else None
-    if reply is None:
-        reply = str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang, names), max_tokens=48).content)
+def _english(reply: str, q: Question) -> str | None:
+    """The reply's first line when it is usable English, else None."""
     line = clean_rewrite(reply, q.text, [])
     return line if line != q.text else None
 
