@@ -91,6 +91,23 @@ def translator(settings: Settings, verifier):
     return verifier.translate
 
 
+def check_role(settings: Settings, verifier) -> str:
+    """What the check's model does, for the status line.
+
+    >>> class Check:
+    ...     def translate(self, question, lang, names): ...
+    >>> check_role(Settings(_env_file=None), Check())
+    'qwen2.5-coder-1.5b, for answers scoring under 0.5; it also translates questions in other languages'
+    >>> check_role(Settings(_env_file=None, llm="openai"), Check())
+    'qwen2.5-coder-1.5b, for answers scoring under 0.5'
+    """
+    name = settings.verify_model_path or settings.verify_model
+    role = f"{name}, for answers scoring under {settings.verify_below}"
+    if translator(settings, verifier) is not None:
+        role += "; it also translates questions in other languages"
+    return role
+
+
 class QAService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -256,8 +273,7 @@ class QAService:
         if check is None:
             info["answer_check"] = "off"
         else:
-            name = check.settings.verify_model_path or check.settings.verify_model
-            info["answer_check"] = check.note or f"{name}, for answers scoring under {check.settings.verify_below}"
+            info["answer_check"] = check.note or check_role(self.settings, check)
         if self.watch_status is not None:
             info["watch"] = self.watch_status()
         return info
