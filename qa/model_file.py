@@ -100,6 +100,25 @@ def ensure_model_file(settings: Settings, model: str | None = None) -> Path:
     return target
 
 
+def check_model_file(settings: Settings) -> Path:
+    """The answer check's GGUF (qa/verify.py): QA_VERIFY_MODEL_PATH, or the packaged `verify_model` assembled."""
+    return ensure_model_file(
+        settings.model_copy(update={"llm_model_path": settings.verify_model_path}), settings.verify_model
+    )
+
+
+def prepare_models(settings: Settings) -> list[Path]:
+    """Every model file these settings will load, assembled and checked now (`make run` does this before the
+    page opens, so the first question never waits for 1.5 GB to be copied): the answering model with the local
+    backend, and the answer check's model unless the check is off or the backend is extractive."""
+    paths = []
+    if settings.llm == "local":
+        paths.append(ensure_model_file(settings))
+    if settings.verify_model and settings.llm != "extractive":
+        paths.append(check_model_file(settings))
+    return paths
+
+
 def part_paths(spec: ModelSpec) -> list[Path]:
     """Paths of the installed part files, in order; a clear error naming the first missing package.
 
@@ -208,6 +227,25 @@ __all__ = [
     "DEFAULT_MODEL",
     "QWEN_05B",
     "QWEN_15B",
+    "check_model_file",
     "ensure_model_file",
     "part_paths",
+    "prepare_models",
 ]
+
+
+def main() -> int:
+    """`python -m qa.model_file`: assemble and check the model files the settings (QA_* variables) will load."""
+    import sys
+
+    try:
+        for path in prepare_models(Settings()):
+            print(f"ready: {path} ({path.stat().st_size / 1e6:,.0f} MB)")
+    except ModelFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,11 +71,9 @@ class Verifier:
         self._lock = threading.Lock()
 
     def model_path(self) -> Path:
-        from qa.model_file import ensure_model_file
+        from qa.model_file import check_model_file
 
-        # QA_LLM_MODEL_PATH names the answering model's file; QA_VERIFY_MODEL_PATH names this one.
-        s = self.settings
-        return ensure_model_file(s.model_copy(update={"llm_model_path": s.verify_model_path}), s.verify_model)
+        return check_model_file(self.settings)  # QA_VERIFY_MODEL_PATH, or the packaged 1.5B
 
     def server(self):
         with self._lock:

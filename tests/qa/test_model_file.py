@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from qa import model_file
 from qa.model_file import QWEN_05B, QWEN_15B, ModelFileError, ModelSpec, ensure_model_file, part_paths
 
-from tests.qa.llm_testing import packaged_model_path  # noqa: F401  (session fixture)
+from tests.qa.llm_testing import packaged_check_model_path, packaged_model_path  # noqa: F401  (session fixtures)
 
 
 def _sha256(path: Path) -> str:
@@ -156,3 +159,38 @@ def test_corrupted_copy_of_the_packaged_model_is_refused(packaged_model_path, se
     os.truncate(target, QWEN_05B.size - 1)
     with pytest.raises(ModelFileError, match="bytes instead of"):
         ensure_model_file(settings)
+
+
+def test_prepare_models_assembles_what_the_settings_will_load(tiny_model, settings, monkeypatch):
+    """`make run` prepares the model files before the page opens: the answering model (local backend) and the
+    check's model, each assembled from its parts and checked; nothing for what the settings will not load."""
+    answering, check = (replace(tiny_model, filename=f"{n}.gguf") for n in ("answering", "check"))
+    monkeypatch.setitem(model_file.MODELS, settings.llm_model, answering)
+    monkeypatch.setitem(model_file.MODELS, settings.verify_model, check)
+    paths = model_file.prepare_models(settings)
+    assert [p.name for p in paths] == ["answering.gguf", "check.gguf"]
+    assert all(p.parent == settings.models_path and _sha256(p) == tiny_model.sha256 for p in paths)
+    assert model_file.prepare_models(settings.with_overrides(llm="extractive")) == []
+    assert [p.name for p in model_file.prepare_models(settings.with_overrides(verify_model=""))] == ["answering.gguf"]
+    openai = settings.with_overrides(llm="openai")
+    assert [p.name for p in model_file.prepare_models(openai)] == ["check.gguf"]
+
+
+def test_prepare_command_names_a_bad_model_file_and_fails(tmp_path):
+    """`python -m qa.model_file` (the Makefile's `models` step) stops `make run` with the reason, not a traceback."""
+    env = {**os.environ, "QA_DATA_DIR": str(tmp_path), "QA_LLM_MODEL_PATH": str(tmp_path / "missing.gguf")}
+    r = subprocess.run([sys.executable, "-m", "qa.model_file"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "QA_LLM_MODEL_PATH points at" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_prepare_command_reports_both_model_files(packaged_model_path, packaged_check_model_path, tmp_path):
+    env = {
+        **os.environ,
+        "QA_DATA_DIR": str(tmp_path),
+        "QA_LLM_MODEL_PATH": str(packaged_model_path),
+        "QA_VERIFY_MODEL_PATH": str(packaged_check_model_path),
+    }
+    r = subprocess.run([sys.executable, "-m", "qa.model_file"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"ready: {packaged_model_path} (" in r.stdout and f"ready: {packaged_check_model_path} (" in r.stdout
