@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +22,10 @@ SEED = ROOT / "seeds" / "pakistan-china-strategic-dialogue.txt"
 ARTIFACTS = ROOT / "test-artifacts"
 STARTUP_SECONDS = 240
 ANSWER_SECONDS = 300  # one answer from the local model on a busy 2-core machine, with margin
+# The packaged model files, assembled once (checked against their sha256) and linked into each test server's data
+# folder, as `make run` prepares them before `qa serve`: a server that copied 1.6 GB itself would keep its first
+# questions waiting on the copy.
+SHARED_MODELS = Path(tempfile.gettempdir()) / "qa-test-models"
 
 SERVE = (
     "import logging, sys\n"
@@ -110,6 +115,8 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         TRANSFORMERS_OFFLINE="1",
         **env_overrides,
     )
+    if env.get("QA_LLM", "local") == "local" and "QA_LLM_MODEL_PATH" not in env:
+        _link_models(data / "models")
     port = free_port()
     with log.open("w") as out:
         proc = launch([sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"], env, out)
@@ -121,6 +128,22 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         raise
     user, _, password = env_overrides.get("QA_AUTH", "").partition(":")
     return Server(url, seeds, data, log, (user, password) if user else None), proc
+
+
+def _link_models(folder: Path) -> None:
+    """The default model files (SHARED_MODELS) in `folder`, hard-linked (same bytes and mtime, so their checksum
+    record holds) or copied where a link cannot be made."""
+    from index.settings import Settings
+    from qa.model_file import prepare_models
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in prepare_models(Settings(_env_file=None, data_dir=SHARED_MODELS)):
+        checked = path.with_name(path.name + ".verified.json")
+        try:
+            os.link(path, folder / path.name)
+        except OSError:
+            shutil.copy2(path, folder / path.name)
+        shutil.copy2(checked, folder / checked.name)
 
 
 @contextmanager
