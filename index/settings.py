@@ -210,6 +210,11 @@ class Settings(*GROUPS, BaseSettings):
         return self.data_dir / "models"
 
     @property
+    def checks_answers(self) -> bool:
+        """Whether answers are checked by `verify_model` (qa/verify.py): not when it is "" or without a model."""
+        return bool(self.verify_model) and self.llm != "extractive"
+
+    @property
     def feedback_path(self) -> Path:
         return self.feedback_file if self.feedback_file is not None else self.data_dir / "feedback.jsonl"
 

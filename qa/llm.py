@@ -120,7 +120,8 @@ def _load_server(config: ServerConfig) -> LocalServer:
     except Exception as exc:  # the native side only says "failed to init server"
         raise LLMError(f"The local model {Path(config.model_path).name} could not be loaded: {exc}") from exc
     # No request is made here: warm-up (QAService.warm_up) sends each model its own fixed instructions ahead of the
-    # first question, and a request on first use pays its page faults itself (a "Hi" first only adds ~0.6 s).
+    # first question, and on first use the real request pays the page faults itself (one made here would only add
+    # its own prompt, ~0.6 s for the 1.5B).
     return LocalServer(server=server, url=server.listening_address, api_key=api_key)
 
 

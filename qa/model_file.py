@@ -114,7 +114,7 @@ def prepare_models(settings: Settings) -> list[Path]:
     paths = []
     if settings.llm == "local":
         paths.append(ensure_model_file(settings))
-    if settings.verify_model and settings.llm != "extractive":
+    if settings.checks_answers:
         paths.append(check_model_file(settings))
     return paths
 
@@ -179,13 +179,14 @@ def _assemble(spec: ModelSpec, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _sidecar(target: Path) -> Path:
+def checksum_record(target: Path) -> Path:
+    """The sidecar beside a model file that records its size, mtime and sha256 once checked."""
     return target.with_name(target.name + ".verified.json")
 
 
 def _write_sidecar(target: Path, sha256: str) -> None:
     st = target.stat()
-    _sidecar(target).write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}))
+    checksum_record(target).write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}))
 
 
 def _verify(spec: ModelSpec, target: Path) -> None:
@@ -197,7 +198,7 @@ def _verify(spec: ModelSpec, target: Path) -> None:
             f"not the expected model and will not be used. Delete it and run again to reassemble it."
         )
     try:
-        seen = json.loads(_sidecar(target).read_text())
+        seen = json.loads(checksum_record(target).read_text())
         if seen == {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": spec.sha256}:
             return
     except (OSError, ValueError):
@@ -228,6 +229,7 @@ __all__ = [
     "QWEN_05B",
     "QWEN_15B",
     "check_model_file",
+    "checksum_record",
     "ensure_model_file",
     "part_paths",
     "prepare_models",

@@ -144,7 +144,7 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
     text = q.text
     if q.lang != "en":
         text = translate(parts, turn)
-        if text is None:  # no usable English: the old way, one model call reading the conversation too
+        if text is None:  # no usable English: the answering model reads the question with the conversation
             text = q.text
         elif not history or is_self_contained(text):
             return text

@@ -165,7 +165,7 @@ class QAService:
     def verifier(self):
         """The answer check (qa/verify.py), or None: turned off, or the extractive backend."""
         s = self.settings
-        if not s.verify_model or s.llm == "extractive":
+        if not s.checks_answers:
             return None
         with self._verify_lock:
             if self._verifier is None:

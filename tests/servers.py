@@ -134,11 +134,11 @@ def _link_models(folder: Path) -> None:
     """The default model files (SHARED_MODELS) in `folder`, hard-linked (same bytes and mtime, so their checksum
     record holds) or copied where a link cannot be made."""
     from index.settings import Settings
-    from qa.model_file import prepare_models
+    from qa.model_file import checksum_record, prepare_models
 
     folder.mkdir(parents=True, exist_ok=True)
     for path in prepare_models(Settings(_env_file=None, data_dir=SHARED_MODELS)):
-        checked = path.with_name(path.name + ".verified.json")
+        checked = checksum_record(path)
         try:
             os.link(path, folder / path.name)
         except OSError:
