@@ -206,6 +206,29 @@ def check_host(host: str, allow_remote: bool, auth: str | None = None, no_auth: 
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise OSError (with what to do) when host:port cannot be bound, before anything loads: a failed start
+    must not leave the model loading in another thread while the process exits."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise OSError(errno.EINVAL, f"Cannot listen on {host}: {exc.strerror or exc}.") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc} (another qa serve?). "
+                "Pass --port N or set QA_PORT to use another port.",
+            ) from exc
+
+
 def allowed_hosts(host: str, extra: str | None = None) -> list[str]:
     """The names a request's Host header may carry: the bound name, this computer's loopback names and the
     comma-separated `extra` names (QA_ALLOWED_HOSTS). Any other name is refused, so a web page whose name is
@@ -284,6 +307,7 @@ def serve(
 
     check_api_key(settings, allow_remote)
     check_host(host, allow_remote, settings.auth, no_auth)
+    check_port(host, port)
     _auth(settings.auth)
     claim_store(settings, "serve")  # held until exit: `qa index build` in another process is refused meanwhile
     log.info("serving http://%s:%s; %s", host, port, endpoints(settings))
@@ -320,6 +344,7 @@ __all__ = [
     "allowed_hosts",
     "build_app",
     "check_host",
+    "check_port",
     "hide_paths",
     "launch",
     "serve",

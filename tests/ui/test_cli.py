@@ -175,4 +175,5 @@ def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
             env={"QA_DATA_DIR": str(tmp_path / "data")},
         )
     assert r.returncode == 1 and "Error:" in r.stderr and str(port) in r.stderr, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
+    assert "--port" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "store").exists()  # refused before anything was opened or loaded
