@@ -204,7 +204,7 @@ class LocalChatModel(BaseChatModel, ServerOptions):
     ) -> ChatResult:
         server = local_server(self.server_config()).server
         response = server.handle_chat_completions(self._request(messages, stop, stream=False, **kwargs))
-        _raise_for_error(response)
+        raise_for_error(response)
         choice = response["choices"][0]
         metadata = _metadata(response, choice.get("finish_reason"), self.model_path)
         message = AIMessage(
@@ -293,7 +293,7 @@ class LocalChatModel(BaseChatModel, ServerOptions):
             raise LLMError(f"The local model produced nothing for {self.timeout_s:.0f} s.")
         if isinstance(item, BaseException):
             raise item
-        _raise_for_error(item)
+        raise_for_error(item)
         choice = (item.get("choices") or [{}])[0]
         text = (choice.get("delta") or {}).get("content") or ""
         finish = choice.get("finish_reason")
@@ -309,7 +309,8 @@ class LocalChatModel(BaseChatModel, ServerOptions):
         )
 
 
-def _raise_for_error(response: dict) -> None:
+def raise_for_error(response: dict) -> None:
+    """LLMError with llama.cpp's message when a response (or a streamed chunk) is an error."""
     error = response.get("error")
     if error is None and {"code", "message"} <= response.keys():  # bare error objects from the wrapper
         error = response
@@ -384,4 +385,5 @@ __all__ = [
     "ServerOptions",
     "get_chat_model",
     "local_server",
+    "raise_for_error",
 ]

@@ -27,6 +27,7 @@ Nothing here holds state between questions: `answer()` reads its inputs, yields 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from qa import checks, prompts
 from qa.question import Question, is_self_contained
 from qa.read import Candidate, locate, parse_reply, rank_sentences, reader_messages, reply_grammar, title_for_prompt
 from qa.spelling import respell
-from qa.types import Answer, Citation, Passage, StreamEvent
+from qa.types import Answer, Citation, Passage, Stopped, StreamEvent
 
 Retrieve = Callable[[str, int], list[Passage]]
 Embed = Callable[[list[str]], list[list[float]]]
@@ -73,8 +74,9 @@ class Parts:
     verify: Callable[[str, str], float] | None = None
     verify_below: float = _default("verify_below")
     verify_none: float = _default("verify_none")
-    # Translation of a question in another language (the check's model); None: the answering model translates.
-    translate: Callable[[str, str, Sequence[str]], str | None] | None = None
+    # Translation of a question in another language (the check's model): (question, lang, names, stop=) ->
+    # English, None if unavailable; the model stops writing once `stop` is set. None: the answering model translates.
+    translate: Callable[..., str | None] | None = None
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Turn:
     candidates: list[Candidate] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: {"retrieve": 0.0})
     rules: list[dict] = field(default_factory=list)
+    stop: threading.Event | None = None  # set when the person stops the answer: the next step does not start
 
     @property
     def query(self) -> str:
@@ -101,11 +104,20 @@ class Turn:
     def fired(self, name: str, **detail) -> None:
         self.rules.append({"name": name, **detail})
 
+    def go_on(self) -> None:
+        """Raise Stopped once the person has stopped the answer (between steps that take seconds)."""
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
 
-def answer(parts: Parts, asked: str, history: Sequence[dict] = ()) -> Iterator[StreamEvent]:
-    """Passages, then the reader's words as they come, then the final Answer (always last)."""
-    turn = Turn(Question.parse(asked), list(history))
+
+def answer(
+    parts: Parts, asked: str, history: Sequence[dict] = (), stop: threading.Event | None = None
+) -> Iterator[StreamEvent]:
+    """Passages, then the reader's words as they come, then the final Answer (always last). Once `stop` is set,
+    the step under way ends early where it can (a translation) and Stopped is raised before the next one."""
+    turn = Turn(Question.parse(asked), list(history), stop=stop)
     turn.rewritten = rewrite(parts, turn)
+    turn.go_on()
     t0 = time.perf_counter()
     turn.passages = parts.retrieve(turn.query, parts.top_k)
     respelled = respell(turn.query, turn.passages, parts.known)
@@ -163,13 +175,16 @@ def translate(parts: Parts, turn: Turn) -> str | None:
     0.5B, shown titles, replies with a title instead of a question)."""
     t0 = time.perf_counter()
     q = turn.question
-    reply = parts.translate(q.text, q.lang, ()) if parts.translate else None
+    reply = parts.translate(q.text, q.lang, (), stop=turn.stop) if parts.translate else None
+    turn.go_on()
     if reply is None:
         english = _english(str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang), max_tokens=48).content), q)
     elif (english := _english(reply, q)) is not None:
         titles = [title_for_prompt(p.title) for p in parts.retrieve(english, TITLES_FROM)]
         names = list(dict.fromkeys(t for t in titles if t))
-        english = (_english(parts.translate(q.text, q.lang, names) or "", q) if names else None) or english
+        english = (
+            _english(parts.translate(q.text, q.lang, names, stop=turn.stop) or "", q) if names else None
+        ) or english
     turn.timings["translate"] = (time.perf_counter() - t0) * 1000
     return english
 
@@ -245,6 +260,7 @@ def verify(parts: Parts, turn: Turn, chosen: Sequence[Candidate]) -> str | None:
     (qa/verify.py)."""
     if parts.verify is None or chosen[0].score >= parts.verify_below or not turn.standalone:
         return None  # two questions run together cannot be checked against: the model reads them as one
+    turn.go_on()
     t0 = time.perf_counter()
     p = parts.verify(turn.query, " ".join(c.text for c in chosen))
     turn.timings["verify"] = (time.perf_counter() - t0) * 1000

@@ -87,3 +87,10 @@ class StreamEvent:
 
 class QAError(Exception):
     """A failure the user should see as a clear, friendly message (bad question, no index, no model)."""
+
+
+class Stopped(QAError):
+    """The person stopped the answer (Stop, a new chat) while a model step was running; that step ended early."""
+
+    def __init__(self) -> None:
+        super().__init__("Stopped.")

@@ -104,18 +104,22 @@ class Verifier:
         response = self._complete(request)
         return 0.0 if response is None else p_none(response)
 
-    def translate(self, question: str, lang: str, names: Sequence[str] = ()) -> str | None:
+    def translate(
+        self, question: str, lang: str, names: Sequence[str] = (), stop: threading.Event | None = None
+    ) -> str | None:
         """The question in English, by the check's model (the larger packaged model translates better than the
         0.5B: docs/results.md); `names` as in `translate_messages`. None when the model is unavailable, and the
-        answering model translates instead."""
+        answering model translates instead. Once `stop` is set, the model stops writing and Stopped is raised."""
         from qa.prompts import translate_messages
 
         messages = [
             {"role": "system" if r == "system" else "user", "content": c}
             for r, c in translate_messages(question, lang, names)
         ]
-        response = self._complete({"messages": messages, "max_tokens": 48})
-        return None if response is None else str(response["choices"][0]["message"].get("content") or "")
+        if stop is None:
+            response = self._complete({"messages": messages, "max_tokens": 48})
+            return None if response is None else str(response["choices"][0]["message"].get("content") or "")
+        return self._written({"messages": messages, "max_tokens": 48}, stop)
 
     def _complete(self, request: dict) -> dict | None:
         """The model's reply to a chat request (greedy), or None when the model is unavailable."""
@@ -126,6 +130,28 @@ class Verifier:
         if "choices" not in response:
             raise RuntimeError(f"the check's model did not answer: {str(response)[:200]}")
         return response
+
+    def _written(self, request: dict, stop: threading.Event) -> str | None:
+        """The reply's text, streamed so that llama.cpp ends the request at the next token once `stop` is set
+        (Stopped is raised then); None when the model is unavailable."""
+        from qa.llm import raise_for_error
+        from qa.types import Stopped
+
+        server = self.server()
+        if server is None:
+            return None
+        chunks: list[dict] = []
+
+        def on_chunk(chunk: dict) -> bool:
+            chunks.append(chunk)
+            return stop.is_set()
+
+        server.handle_chat_completions({**request, "temperature": 0, "stream": True}, on_chunk)
+        if stop.is_set():
+            raise Stopped()
+        for chunk in chunks:
+            raise_for_error(chunk)
+        return "".join(((c.get("choices") or [{}])[0].get("delta") or {}).get("content") or "" for c in chunks)
 
 
 __all__ = ["VERIFY_SYSTEM", "Verifier", "p_none", "verify_messages"]

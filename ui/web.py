@@ -155,7 +155,14 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
             step.then(None, js=FOCUS_QUESTION, **private)
             api = {"api_name": "chat"} if not answering else {"api_visibility": "private"}
             answering.append(
-                step.then(app.respond, [pending, chat, records], [chat, sources, records], **api, **answer_limit)
+                step.then(
+                    app.respond,
+                    [pending, chat, records],
+                    [chat, sources, records],
+                    trigger_mode="multiple",  # sent even while a stopped answer winds down (take_question)
+                    **api,
+                    **answer_limit,
+                )
             )
         picked = chat.example_select(app.pick_example, None, [question, pending], **private)
         answering.append(
@@ -164,10 +171,11 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
                 [pending, chat, records],
                 [chat, sources, records],
                 api_visibility="private",
+                trigger_mode="multiple",
                 **answer_limit,
             )
         )
-        stop.click(None, None, None, cancels=answering, **private)
+        stop.click(app.stop, None, None, cancels=answering, **private)
         new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.like(app.like, [records], None, api_visibility="private")  # queued: gr.Info needs the queue

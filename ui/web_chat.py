@@ -13,7 +13,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +22,7 @@ from index.settings import Settings
 from index.types import IndexError_, IndexMissing
 from qa.feedback import record_feedback
 from qa.service import QAService
-from qa.types import Answer, QAError
+from qa.types import Answer, QAError, Stopped
 from index.uploads import save_uploads
 from ui import web_render as render
 from ui.gate import AnswerGate
@@ -85,6 +85,8 @@ class ChatApp:
             if len(str(Path(p).absolute())) > 1
         )
         self.gate = gate or AnswerGate(self.settings.llm_parallel)  # shared with the HTTP API by launch()
+        self._stops: dict[str, set[threading.Event]] = {}  # each session's answers under way, to stop them
+        self._stops_lock = threading.Lock()
 
     # --- chat ----------------------------------------------------------------------------------------------
     @staticmethod
@@ -96,9 +98,12 @@ class ChatApp:
                 out += [{"role": "user", "content": rec["question"]}, {"role": "assistant", "content": rec["answer"]}]
         return out
 
-    def respond(self, question: str, chat: list | None, records: dict | None) -> Iterator[tuple]:
+    def respond(
+        self, question: str, chat: list | None, records: dict | None, request: gr.Request | None = None
+    ) -> Iterator[tuple]:
         """Stream one answer: the bubble fills token by token, the sources panel shows the retrieved passages,
-        then the checked answer replaces the raw text and the panel shows what it cites."""
+        then the checked answer replaces the raw text and the panel shows what it cites. `stop` for the same
+        session (`request`) ends it, a translation under way included."""
         chat, records = list(chat or []), dict(records or {})
         question = question or ""
         history = self.history(records)
@@ -118,8 +123,14 @@ class ChatApp:
         yield [*chat], sources, records
         raw = ""
         try:
-            with self.gate.hold(), closing(self.service.stream(question, history)) as events:
+            with (
+                self._stoppable(request) as stop,
+                self.gate.hold(),
+                closing(self.service.stream(question, history, stop)) as events,
+            ):
                 for event in events:
+                    if stop.is_set():  # stopped, or a newer question of this chat took over: no more output
+                        return
                     if event.kind == "passages":
                         sources = render.retrieved_html(event.passages or [], turn)
                     elif event.kind == "token":
@@ -131,11 +142,38 @@ class ChatApp:
                         yield [*chat], sources, records
                         return
                     yield [*chat], sources, records
+        except Stopped:  # by Stop (the page drops this event's output) or by a newer question: nothing to show
+            return
         except Exception as exc:  # noqa: BLE001 - every failure becomes a chat message
             message = _message(exc)
             chat[turn] = {"role": "assistant", "content": render.text_html(message)}
             records = {**records, turn: {**record, "answer": message, "error": True}}
             yield chat, render.sources_message(message) if not raw else sources, records
+
+    @contextmanager
+    def _stoppable(self, request: gr.Request | None) -> Iterator[threading.Event]:
+        """An event that `stop` sets for this session's request, registered while the answer runs."""
+        event, session = threading.Event(), getattr(request, "session_hash", None) or ""
+        with self._stops_lock:
+            self._stops.setdefault(session, set()).add(event)
+        try:
+            yield event
+        finally:
+            with self._stops_lock:
+                running = self._stops.get(session, set())
+                running.discard(event)
+                if not running:
+                    self._stops.pop(session, None)
+
+    def stop(self, request: gr.Request | None = None) -> None:
+        """Stop the session's answers under way (Stop, New chat): Gradio cancels the event at its next step, and
+        a step that yields nothing meanwhile (the 1.5B's translation) ends at its next token instead of running
+        on for seconds, so the next question is taken at once."""
+        session = getattr(request, "session_hash", None) or ""
+        with self._stops_lock:
+            running = list(self._stops.get(session, ()))
+        for event in running:
+            event.set()
 
     def _final(self, answer: Answer, turn: int, records: dict) -> tuple[dict, str, dict]:
         numbers = {p.n for p in answer.passages}
@@ -149,18 +187,20 @@ class ChatApp:
         }
         return message, render.sources_html(answer, turn), {**records, turn: record}
 
-    @staticmethod
-    def take_question(question: str) -> tuple[str, str]:
-        """Move the typed question out of the input box, which clears at once."""
+    def take_question(self, question: str, request: gr.Request | None = None) -> tuple[str, str]:
+        """Move the typed question out of the input box, which clears at once. An answer of this chat still under
+        way is stopped: the new question takes over (two answers streaming into one chat would overwrite each
+        other)."""
+        self.stop(request)
         return "", question
 
-    @staticmethod
-    def pick_example(evt: gr.SelectData) -> tuple[str, str]:
+    def pick_example(self, evt: gr.SelectData, request: gr.Request | None = None) -> tuple[str, str]:
+        self.stop(request)
         value = evt.value
         return "", value.get("text", "") if isinstance(value, dict) else str(value)
 
-    @staticmethod
-    def new_chat() -> tuple[list, dict, str]:
+    def new_chat(self, request: gr.Request | None = None) -> tuple[list, dict, str]:
+        self.stop(request)
         return [], {}, render.sources_placeholder()
 
     def like(self, records: dict | None, data: gr.LikeData) -> None:

@@ -1,4 +1,5 @@
-"""Shared set-up for tests that need the real local model: assemble the packaged GGUF once per session."""
+"""Shared set-up for tests that need the real local models: the packaged GGUFs, assembled once into the folder the
+test servers link them from (tests/servers.py, SHARED_MODELS), never into the project's .qa/."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import pytest
 
 from index.settings import Settings
 from qa.model_file import ensure_model_file
+from tests.servers import SHARED_MODELS
 
 
 @pytest.fixture(scope="session")
-def packaged_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model, assembled from its part packages into a session temp dir (never the project's .qa/)."""
-    data_dir = tmp_path_factory.mktemp("llm-data")
-    return ensure_model_file(Settings(_env_file=None, data_dir=data_dir))
+def packaged_model_path() -> Path:
+    """The default model, assembled from its part packages (checked against its sha256)."""
+    return ensure_model_file(Settings(_env_file=None, data_dir=SHARED_MODELS))
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +29,7 @@ def local_chat_model(packaged_model_path: Path):
 
 
 @pytest.fixture(scope="session")
-def packaged_check_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The answer check's model (the packaged 1.5B), assembled once per session into a temp dir."""
-    data_dir = tmp_path_factory.mktemp("check-data")
-    settings = Settings(_env_file=None, data_dir=data_dir)
+def packaged_check_model_path() -> Path:
+    """The answer check's model (the packaged 1.5B), assembled the same way."""
+    settings = Settings(_env_file=None, data_dir=SHARED_MODELS)
     return ensure_model_file(settings, settings.verify_model)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from qa.pipeline import Parts, answer, clean_rewrite
 from qa.read import READER_SYSTEM
 from qa.text import sentence_spans
-from qa.types import Passage
+from qa.types import Passage, Stopped
 from tests.qa.fakes import bow_embed
 
 DOC = (
@@ -144,8 +145,9 @@ class Translator:
     def __init__(self, *replies):
         self.replies, self.asked = list(replies), []
 
-    def __call__(self, question, lang, names):
+    def __call__(self, question, lang, names, stop=None):
         self.asked.append((question, lang, list(names)))
+        self.stop = stop
         return self.replies[min(len(self.asked), len(self.replies)) - 1]
 
 
@@ -158,6 +160,24 @@ def test_a_question_in_another_language_is_translated_on_its_own_then_again_with
     assert retrieve.queries == ["Who chaired the talks?", "Who co-chaired the dialogue?"]
     assert a.rewritten_question == "Who co-chaired the dialogue?"
     assert a.answer == "Ishaq Dar and Wang Yi [1]" and a.timings_ms["translate"] >= 0
+
+
+def test_a_stop_during_the_translation_ends_the_answer_before_its_next_step():
+    import threading
+
+    stop = threading.Event()
+
+    class StoppedMeanwhile(Translator):  # the person presses Stop while the model translates
+        def __call__(self, question, lang, names, stop=None):
+            stop.set()
+            return super().__call__(question, lang, names, stop)
+
+    translator, retrieve = StoppedMeanwhile("Who chaired the talks?"), Recorder()
+    parts = Parts(retrieve=retrieve, embed=bow_embed, llm=_reader(), translate=translator)
+    with pytest.raises(Stopped):
+        next(answer(parts, "谁主持了对话？", (), stop))
+    assert translator.stop is stop  # the model was given it, to stop writing at its next token
+    assert len(translator.asked) == 1 and retrieve.queries == []  # no second translation, no search
 
 
 def test_a_translation_that_points_back_is_then_read_with_the_conversation():

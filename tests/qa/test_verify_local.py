@@ -64,3 +64,24 @@ def test_a_missing_model_turns_the_check_off_with_a_reason(tmp_path):
 def test_the_checks_model_translates_a_question_into_english(check, question, lang):
     english = check.translate(question, lang).lower()
     assert "capital" in english and "china" in english
+
+
+def test_a_translation_given_a_stop_streams_the_same_words_and_ends_at_the_next_token_once_stopped(check):
+    import threading
+
+    from qa.types import Stopped
+
+    question = "中国的首都是哪个城市？"
+    assert check.translate(question, "zh", (), threading.Event()) == check.translate(question, "zh")
+
+    class StopAfterTwoTokens(threading.Event):  # the person presses Stop while the model is writing
+        looks = 0
+
+        def is_set(self) -> bool:
+            self.looks += 1
+            return self.looks >= 2
+
+    stop = StopAfterTwoTokens()
+    with pytest.raises(Stopped):
+        check.translate(question, "zh", (), stop)
+    assert stop.looks == 3  # one look a token until it was set, then none from llama.cpp: one more, ours, to raise

@@ -60,10 +60,12 @@ class FakeService:
         self.abstain = abstain
         self.fail = fail
         self.calls: list[tuple[str, list]] = []
+        self.stops: list = []  # the stop event each answer was given
         self.rebuilds = 0
 
-    def stream(self, question, history=None):
+    def stream(self, question, history=None, stop=None):
         self.calls.append((question, list(history or [])))
+        self.stops.append(stop)
         if not (question or "").strip():
             raise QAError("Please type a question.")
         if self.fail:

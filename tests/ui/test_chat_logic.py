@@ -35,6 +35,41 @@ def test_answer_streams_then_links_markers_and_shows_sources(settings):
     assert records[1]["complete"] and records[1]["citations"][0]["n"] == 2
 
 
+def test_stop_and_new_chat_stop_the_sessions_own_answer_under_way(settings):
+    from types import SimpleNamespace
+
+    service = FakeService(settings)
+    app = ChatApp(service)
+    mine, other = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="other")
+    answering = [app.respond("Who co-chaired the dialogue?", [], {}, request) for request in (mine, other)]
+    for steps in answering:
+        next(steps), next(steps)  # under way: the service is streaming
+    my_stop, other_stop = service.stops
+    app.stop(other)
+    assert other_stop.is_set() and not my_stop.is_set()
+    app.new_chat(mine)
+    assert my_stop.is_set()
+    for steps in answering:
+        assert list(steps) == []  # a stopped answer sends nothing more to the page
+    assert app._stops == {}  # nothing left registered once the answers ended
+    run(app, "Who co-chaired the dialogue?")
+    assert not service.stops[-1].is_set()  # a new answer starts unstopped
+
+
+def test_a_new_question_takes_over_from_the_answer_under_way_in_the_same_chat(settings):
+    from types import SimpleNamespace
+
+    service = FakeService(settings)
+    app = ChatApp(service)
+    mine = SimpleNamespace(session_hash="mine")
+    steps = app.respond("Who co-chaired the dialogue?", [], {}, mine)
+    next(steps), next(steps)
+    assert app.take_question("When?", mine) == ("", "When?")
+    assert service.stops[0].is_set() and list(steps) == []  # it would overwrite the new answer's chat
+    steps = app.respond("When?", [], {}, mine)
+    assert list(steps)[-1][2][1]["complete"]  # the new one runs to its end
+
+
 def test_follow_up_gets_raw_history_of_completed_turns(settings):
     service = FakeService(settings)
     app = ChatApp(service)
