@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
@@ -162,8 +163,7 @@ def rewrite(parts: Parts, turn: Turn) -> str | None:
             return text
     elif not history or is_self_contained(text):
         return None
-    msg = parts.llm.invoke(prompts.rewrite_messages(text, history), max_tokens=48)
-    rewritten = clean_rewrite(str(msg.content), text, history)
+    rewritten = clean_rewrite(written(parts, turn, prompts.rewrite_messages(text, history)), text, history)
     turn.standalone = rewritten != _fallback(text, history)
     return rewritten
 
@@ -178,7 +178,7 @@ def translate(parts: Parts, turn: Turn) -> str | None:
     reply = parts.translate(q.text, q.lang, (), stop=turn.stop) if parts.translate else None
     turn.go_on()
     if reply is None:
-        english = _english(str(parts.llm.invoke(prompts.translate_messages(q.text, q.lang), max_tokens=48).content), q)
+        english = _english(written(parts, turn, prompts.translate_messages(q.text, q.lang)), q)
     elif (english := _english(reply, q)) is not None:
         titles = [title_for_prompt(p.title) for p in parts.retrieve(english, TITLES_FROM)]
         names = list(dict.fromkeys(t for t in titles if t))
@@ -190,6 +190,20 @@ def translate(parts: Parts, turn: Turn) -> str | None:
 
 
 TITLES_FROM = 8  # passages whose document titles the second translation sees
+
+
+def written(parts: Parts, turn: Turn, messages: list[tuple[str, str]], max_tokens: int = 48) -> str:
+    """The answering model's reply. When the answer can be stopped (the page), the reply is streamed, so that a
+    stop ends the model's writing at its next token (Stopped is raised); otherwise one request."""
+    if turn.stop is None:
+        return str(parts.llm.invoke(messages, max_tokens=max_tokens).content)
+    reply = []
+    with closing(parts.llm.stream(messages, max_tokens=max_tokens)) as chunks:  # closing it cancels the request
+        for chunk in chunks:
+            turn.go_on()
+            reply.append(str(chunk.content))
+    turn.go_on()
+    return "".join(reply)
 
 
 def _english(reply: str, q: Question) -> str | None:

@@ -180,6 +180,33 @@ def test_a_stop_during_the_translation_ends_the_answer_before_its_next_step():
     assert len(translator.asked) == 1 and retrieve.queries == []  # no second translation, no search
 
 
+def test_a_stop_while_the_answering_model_rewrites_a_follow_up_ends_its_stream_at_the_next_token():
+    import threading
+
+    pressed, ended = threading.Event(), []
+
+    class StoppedMeanwhile(Reader):  # the person presses Stop after the model's first word
+        def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+            n = -1
+            try:
+                for n, chunk in enumerate(super()._stream(messages, stop, run_manager, **kwargs)):
+                    if n == 1:
+                        pressed.set()
+                    yield chunk
+            finally:
+                ended.append(n)
+
+    llm = StoppedMeanwhile(messages=iter([AIMessage("When did Dar visit China and why?")]), seen=[])
+    history = [{"role": "user", "content": "Who visited China?"}, {"role": "assistant", "content": "Dar [1]"}]
+    retrieve = Recorder()
+    parts = Parts(retrieve=retrieve, embed=bow_embed, llm=llm, grammar=False)
+    with pytest.raises(Stopped):
+        next(answer(parts, "When did he go?", history, pressed))
+    assert ended == [1] and retrieve.queries == []  # closed after the chunk it was stopped at; nothing searched
+    plain = Parts(retrieve=Recorder(), embed=bow_embed, llm=_reader("When did Dar visit China?", "1: January 3"))
+    assert next(answer(plain, "When did he go?", history)).kind == "passages"  # no stop: one request, as before
+
+
 def test_a_translation_that_points_back_is_then_read_with_the_conversation():
     history = [{"role": "user", "content": "Who visited China?"}, {"role": "assistant", "content": "Dar [1]"}]
     llm = _reader("When did Dar visit China?", "1: from January 3 to January 5")
