@@ -3,8 +3,7 @@
     python -m bench.make_squad_eval [--seed 2026]
 
 SQuAD v1.1 *train* articles (Rajpurkar et al., 2016, CC BY-SA 4.0), none of those the other benchmarks sample
-(seed 0 of `bench retrieval` and `bench ingest`; seeds 7 and 11, which earlier answer rules were checked on), so no
-answer rule was written from them:
+(`bench retrieval`/`ingest` seed 0, `bench heldout` seeds 7 and 11), so no answer rule was written from them:
 - 42 articles are indexed together (their first paragraphs, up to `MAX_CHARS` each): the real multi-document case,
   passages mode. Each gives `PER_ARTICLE` of its questions, all answerable from the indexed text.
 - 25 more articles are *not* indexed; `OOC_PER_ARTICLE` questions of each are out-of-corpus: the right reply is
