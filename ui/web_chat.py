@@ -166,9 +166,9 @@ class ChatApp:
                     self._stops.pop(session, None)
 
     def stop(self, request: gr.Request | None = None) -> None:
-        """Stop the session's answers under way (Stop, New chat, a new question): Gradio cancels the event at its next step, and
-        a step that yields nothing meanwhile (the 1.5B's translation) ends at its next token instead of running
-        on for seconds, so the next question is taken at once."""
+        """Stop the session's answers under way (Stop, New chat, a new question): Gradio cancels the event at its
+        next step, and a step that yields nothing meanwhile (the 1.5B's translation) ends at its next token instead
+        of running on for seconds, so the next question is taken at once."""
         session = getattr(request, "session_hash", None) or ""
         with self._stops_lock:
             running = list(self._stops.get(session, ()))
