@@ -129,11 +129,12 @@ def run(settings: Settings, http_port: int | None = None, host: str = "127.0.0.1
     """Serve until stdin closes (stdio) or until interrupted (--http). The models load in the background."""
     from qa.service import QAService
     from ui.openai_api import check_api_key
-    from ui.web import check_host
+    from ui.web import check_host, check_port
 
     if http_port is not None:
         check_host(host, allow_remote, no_auth=True)  # no page here: the API key is the login
         check_api_key(settings, allow_remote)
+        check_port(host, http_port)  # before the models start loading
     service = QAService(settings)
 
     def warm_up() -> None:
