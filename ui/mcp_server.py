@@ -134,7 +134,7 @@ def run(settings: Settings, http_port: int | None = None, host: str = "127.0.0.1
     if http_port is not None:
         check_host(host, allow_remote, no_auth=True)  # no page here: the API key is the login
         check_api_key(settings, allow_remote)
-        check_port(host, http_port)  # before the models start loading
+        check_port(host, http_port, "Pass another port to --http.")  # before the models start loading
     service = QAService(settings)
 
     def warm_up() -> None:

@@ -216,9 +216,9 @@ def check_host(host: str, allow_remote: bool, auth: str | None = None, no_auth: 
         )
 
 
-def check_port(host: str, port: int) -> None:
-    """Raise OSError (with what to do) when host:port cannot be bound, before anything loads: a failed start
-    must not leave the model loading in another thread while the process exits."""
+def check_port(host: str, port: int, instead: str = "Pass --port N or set QA_PORT to use another port.") -> None:
+    """Raise OSError (with what to do `instead`) when host:port cannot be bound, before anything loads: a failed
+    start must not leave the model loading in another thread while the process exits."""
     import errno
     import socket
 
@@ -233,9 +233,7 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise OSError(
-                exc.errno,
-                f"Cannot listen on {host}:{port}: {exc.strerror or exc} (another qa serve?). "
-                "Pass --port N or set QA_PORT to use another port.",
+                exc.errno, f"Cannot listen on {host}:{port}: {exc.strerror or exc} (another server?). {instead}"
             ) from exc
 
 

@@ -179,3 +179,4 @@ def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
         assert not (tmp_path / "store").exists()  # refused before anything was opened or loaded
         r = qa("mcp", "--http", str(port), "--llm", "extractive", "--seeds", str(seeds), "--store", str(blocker))
         assert r.returncode == 1 and f"Cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr[-2000:]
+        assert "--http" in r.stderr and "Traceback" not in r.stderr
