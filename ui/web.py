@@ -176,8 +176,6 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
             )
         )
         stop.click(app.stop, None, None, cancels=answering, **private)
-        for trigger in (question.submit, send.click, chat.example_select):  # a new question takes over (the
-            trigger(None, None, None, cancels=answering, **private)  # page drops the stopped answer's last output)
         new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.like(app.like, [records], None, api_visibility="private")  # queued: gr.Info needs the queue

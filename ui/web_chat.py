@@ -30,6 +30,9 @@ from ui.gate import AnswerGate
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 100  # answers remembered per session (for votes and history); older ones are dropped
+# What a stopped answer sends last: Gradio shows an event's last output again when it ends, which would put this
+# answer's chat back over the chat of the question that took over.
+UNCHANGED = (gr.skip(), gr.skip(), gr.skip())
 UNEXPECTED = "Something went wrong while answering. The details are in the server log; please try again."
 NO_INDEX = "Nothing is indexed yet: press Rebuild index (or Add documents) and ask again."
 _PATH = re.compile(r"file://[^\s'\"<>]*|(?<![\w.:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
@@ -104,8 +107,11 @@ class ChatApp:
         """Stream one answer: the bubble fills token by token, the sources panel shows the retrieved passages,
         then the checked answer replaces the raw text and the panel shows what it cites. `stop` for the same
         session (`request`) ends it, a translation under way included."""
-        chat, records = list(chat or []), dict(records or {})
         question = question or ""
+        if not question.strip() and self._under_way(request):  # Enter or Send again while answering
+            yield UNCHANGED
+            return
+        chat, records = list(chat or []), dict(records or {})
         history = self.history(records)
         if question.strip():
             chat.append({"role": "user", "content": render.question_html(question)})
@@ -129,7 +135,8 @@ class ChatApp:
                 closing(self.service.stream(question, history, stop)) as events,
             ):
                 for event in events:
-                    if stop.is_set():  # stopped, or a newer question of this chat took over: no more output
+                    if stop.is_set():  # stopped, or a newer question of this chat took over
+                        yield UNCHANGED
                         return
                     if event.kind == "passages":
                         sources = render.retrieved_html(event.passages or [], turn)
@@ -142,8 +149,8 @@ class ChatApp:
                         yield [*chat], sources, records
                         return
                     yield [*chat], sources, records
-        except Stopped:  # by Stop (the page drops this event's output) or by a newer question: nothing to show
-            return
+        except Stopped:  # by Stop (the page drops this event's output) or by a newer question
+            yield UNCHANGED
         except Exception as exc:  # noqa: BLE001 - every failure becomes a chat message
             message = _message(exc)
             chat[turn] = {"role": "assistant", "content": render.text_html(message)}
@@ -164,6 +171,10 @@ class ChatApp:
                 running.discard(event)
                 if not running:
                     self._stops.pop(session, None)
+
+    def _under_way(self, request: gr.Request | None) -> bool:
+        with self._stops_lock:
+            return bool(self._stops.get(getattr(request, "session_hash", None) or ""))
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Stop the session's answers under way (Stop, New chat, a new question): Gradio cancels the event at its
@@ -190,8 +201,9 @@ class ChatApp:
     def take_question(self, question: str, request: gr.Request | None = None) -> tuple[str, str]:
         """Move the typed question out of the input box, which clears at once. An answer of this chat still under
         way is stopped: the new question takes over (two answers streaming into one chat would overwrite each
-        other)."""
-        self.stop(request)
+        other); a blank one changes nothing."""
+        if question.strip():
+            self.stop(request)
         return "", question
 
     def pick_example(self, evt: gr.SelectData, request: gr.Request | None = None) -> tuple[str, str]:

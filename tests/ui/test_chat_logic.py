@@ -13,6 +13,7 @@ from qa.feedback import read_feedback
 from qa.types import QAError
 from tests.ui.fake_service import FakeService
 from ui.web import UNEXPECTED, ChatApp, build_app, check_host
+from ui.web_chat import UNCHANGED
 
 
 def run(app: ChatApp, question: str, chat=None, records=None) -> list[tuple]:
@@ -50,7 +51,7 @@ def test_stop_and_new_chat_stop_the_sessions_own_answer_under_way(settings):
     app.new_chat(mine)
     assert my_stop.is_set()
     for steps in answering:
-        assert list(steps) == []  # a stopped answer sends nothing more to the page
+        assert list(steps) == [UNCHANGED]  # a stopped answer changes nothing more on the page
     assert app._stops == {}  # nothing left registered once the answers ended
     run(app, "Who co-chaired the dialogue?")
     assert not service.stops[-1].is_set()  # a new answer starts unstopped
@@ -64,10 +65,13 @@ def test_a_new_question_takes_over_from_the_answer_under_way_in_the_same_chat(se
     mine = SimpleNamespace(session_hash="mine")
     steps = app.respond("Who co-chaired the dialogue?", [], {}, mine)
     next(steps), next(steps)
+    assert app.take_question("   ", mine) == ("", "   ") and not service.stops[0].is_set()  # Enter again
+    assert list(app.respond("   ", [], {}, mine)) == [UNCHANGED]  # no "Please type a question." in between
     assert app.take_question("When?", mine) == ("", "When?")
-    assert service.stops[0].is_set() and list(steps) == []  # it would overwrite the new answer's chat
+    assert service.stops[0].is_set() and list(steps) == [UNCHANGED]  # it would overwrite the new answer's chat
     steps = app.respond("When?", [], {}, mine)
     assert list(steps)[-1][2][1]["complete"]  # the new one runs to its end
+    assert run(app, "   ")[-1][0][-1]["content"] == "Please type a question."  # when nothing is under way
 
 
 def test_follow_up_gets_raw_history_of_completed_turns(settings):
