@@ -175,7 +175,7 @@ def build_app(service: QAService, gate: AnswerGate | None = None) -> gr.Blocks:
                 **answer_limit,
             )
         )
-        stop.click(app.stop, None, None, cancels=answering, **private)
+        stop.click(app.stop_button, [chat], [chat], cancels=answering, **private)
         new_chat.click(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.clear(app.new_chat, None, [chat, records, sources], cancels=answering, **private)
         chat.like(app.like, [records], None, api_visibility="private")  # queued: gr.Info needs the queue

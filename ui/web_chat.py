@@ -111,7 +111,7 @@ class ChatApp:
         if not question.strip() and self._under_way(request):  # Enter or Send again while answering
             yield UNCHANGED
             return
-        chat, records = list(chat or []), dict(records or {})
+        chat, records = render.stopped(chat), dict(records or {})  # an answer this one took over stays as it was
         history = self.history(records)
         if question.strip():
             chat.append({"role": "user", "content": render.question_html(question)})
@@ -171,6 +171,11 @@ class ChatApp:
                 running.discard(event)
                 if not running:
                     self._stops.pop(session, None)
+
+    def stop_button(self, chat: list | None, request: gr.Request | None = None) -> list:
+        """Stop: the answer under way ends (`stop`) and its bubble says it was stopped."""
+        self.stop(request)
+        return render.stopped(chat)
 
     def _under_way(self, request: gr.Request | None) -> bool:
         with self._stops_lock:

@@ -46,9 +46,36 @@ def answer_html(text: str, turn: int, numbers: set[int]) -> str:
     return _MARKER.sub(link, escape(text))
 
 
+_CURSOR = '<span class="qa-cursor">▍</span>'
+_STOPPED = '<span class="qa-note">(stopped)</span>'
+
+
 def streaming_html(text: str) -> str:
     """The model's raw text while it is still writing (markers become links once the answer is checked)."""
-    return escape(text) + '<span class="qa-cursor">▍</span>'
+    return escape(text) + _CURSOR
+
+
+def stopped(chat: list | None) -> list:
+    """The chat with each answer left unfinished (Stop, or a new question taking over) marked as stopped instead
+    of showing the writing cursor for good. A message's content is HTML text, or (as the page sends the chat
+    back) a list of text parts.
+
+    >>> stopped([{"role": "assistant", "content": streaming_html("Ishaq")}])[0]["content"]
+    'Ishaq<span class="qa-note">(stopped)</span>'
+    >>> stopped([{"role": "assistant", "content": [{"text": streaming_html(""), "type": "text"}]}])[0]["content"]
+    [{'text': '<span class="qa-note">(stopped)</span>', 'type': 'text'}]
+    """
+    return [
+        {**m, "content": _stopped(m["content"])} if isinstance(m, dict) and "content" in m else m for m in chat or []
+    ]
+
+
+def _stopped(content):
+    if isinstance(content, str):
+        return content[: -len(_CURSOR)] + _STOPPED if content.endswith(_CURSOR) else content
+    if isinstance(content, list) and content and isinstance(content[-1], dict) and "text" in content[-1]:
+        return [*content[:-1], {**content[-1], "text": _stopped(content[-1]["text"])}]
+    return content
 
 
 def highlight_spans(passage: Passage, citations: list[Citation]) -> list[tuple[int, int]]:

@@ -142,8 +142,9 @@ def test_stop_ends_a_generation_and_the_next_question_is_taken_at_once(page):
     ask(page, "双方同意加快哪个港口的建设？")
     page.wait_for_timeout(300)
     page.click("#qa-stop")
-    page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelector('#qa-chat [data-testid=bot]').innerText.includes('(stopped)')")
     stopped = page.locator("#qa-chat [data-testid=bot]").last.inner_text()
+    assert stopped.strip() == "(stopped)" and page.locator("#qa-chat .qa-cursor").count() == 0
     # Sent once, right away (when the translation could not be stopped, a question sent in the seconds it ran
     # on got no answer): the page answers it.
     ask(page, "Who co-chaired the dialogue?")
@@ -164,6 +165,7 @@ def test_a_question_sent_while_another_is_under_way_takes_over(page):
         page.wait_for_timeout(500)
         assert page.evaluate(LAST_BOT) == answered, "the first answer's output overwrote the chat"
         assert page.locator("#qa-chat [data-testid=bot]").count() == 2
+    assert page.locator("#qa-chat [data-testid=bot]").first.inner_text().strip() == "(stopped)"
 
 
 def test_enter_again_on_an_empty_box_leaves_the_answer_under_way_alone(page):

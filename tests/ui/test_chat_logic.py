@@ -57,6 +57,24 @@ def test_stop_and_new_chat_stop_the_sessions_own_answer_under_way(settings):
     assert not service.stops[-1].is_set()  # a new answer starts unstopped
 
 
+def test_an_answer_left_unfinished_says_it_was_stopped_instead_of_keeping_its_cursor(settings):
+    from types import SimpleNamespace
+
+    service = FakeService(settings)
+    app = ChatApp(service)
+    mine = SimpleNamespace(session_hash="mine")
+    steps = app.respond("Who co-chaired the dialogue?", [], {}, mine)
+    for _ in range(3):
+        chat, _, records = next(steps)
+    assert chat[-1]["content"].endswith('<span class="qa-cursor">▍</span>')
+    shown = app.stop_button(chat, mine)
+    assert service.stops[0].is_set() and list(steps) == [UNCHANGED]
+    assert shown[-1]["content"] == 'It <span class="qa-note">(stopped)</span>' and shown[0] == chat[0]
+    # a new question sent while it was still writing (the page's chat has the cursor): marked in the new chat
+    chat, _, _ = run(app, "When?", chat, records)[-1]
+    assert chat[1]["content"].endswith("(stopped)</span>") and "qa-cursor" not in chat[1]["content"]
+
+
 def test_a_new_question_takes_over_from_the_answer_under_way_in_the_same_chat(settings):
     from types import SimpleNamespace
 
