@@ -295,7 +295,7 @@ class LocalChatModel(BaseChatModel, ServerOptions):
             raise item
         raise_for_error(item)
         choice = (item.get("choices") or [{}])[0]
-        text = (choice.get("delta") or {}).get("content") or ""
+        text = delta_text(item)
         finish = choice.get("finish_reason")
         if finish is None and "timings" not in item:
             return ChatGenerationChunk(message=AIMessageChunk(content=text)) if text else None
@@ -307,6 +307,11 @@ class LocalChatModel(BaseChatModel, ServerOptions):
                 chunk_position="last",
             )
         )
+
+
+def delta_text(chunk: dict) -> str:
+    """The text a streamed chunk adds ("" for one that carries none, such as the closing timings)."""
+    return ((chunk.get("choices") or [{}])[0].get("delta") or {}).get("content") or ""
 
 
 def raise_for_error(response: dict) -> None:
@@ -383,6 +388,7 @@ __all__ = [
     "LocalServer",
     "ServerConfig",
     "ServerOptions",
+    "delta_text",
     "get_chat_model",
     "local_server",
     "raise_for_error",

@@ -90,7 +90,8 @@ class QAError(Exception):
 
 
 class Stopped(QAError):
-    """The person stopped the answer (Stop, a new chat) while a model step was running; that step ended early."""
+    """The person stopped the answer (Stop, New chat, a new question) while a model step was running; that step
+    ended early."""
 
     def __init__(self) -> None:
         super().__init__("Stopped.")

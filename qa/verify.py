@@ -134,7 +134,7 @@ class Verifier:
     def _written(self, request: dict, stop: threading.Event) -> str | None:
         """The reply's text, streamed so that llama.cpp ends the request at the next token once `stop` is set
         (Stopped is raised then); None when the model is unavailable."""
-        from qa.llm import raise_for_error
+        from qa.llm import delta_text, raise_for_error
         from qa.types import Stopped
 
         server = self.server()
@@ -151,7 +151,7 @@ class Verifier:
             raise Stopped()
         for chunk in chunks:
             raise_for_error(chunk)
-        return "".join(((c.get("choices") or [{}])[0].get("delta") or {}).get("content") or "" for c in chunks)
+        return "".join(delta_text(c) for c in chunks)
 
 
 __all__ = ["VERIFY_SYSTEM", "Verifier", "p_none", "verify_messages"]

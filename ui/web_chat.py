@@ -67,6 +67,11 @@ def _message(exc: Exception) -> str:
     return UNEXPECTED
 
 
+def _session(request: gr.Request | None) -> str:
+    """The browser tab's session a page event comes from ("" without one: tests, direct calls)."""
+    return getattr(request, "session_hash", None) or ""
+
+
 def _bounded(records: dict) -> dict:
     """The session's records without the oldest, so that one more fits within MAX_RECORDS."""
     if len(records) < MAX_RECORDS:
@@ -136,8 +141,7 @@ class ChatApp:
             ):
                 for event in events:
                     if stop.is_set():  # stopped, or a newer question of this chat took over
-                        yield UNCHANGED
-                        return
+                        raise Stopped()
                     if event.kind == "passages":
                         sources = render.retrieved_html(event.passages or [], turn)
                     elif event.kind == "token":
@@ -160,7 +164,7 @@ class ChatApp:
     @contextmanager
     def _stoppable(self, request: gr.Request | None) -> Iterator[threading.Event]:
         """An event that `stop` sets for this session's request, registered while the answer runs."""
-        event, session = threading.Event(), getattr(request, "session_hash", None) or ""
+        event, session = threading.Event(), _session(request)
         with self._stops_lock:
             self._stops.setdefault(session, set()).add(event)
         try:
@@ -179,15 +183,14 @@ class ChatApp:
 
     def _under_way(self, request: gr.Request | None) -> bool:
         with self._stops_lock:
-            return bool(self._stops.get(getattr(request, "session_hash", None) or ""))
+            return bool(self._stops.get(_session(request)))
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Stop the session's answers under way (Stop, New chat, a new question): Gradio cancels the event at its
         next step, and a step that yields nothing meanwhile (the 1.5B's translation) ends at its next token instead
         of running on for seconds, so the next question is taken at once."""
-        session = getattr(request, "session_hash", None) or ""
         with self._stops_lock:
-            running = list(self._stops.get(session, ()))
+            running = list(self._stops.get(_session(request), ()))
         for event in running:
             event.set()
 
