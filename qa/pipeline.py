@@ -193,7 +193,7 @@ TITLES_FROM = 8  # passages whose document titles the second translation sees
 
 
 def written(parts: Parts, turn: Turn, messages: list[tuple[str, str]], max_tokens: int = 48) -> str:
-    """The answering model's reply. When the answer can be stopped (the page), the reply is streamed, so that a
+    """The answering model's reply. When the answer can be stopped (the page, the API), the reply is streamed, so a
     stop ends the model's writing at its next token (Stopped is raised); otherwise one request."""
     if turn.stop is None:
         return str(parts.llm.invoke(messages, max_tokens=max_tokens).content)

@@ -250,16 +250,16 @@ class QAService:
         self, question: str, history: Sequence | None = None, stop: threading.Event | None = None
     ) -> Iterator[StreamEvent]:
         """Events as they happen: passages, the reader's words, then the final Answer. Closing the iterator
-        early (Ctrl-C, a closed connection) stops the generation; so does setting `stop` (the page's Stop), which
+        early (Ctrl-C) stops the generation; so does setting `stop` (the page's Stop, a client that went away), which
         also ends a step that yields nothing while it runs (a translation) and raises Stopped."""
         from qa.pipeline import answer
 
         q = clean_question(question, self.settings.max_query_chars)  # raised at the first event, like any error
         yield from answer(self.pipeline_parts(), q, clean_history(history), stop)
 
-    def ask(self, question: str, history: Sequence | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence | None = None, stop: threading.Event | None = None) -> Answer:
         answer = None
-        for event in self.stream(question, history):
+        for event in self.stream(question, history, stop):
             if event.kind == "answer":
                 answer = event.answer
         assert answer is not None

@@ -1,7 +1,9 @@
 """One limit on concurrent answers, shared by the page (Gradio worker threads) and the HTTP API (the event
 loop): at most `limit` answers run at once, whoever asks, first come first served.
 
-Threads wait on an Event; coroutines wait on a Future, so a waiting API request holds no thread.
+Threads wait on an Event; coroutines wait on a Future, so a waiting API request holds no thread. An API request
+whose client goes away while its answer runs stops that answer (`until_gone`), so the slot is free again at the
+model's next token, not after seconds of work nobody will read.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import asyncio
 import threading
 from collections import deque
 from contextlib import asynccontextmanager, contextmanager
+
+import anyio
+from starlette.requests import Request
 
 
 class AnswerGate:
@@ -99,4 +104,33 @@ def _wake(future: asyncio.Future) -> None:
         future.set_result(None)
 
 
-__all__ = ["AnswerGate"]
+async def until_gone(request: Request, stop: threading.Event, fn, *args):
+    """fn(*args) in a worker thread, the event loop meanwhile checking that the client is still there: once it
+    has gone, `stop` is set, so the answer ends at the model's next token or the next step (Stopped is raised)
+    instead of holding its slot for seconds of translation nobody will read."""
+    result, error = None, None
+    async with anyio.create_task_group() as watch:
+
+        async def check() -> None:
+            while not stop.is_set():
+                if await request.is_disconnected():
+                    stop.set()
+                    return
+                await anyio.sleep(DISCONNECT_POLL_S)
+
+        watch.start_soon(check)
+        try:
+            result = await anyio.to_thread.run_sync(fn, *args)
+        except Exception as exc:  # raised after the task group, as itself (not in an exception group)
+            error = exc
+        finally:
+            watch.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
+
+
+DISCONNECT_POLL_S = 0.2
+
+
+__all__ = ["DISCONNECT_POLL_S", "AnswerGate", "until_gone"]

@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,8 +38,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from index.types import IndexError_, IndexMissing
-from qa.types import Answer, QAError, StreamEvent
-from ui.gate import AnswerGate
+from qa.types import Answer, QAError, Stopped, StreamEvent
+from ui.gate import AnswerGate, until_gone
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,12 @@ def _pipeline_error(exc: BaseException) -> ApiError:
     )
 
 
+def _gone() -> Response:
+    """The reply to a request whose client went away while it was answered (nobody reads it: nginx's 499)."""
+    log.info("answer stopped: the client went away")
+    return Response(status_code=499)
+
+
 # --- the routes ------------------------------------------------------------------------------------------------
 class OpenAIApi:
     def __init__(self, service, gate: AnswerGate):
@@ -300,24 +307,30 @@ class OpenAIApi:
                 code="server_busy",
                 kind="rate_limit_error",
             ).response()
-        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        stop = threading.Event()  # set when the client goes away: its answer ends at the model's next token
         if not stream:
+            completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             async with self.gate.slot():
                 try:
-                    answer = await anyio.to_thread.run_sync(self.service.ask, question, history)
+                    answer = await until_gone(request, stop, self.service.ask, question, history, stop)
+                except Stopped:
+                    return _gone()
                 except Exception as exc:  # noqa: BLE001 - an error object, never a traceback
                     return _pipeline_error(exc).response()
             return JSONResponse(completion_json(answer, completion_id, created))
-        return await self._stream(question, history, completion_id, created)
+        return await self._stream(request, stop, question, history)
 
-    async def _stream(self, question: str, history: list[dict], completion_id: str, created: int) -> Response:
+    async def _stream(self, request: Request, stop: threading.Event, question: str, history: list[dict]) -> Response:
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         await self.gate.acquire_async()
-        events = self.service.stream(question, history)
+        events = self.service.stream(question, history, stop)
         try:  # the first event (or the error) before any header: a failure is still a plain error response
-            first = await anyio.to_thread.run_sync(next, events, None)
+            first = await until_gone(request, stop, next, events, None)
         except BaseException as exc:
             await anyio.to_thread.run_sync(events.close)
             self.gate.release()
+            if isinstance(exc, Stopped):
+                return _gone()
             if isinstance(exc, Exception):
                 return _pipeline_error(exc).response()
             raise
@@ -331,12 +344,15 @@ class OpenAIApi:
                         yield data
                     if event.kind == "answer":
                         break
-                    event = await anyio.to_thread.run_sync(next, events, None)
+                    event = await until_gone(request, stop, next, events, None)
                 yield b"data: [DONE]\n\n"
+            except Stopped:
+                _gone()
             except Exception as exc:  # noqa: BLE001 - after the headers, an error travels as an event
                 yield f"data: {json.dumps(_pipeline_error(exc).body())}\n\n".encode()
                 yield b"data: [DONE]\n\n"
             finally:  # also when the client went away: closing stops the generation
+                stop.set()
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(events.close)
                 self.gate.release()

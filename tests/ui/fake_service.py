@@ -84,8 +84,8 @@ class FakeService:
             ),
         )
 
-    def ask(self, question, history=None):
-        return [e for e in self.stream(question, history)][-1].answer
+    def ask(self, question, history=None, stop=None):
+        return [e for e in self.stream(question, history, stop)][-1].answer
 
     def status(self):
         return {

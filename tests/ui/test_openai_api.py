@@ -217,3 +217,35 @@ def test_local_model_streams_a_draft_then_the_checked_answer(live_server):
     assert draft.strip(), "the model's tokens should stream as the draft"
     assert ("Dar" in content or "Wang Yi" in content) and not extra["abstained"]
     assert extra["citations"] and all(f"[{c['n']}]" in content for c in extra["citations"])
+
+
+GONE = "answer stopped: the client went away"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_goes_away_stops_its_answer_and_frees_its_slot(live_server, stream):
+    """A question in another language is translated (seconds of the 1.5B) before its first byte is sent; the client
+    hangs up half a second in. The answer is stopped (the server says so), not run to its end, and the server
+    answers the next question as usual."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    url = urlparse(live_server.url)
+    body = json.dumps(
+        {"model": "grounded-qa", "stream": stream, "messages": [{"role": "user", "content": "谁共同主持了这次对话？"}]}
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    before = live_server.log.read_text().count(GONE)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        time.sleep(0.5)
+    deadline = time.monotonic() + ANSWER_SECONDS
+    while live_server.log.read_text().count(GONE) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert live_server.log.read_text().count(GONE) == before + 1, "the answer of a client that left should be stopped"
+    content, _, extra = stream_answer(live_server.url + "v1", [{"role": "user", "content": CO_CHAIRS}])
+    assert "Dar" in content and not extra["abstained"]
