@@ -116,7 +116,7 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
         **env_overrides,
     )
     if env.get("QA_LLM", "local") == "local" and "QA_LLM_MODEL_PATH" not in env:
-        _link_models(data / "models")
+        link_models(data / "models")
     port = free_port()
     with log.open("w") as out:
         proc = launch([sys.executable, "-c", SERVE, str(port), "watch" if watch else "no-watch"], env, out)
@@ -130,7 +130,7 @@ def start_server(root: Path, name: str, watch: bool = False, **env_overrides: st
     return Server(url, seeds, data, log, (user, password) if user else None), proc
 
 
-def _link_models(folder: Path) -> None:
+def link_models(folder: Path) -> None:
     """The default model files (SHARED_MODELS) in `folder`, hard-linked (same bytes and mtime, so their checksum
     record holds) or copied where a link cannot be made."""
     from index.settings import Settings

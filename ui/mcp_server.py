@@ -7,7 +7,8 @@ Tools, whose structured results are the public JSON objects:
 
 Over stdio by default (an assistant or editor starts `qa mcp` itself); `--http PORT` serves streamable HTTP at
 http://127.0.0.1:PORT/mcp instead, where QA_API_KEY, when set, is required as `Authorization: Bearer <key>`.
-Bad input (an empty or over-long question) is a tool error with a clear message, never a traceback.
+Bad input (an empty or over-long question) is a tool error with a clear message, never a traceback. A call the
+client cancels stops its answer at the model's next token (a translation or a follow-up's rewrite).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import secrets
 import threading
 from typing import Annotated, Any
 
+import anyio
 from pydantic import Field
 
 from index.settings import Settings
 from index.types import IndexError_, IndexMissing
 from qa.public import search_json
-from qa.types import QAError
+from qa.types import QAError, Stopped
 from ui.gate import AnswerGate
 
 log = logging.getLogger(__name__)
@@ -71,13 +73,25 @@ def build_server(service, gate: AnswerGate | None = None):
             raise _tool_error(exc) from None
 
     @server.tool(annotations=read_only)
-    def ask(question: Annotated[str, Field(description="A question about the documents.")]) -> dict[str, Any]:
+    async def ask(question: Annotated[str, Field(description="A question about the documents.")]) -> dict[str, Any]:
         """Answer a question from the indexed documents with cited passages, or abstain when they don't say.
         Returns the `qa ask --json` object: {"question", "answer", "abstained", "citations": [{"n", "source",
         "chunk_id", "start", "end", "quote"}], "passages": [...], "rewritten_question", "timings_ms"}."""
-        try:
+        stop = threading.Event()  # set when the client cancels: the answer ends at the model's next token
+
+        def answer() -> dict[str, Any]:
             with gate.hold():
-                return service.ask(question).to_json()
+                try:
+                    return service.ask(question, None, stop).to_json()
+                except Stopped:
+                    log.info("answer stopped: the client cancelled the call")
+                    raise
+
+        try:
+            return await anyio.to_thread.run_sync(answer, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            raise
         except Exception as exc:  # noqa: BLE001
             raise _tool_error(exc) from None
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx
@@ -167,3 +168,38 @@ def test_streamable_http_with_an_api_key(qa_env):
 def test_http_refuses_remote_without_an_api_key(qa_env):
     r = qa_cli(qa_env, "mcp", "--http", str(free_port()), "--host", "0.0.0.0", "--allow-remote")
     assert r.returncode == 2 and "QA_API_KEY" in r.stderr
+
+
+def test_a_cancelled_ask_stops_its_answer(qa_env, tmp_path):
+    """With the local models: a question in another language is translated (seconds of the 1.5B) before it is
+    searched; the client gives up after a second and cancels the call. The server stops that answer (its log says
+    so) and answers the next call as usual."""
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    from tests.servers import link_models
+
+    env = {**qa_env, "QA_LLM": "local", "PYTHONPATH": str(ROOT)}
+    link_models(Path(env["QA_DATA_DIR"]) / "models")
+    log = tmp_path / "mcp.log"
+    serve = "import logging, sys; logging.basicConfig(level=logging.INFO); sys.argv = ['qa', 'mcp']; "
+    serve += "from ui.cli import main; main()"
+    params = StdioServerParameters(command=sys.executable, args=["-c", serve], cwd=str(ROOT), env=env)
+    gone = "answer stopped: the client cancelled the call"
+
+    async def main():
+        with log.open("w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    with anyio.move_on_after(1.0) as scope:
+                        await session.call_tool("ask", {"question": "谁共同主持了这次对话？"})
+                    assert scope.cancelled_caught, "the call should still be running after a second"
+                    deadline = time.monotonic() + ANSWER_SECONDS
+                    while gone not in log.read_text() and time.monotonic() < deadline:
+                        await anyio.sleep(0.2)
+                    assert gone in log.read_text(), "the cancelled call's answer should be stopped"
+                    return await session.call_tool("ask", {"question": "Who co-chaired the dialogue?"})
+
+    result = run(main)
+    assert not result.is_error and "Dar" in result.structured_content["answer"]
