@@ -26,6 +26,7 @@ from ui.cli_common import (
     _user_errors,
     err,
     out,
+    server_log,
 )
 from ui.cli_index import eval_cmd, index_app
 
@@ -227,6 +228,7 @@ def serve(
     except ImportError:
         _fail("The chat UI is not available in this build.")
     settings = _settings(seeds, store, llm=llm)
+    server_log()
     try:
         serve_web(settings, host=host, port=port, allow_remote=allow_remote, no_auth=no_auth, watch=watch)
     except _user_errors() as exc:
@@ -260,6 +262,7 @@ def mcp(
         _fail("--llm must be local, openai or extractive.", 2)
     from ui.mcp_server import run
 
+    server_log()
     try:
         run(_settings(seeds, store, llm=llm), http_port=http, host=host, allow_remote=allow_remote)
     except ValueError as exc:

@@ -3,6 +3,7 @@ is printed. Light imports only (`qa --help` and `qa index status` never load tor
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -68,3 +69,17 @@ def _lines(arg: str):
         return
     for line in sys.stdin:
         yield line.rstrip("\r\n")
+
+
+def server_log() -> None:
+    """The project's own log lines on stderr, at INFO, with the time: what a server serves and where, rebuilds the
+    watcher postponed, answers stopped because their client went away. Other libraries' logs are left as they are.
+    For the long-running commands (`qa serve`, `qa mcp`) only."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    for name in ("index", "qa", "ui"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.setLevel(logging.INFO)
+            logger.addHandler(handler)
+            logger.propagate = False  # not twice where the caller logs too

@@ -180,3 +180,40 @@ def test_os_errors_and_a_busy_port_give_a_message_not_a_traceback(tmp_path):
         r = qa("mcp", "--http", str(port), "--llm", "extractive", "--seeds", str(seeds), "--store", str(blocker))
         assert r.returncode == 1 and f"Cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr[-2000:]
         assert "--http" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow  # starts `qa serve`
+def test_qa_serve_logs_what_it_serves_on_stderr(tmp_path):
+    """An operator sees the server's own log lines (here: what it serves, and where) without configuring logging."""
+    import time
+    import urllib.request
+
+    from tests.servers import free_port, stop_process
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("Some text.\n", encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(QA_DATA_DIR=str(tmp_path / "data"), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-m", "ui.cli", "serve", "--port", str(port), "--llm", "extractive", "--no-watch"]
+    command += ["--seeds", str(seeds), "--store", str(tmp_path / "store")]
+    log = tmp_path / "serve.log"
+    with log.open("w") as errors:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as up:
+                    assert up.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.3)
+    finally:
+        stop_process(proc)
+    line = next(ln for ln in log.read_text().splitlines() if "serving http://" in ln)
+    assert " INFO ui.web: serving http://127.0.0.1:" in line and "answers: extractive" in line, line

@@ -181,10 +181,8 @@ def test_a_cancelled_ask_stops_its_answer(qa_env, tmp_path):
 
     env = {**qa_env, "QA_LLM": "local", "PYTHONPATH": str(ROOT)}
     link_models(Path(env["QA_DATA_DIR"]) / "models")
-    log = tmp_path / "mcp.log"
-    serve = "import logging, sys; logging.basicConfig(level=logging.INFO); sys.argv = ['qa', 'mcp']; "
-    serve += "from ui.cli import main; main()"
-    params = StdioServerParameters(command=sys.executable, args=["-c", serve], cwd=str(ROOT), env=env)
+    log = tmp_path / "mcp.log"  # `qa mcp`'s stderr, where it logs, as an MCP client keeps it
+    params = StdioServerParameters(command=sys.executable, args=["-m", "ui.cli", "mcp"], cwd=str(ROOT), env=env)
     gone = "answer stopped: the client cancelled the call"
 
     async def main():
