@@ -307,9 +307,9 @@ class OpenAIApi:
                 code="server_busy",
                 kind="rate_limit_error",
             ).response()
+        ids = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())  # the completion's id and creation time
         stop = threading.Event()  # set when the client goes away: its answer ends at the model's next token
         if not stream:
-            completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             async with self.gate.slot():
                 try:
                     answer = await until_gone(request, stop, self.service.ask, question, history, stop)
@@ -317,11 +317,13 @@ class OpenAIApi:
                     return _gone()
                 except Exception as exc:  # noqa: BLE001 - an error object, never a traceback
                     return _pipeline_error(exc).response()
-            return JSONResponse(completion_json(answer, completion_id, created))
-        return await self._stream(request, stop, question, history)
+            return JSONResponse(completion_json(answer, *ids))
+        return await self._stream(request, stop, question, history, ids)
 
-    async def _stream(self, request: Request, stop: threading.Event, question: str, history: list[dict]) -> Response:
-        completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    async def _stream(
+        self, request: Request, stop: threading.Event, question: str, history: list[dict], ids: tuple[str, int]
+    ) -> Response:
+        completion_id, created = ids
         await self.gate.acquire_async()
         events = self.service.stream(question, history, stop)
         try:  # the first event (or the error) before any header: a failure is still a plain error response
@@ -347,7 +349,7 @@ class OpenAIApi:
                     event = await until_gone(request, stop, next, events, None)
                 yield b"data: [DONE]\n\n"
             except Stopped:
-                _gone()
+                _gone()  # logged; nobody is there to read a reply
             except Exception as exc:  # noqa: BLE001 - after the headers, an error travels as an event
                 yield f"data: {json.dumps(_pipeline_error(exc).body())}\n\n".encode()
                 yield b"data: [DONE]\n\n"
